@@ -1,0 +1,172 @@
+"""Validated settings shared by the widgets, presets, the CLI and model files.
+
+Every model forbids unknown keys and validates on assignment, so a typo in a preset or a
+widget bug is a clear error rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Method = Literal["n2v", "n2v2", "n2s", "n2same"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+METHOD_NAMES: dict[str, str] = {
+    "n2v": "Noise2Void",
+    "n2v2": "N2V2",
+    "n2s": "Noise2Self",
+    "n2same": "Noise2Same",
+}
+
+
+class StrictModel(BaseModel):
+    """Base for all settings: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NetworkConfig(StrictModel):
+    """The denoising network."""
+
+    arch: Literal["unet", "dncnn"] = Field("unet", description="Network family.")
+    depth: int = Field(2, ge=1, le=5, description="U-Net levels (number of poolings).")
+    base_filters: int = Field(32, ge=4, le=256, description="Filters at the top level.")
+    batch_norm: bool = Field(True, description="Batch normalisation after each convolution.")
+    n2v2: bool = Field(
+        False, description="N2V2 variant: max-blur-pool and no skip connection at the top level."
+    )
+    dncnn_layers: int = Field(17, ge=3, le=40, description="Convolutions in the DnCNN network.")
+    residual: bool = Field(
+        True, description="Predict the input plus a correction (U-Net) / minus noise (DnCNN)."
+    )
+
+
+class MaskingConfig(StrictModel):
+    """Which pixels are hidden from the network and how they are replaced."""
+
+    masked_fraction: float = Field(
+        0.002, gt=0.0, le=0.25,
+        description="N2V / N2V2: fraction of pixels masked per patch (stratified sampling; "
+        "0.2% as in the paper).",
+    )
+    neighbourhood: int = Field(
+        5, ge=3, le=11, description="N2V / N2V2: side of the window replacements are drawn from."
+    )
+    replacement: Optional[Literal["random", "median", "interpolate", "zero"]] = Field(
+        None,
+        description="Replacement of masked pixels; None picks the method's own "
+        "(n2v: random neighbour, n2v2: median, n2s / n2same: interpolate).",
+    )
+    grid: int = Field(4, ge=2, le=8, description="Noise2Self / Noise2Same grid width w.")
+    struct_axis: Optional[Literal["x", "y"]] = Field(
+        None, description="structN2V (2D): also mask a line along this axis."
+    )
+    struct_span: int = Field(5, ge=3, le=15, description="structN2V line length (odd).")
+
+    @field_validator("neighbourhood", "struct_span")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError("must be odd")
+        return v
+
+
+class NormalizationConfig(StrictModel):
+    """Percentile normalisation, computed once on the training data and stored with the model."""
+
+    kind: Literal["percentile", "meanstd", "none"] = "percentile"
+    pmin: float = Field(1.0, ge=0.0, lt=50.0)
+    pmax: float = Field(99.8, gt=50.0, le=100.0)
+
+
+class TrainConfig(StrictModel):
+    """Everything that defines a training run (and is stored inside the model file)."""
+
+    method: Method = Field("n2v", description="Self-supervised method.")
+    axes: Optional[str] = Field(None, description="Axes of the input data; None infers them.")
+    patch_size: Optional[tuple[int, ...]] = Field(
+        None, description="Spatial patch shape; None gives 64x64 (2D) or 16x64x64 (3D)."
+    )
+    batch_size: int = Field(16, ge=1, le=1024)
+    steps: int = Field(2000, ge=1, description="Step budget.")
+    time_budget_s: Optional[float] = Field(
+        None, gt=0, description="Wall-clock budget in seconds (None: steps only)."
+    )
+    learning_rate: float = Field(4e-4, gt=0, lt=1)
+    lambda_inv: float = Field(2.0, ge=0, description="Noise2Same invariance weight.")
+    val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="Held out by region.")
+    augment: bool = Field(True, description="Random flips and 90-degree rotations in YX.")
+    precision: Precision = Field("auto", description="Mixed precision (fp32 master weights).")
+    channels_last: Optional[bool] = Field(None, description="None: where it helps.")
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'.")
+    seed: Optional[int] = Field(0, description="Seed; runs are reproducible on CPU.")
+    log_every: int = Field(10, ge=1, description="Steps between TrainStep events.")
+    val_every: int = Field(50, ge=1, description="Steps between validation passes.")
+    j_invariant_inference: bool = Field(
+        False, description="Noise2Self: J-invariant (w^2 masked passes) inference by default."
+    )
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    masking: MaskingConfig = Field(default_factory=MaskingConfig)
+    normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
+
+    @field_validator("axes")
+    @classmethod
+    def _axes(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        from .axes import validate_axes
+
+        return validate_axes(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        if self.patch_size is not None:
+            if len(self.patch_size) not in (2, 3):
+                raise ValueError("patch_size must have 2 (YX) or 3 (ZYX) entries")
+            if any(p < 8 for p in self.patch_size):
+                raise ValueError("every patch dimension must be at least 8")
+        return self
+
+    def replacement(self) -> str:
+        """The effective replacement rule for masked pixels."""
+        if self.masking.replacement is not None:
+            return self.masking.replacement
+        return {"n2v": "random", "n2v2": "median"}.get(self.method, "interpolate")
+
+
+class PredictConfig(StrictModel):
+    """Inference settings."""
+
+    tile_shape: Optional[tuple[int, ...]] = Field(
+        None, description="Spatial tile shape; None chooses from the memory budget."
+    )
+    overlap: Optional[tuple[int, ...]] = Field(
+        None, description="Overlap per spatial dim; None uses the receptive-field halo."
+    )
+    batch_size: Optional[int] = Field(None, ge=1, description="Tiles per batch; None: auto.")
+    memory_budget_mb: Optional[float] = Field(None, gt=0, description="None: from free memory.")
+    tta: bool = Field(False, description="Average the 8 dihedral transforms in YX.")
+    j_invariant: Optional[bool] = Field(
+        None, description="Noise2Self J-invariant inference; None follows the model."
+    )
+    precision: Precision = "auto"
+    channels_last: Optional[bool] = None
+    device: str = "auto"
+    overwrite: bool = Field(False, description="Replace an existing output path.")
+
+
+class CalibrateConfig(StrictModel):
+    """J-invariant calibration of a classical denoiser."""
+
+    denoiser: str = Field("auto", description="Denoiser name, or 'auto' to try them all.")
+    values: Optional[list[float]] = Field(None, description="Parameter grid; None: from data.")
+    axes: Optional[str] = None
+    j_invariant_output: bool = Field(
+        False, description="Return the J-invariant denoised image instead of the plain one."
+    )
+    crop: Optional[int] = Field(
+        512, ge=32, description="Calibrate on a central crop of this side (None: whole image)."
+    )
+    device: str = "auto"

@@ -1,0 +1,106 @@
+"""Typed progress events yielded by long-running work (training, prediction, calibration).
+
+Long work is a generator ``Generator[Event, None, Result]``: the GUI, the CLI and the
+tests all drive the same code and read the result from ``StopIteration.value``
+(see :func:`run_to_end`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator, Optional, TypeVar
+
+import numpy as np
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Message:
+    """A human-readable note (``level`` is ``"info"`` or ``"warning"``)."""
+
+    text: str
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """Logged every ``log_every`` steps (and at validation steps)."""
+
+    step: int
+    total_steps: int
+    loss: float
+    val_loss: Optional[float]
+    patches_per_s: float
+    elapsed_s: float
+    eta_s: Optional[float]
+    learning_rate: float
+    best_val_loss: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class TrainPreview:
+    """A denoised preview of the requested region, in the data's original units."""
+
+    step: int
+    image: np.ndarray = field(repr=False)
+    region: tuple = ()
+
+
+@dataclass(frozen=True)
+class TrainFinished:
+    """Training ended; ``reason`` is ``"steps"``, ``"time"`` or ``"stopped"``."""
+
+    step: int
+    reason: str
+    elapsed_s: float
+    best_val_loss: Optional[float]
+
+
+@dataclass(frozen=True)
+class TileDone:
+    """One batch of tiles written during prediction."""
+
+    tiles_done: int
+    tiles_total: int
+    voxels_per_s: float
+    elapsed_s: float
+    eta_s: Optional[float]
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class CalibrationStep:
+    """One tried parameter of one denoiser during calibration."""
+
+    denoiser: str
+    parameter: str
+    value: float
+    loss: float
+    index: int
+    total: int
+    elapsed_s: float
+
+
+Event = Any  # one of the dataclasses above
+
+
+def run_to_end(
+    gen: Generator[Any, None, R], on_event: Optional[Callable[[Any], None]] = None
+) -> R:
+    """Drive a work generator to completion and return its result.
+
+    Parameters
+    ----------
+    gen : generator
+        A generator such as ``train(...)`` or ``predict(...)``.
+    on_event : callable, optional
+        Called with every yielded event.
+    """
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if on_event is not None:
+            on_event(event)
