@@ -1,0 +1,374 @@
+"""Lazy image input and atomic zarr / BigTIFF output, with our metadata document.
+
+:func:`open_image` never reads pixel data: TIFF files come back memory-mapped (when
+uncompressed and contiguous) or as a zarr view of tifffile's page store, zarr stores as
+``zarr.Array`` (OME-zarr multiscales: level 0), ``.npy`` files memory-mapped. Slicing the
+result reads only what is sliced.
+
+Files we write carry one JSON document (:data:`DOC_KEY`) with the model (the layer-metadata
+form of :class:`~napari_selfdenoise.core.bundle.ModelBundle`), provenance and layer
+attributes: in the zarr attributes, or in a private TIFF tag (:data:`TIFF_TAG`) so other
+TIFF readers simply ignore it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+DOC_KEY = "napari_selfdenoise"
+DOC_FORMAT = "napari-selfdenoise/image"
+TIFF_TAG = 65421  # private tag (>= 32768): UTF-8 JSON of the document
+MAX_DOC_BYTES = 128 * 1024**2  # documents larger than this are not parsed
+MAX_EMBEDDED_MODEL_BYTES = 64 * 1024**2  # larger models are not embedded (see writers)
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+# tifffile series axes -> ours (tifffile 'S' are RGB samples, i.e. channels)
+_TIFF_AXES = {"T": "T", "Z": "Z", "C": "C", "Y": "Y", "X": "X", "S": "C", "I": "T", "Q": "T"}
+
+
+def is_zarr_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is (or names) a zarr v2/v3 store directory."""
+    p = Path(path)
+    if p.suffix.lower() == ".zarr":
+        return True
+    return p.is_dir() and any((p / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def is_tiff_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has a TIFF suffix."""
+    return Path(path).suffix.lower() in TIFF_SUFFIXES
+
+
+def open_image(path: str | os.PathLike) -> tuple[Any, Optional[str]]:
+    """Open an image lazily.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.tif``/``.tiff``, a zarr store (v2 or v3, array, group with one array or
+        OME-zarr multiscales) or ``.npy``.
+
+    Returns
+    -------
+    array : array-like
+        A read-only ``numpy.memmap`` or ``zarr.Array`` (nothing read yet).
+    axes : str or None
+        Axes from OME / ImageJ / shaped-TIFF metadata or zarr attributes, when present
+        and expressible in ``STCZYX``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p} does not exist")
+    if is_zarr_path(p):
+        return _open_zarr(p)
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        return np.load(p, mmap_mode="r"), None
+    if suffix in TIFF_SUFFIXES:
+        return _open_tiff(p)
+    raise ValueError(f"cannot open {p}: expected .tif, .tiff, .zarr or .npy")
+
+
+def _clean_axes(letters: Optional[str], ndim: int) -> Optional[str]:
+    if not letters or len(letters) != ndim:
+        return None
+    letters = letters.upper()
+    if len(set(letters)) != len(letters) or not set(letters) <= set("STCZYX"):
+        return None
+    if "Y" not in letters or "X" not in letters:
+        return None
+    return letters
+
+
+def _open_tiff(path: Path) -> tuple[Any, Optional[str]]:
+    import tifffile
+    import zarr
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        axes = _tiff_axes(series.axes)
+        mappable = series.dataoffset is not None
+    if mappable:  # uncompressed and contiguous
+        try:
+            arr = tifffile.memmap(path, series=0, mode="r")
+            return arr, _clean_axes(axes, arr.ndim)
+        except (ValueError, OSError):
+            pass
+    tif = tifffile.TiffFile(path)  # kept open by the store for the array's lifetime
+    store = tif.series[0].aszarr()
+    arr = zarr.open_array(store, mode="r")
+    return arr, _clean_axes(axes, arr.ndim)
+
+
+def _tiff_axes(raw: str) -> Optional[str]:
+    mapped = "".join(_TIFF_AXES.get(a, "?") for a in raw.upper())
+    if "?" in mapped:
+        return None
+    # several generic sequence axes (I, Q) collapse onto T: keep only a unique mapping
+    if len(set(mapped)) != len(mapped):
+        return None
+    return mapped
+
+
+def _open_zarr(path: Path) -> tuple[Any, Optional[str]]:
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if isinstance(node, zarr.Array):
+        return node, _zarr_array_axes(node)
+    attrs = dict(node.attrs)
+    ome = attrs.get("ome", attrs)
+    multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
+    if isinstance(multiscales, list) and multiscales:
+        ms = multiscales[0]
+        arr = node[ms["datasets"][0]["path"]]
+        names = [a["name"] if isinstance(a, dict) else str(a) for a in ms.get("axes", [])]
+        axes = "".join(n[:1] for n in names) if all(len(n) == 1 for n in names) else None
+        return arr, _clean_axes(axes, arr.ndim) or _zarr_array_axes(arr)
+    arrays = sorted(node.arrays(), key=lambda kv: kv[0])
+    if len(arrays) != 1:
+        raise ValueError(
+            f"{path} is a zarr group with {len(arrays)} arrays and no multiscales metadata; "
+            "open one of its arrays (path/to/store.zarr/NAME) instead"
+        )
+    arr = arrays[0][1]
+    return arr, _zarr_array_axes(arr) or _clean_axes(attrs.get("axes"), arr.ndim)
+
+
+def _zarr_array_axes(arr: Any) -> Optional[str]:
+    attrs = dict(arr.attrs)
+    doc = attrs.get(DOC_KEY)
+    if isinstance(doc, dict) and isinstance(doc.get("axes"), str):
+        return _clean_axes(doc["axes"], arr.ndim)
+    if isinstance(attrs.get("axes"), str):
+        return _clean_axes(attrs["axes"], arr.ndim)
+    names = attrs.get("_ARRAY_DIMENSIONS") or getattr(arr.metadata, "dimension_names", None)
+    if names and all(isinstance(n, str) and len(n) == 1 for n in names):
+        return _clean_axes("".join(names), arr.ndim)
+    return None
+
+
+# ----------------------------------------------------------------- documents
+def make_document(
+    *,
+    axes: Optional[str],
+    model: Optional[dict] = None,
+    provenance: Optional[dict] = None,
+    layer: Optional[dict] = None,
+) -> dict:
+    """The JSON document embedded in files we write.
+
+    ``model`` is ``ModelBundle.to_metadata()``; a model whose payload exceeds
+    :data:`MAX_EMBEDDED_MODEL_BYTES` is left out (``model_omitted`` says why).
+    """
+    from .. import __version__
+
+    doc: dict = {"format": DOC_FORMAT, "format_version": 1, "package_version": __version__}
+    if axes:
+        doc["axes"] = axes
+    if model is not None:
+        size = len(model.get("safetensors_b64", "")) * 3 // 4
+        if size > MAX_EMBEDDED_MODEL_BYTES:
+            doc["model_omitted"] = (
+                f"model of {size / 1e6:.0f} MB exceeds the {MAX_EMBEDDED_MODEL_BYTES >> 20} MiB "
+                "limit for embedding; share its .sdmodel file instead"
+            )
+        else:
+            doc["model"] = model
+    if provenance is not None:
+        doc["provenance"] = provenance
+    if layer:
+        doc["layer"] = layer
+    return doc
+
+
+def read_document(path: str | os.PathLike) -> Optional[dict]:
+    """Our embedded document of a zarr store or TIFF file, or None when it has none.
+
+    Only metadata is read. A document that is not valid JSON returns
+    ``{"format": DOC_FORMAT, "error": "..."}`` so callers can still open the image.
+    """
+    p = Path(path)
+    if not p.exists():
+        return None
+    if is_zarr_path(p):
+        import zarr
+
+        try:
+            node = zarr.open(str(p), mode="r")
+        except Exception:
+            return None
+        doc = dict(node.attrs).get(DOC_KEY)
+        return doc if isinstance(doc, dict) else None
+    if is_tiff_path(p):
+        return _read_tiff_document(p)
+    return None
+
+
+def _read_tiff_document(path: Path) -> Optional[dict]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tag = tif.pages.first.tags.get(TIFF_TAG)
+            if tag is None:
+                return None
+            if tag.valuebytecount > MAX_DOC_BYTES:
+                return {"format": DOC_FORMAT, "error": "embedded document is too large"}
+            raw = tag.value
+    except (OSError, ValueError, tifffile.TiffFileError):
+        return None
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    try:
+        doc = json.loads(bytes(raw).rstrip(b"\0").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
+        return {"format": DOC_FORMAT, "error": f"embedded document is not valid JSON: {exc}"}
+    if not isinstance(doc, dict) or doc.get("format") != DOC_FORMAT:
+        return {"format": DOC_FORMAT, "error": "embedded document has the wrong format tag"}
+    return doc
+
+
+# ------------------------------------------------------------------- writers
+def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Raise ``FileExistsError`` if ``path`` exists and ``overwrite`` is False."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p} exists; pass overwrite=True (--overwrite) to replace it")
+    return p
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` onto ``path`` (file or directory), removing what was there."""
+    if path.is_dir() and not path.is_symlink():
+        old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+def iter_blocks(shape: tuple[int, ...], block: tuple[int, ...]) -> Iterator[tuple[slice, ...]]:
+    """Slices of a regular grid of ``block``-shaped pieces covering ``shape`` (C order)."""
+    counts = [max(1, -(-s // b)) for s, b in zip(shape, block)]
+    for idx in np.ndindex(*counts):
+        yield tuple(slice(i * b, min((i + 1) * b, s)) for i, b, s in zip(idx, block, shape))
+
+
+def write_zarr_atomic(
+    path: str | os.PathLike,
+    data: Any,
+    *,
+    attrs: Optional[dict] = None,
+    chunks: Optional[tuple[int, ...]] = None,
+    dimension_names: Optional[str] = None,
+    overwrite: bool = False,
+    max_block_bytes: int = 64 * 1024**2,
+) -> Path:
+    """Write ``data`` (numpy, dask or zarr) to a zarr v3 array store, block by block.
+
+    Written to a temporary sibling then renamed, so a failure never leaves a half store at
+    ``path``. Only one block (at most ``max_block_bytes``) is in memory at a time.
+    """
+    import zarr
+
+    path = check_output_path(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = tuple(int(s) for s in data.shape)
+    dtype = np.dtype(data.dtype)
+    if chunks is None:
+        chunks = _default_chunks(shape, dtype)
+    tmp = path.with_name(f".{path.name}.part-{uuid.uuid4().hex[:8]}")
+    try:
+        out = zarr.create_array(
+            str(tmp), shape=shape, dtype=dtype, chunks=chunks, attributes=attrs or {},
+            dimension_names=tuple(dimension_names) if dimension_names else None,
+        )
+        block = _block_shape(shape, chunks, dtype.itemsize, max_block_bytes)
+        for sl in iter_blocks(shape, block):
+            out[sl] = np.asarray(data[sl])
+        _replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _default_chunks(shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, ...]:
+    chunks = [1] * len(shape)
+    chunks[-1] = min(shape[-1], 1024)
+    if len(shape) > 1:
+        chunks[-2] = min(shape[-2], 1024)
+    return tuple(max(1, c) for c in chunks)
+
+
+def _block_shape(
+    shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, max_bytes: int
+) -> tuple[int, ...]:
+    """Grow whole chunks along leading dims while the block stays under ``max_bytes``."""
+    block = list(chunks)
+    for d in range(len(shape)):
+        while block[d] < shape[d]:
+            trial = block.copy()
+            trial[d] = min(shape[d], block[d] + chunks[d])
+            if int(np.prod(trial)) * itemsize > max_bytes:
+                return tuple(block)
+            block = trial
+    return tuple(block)
+
+
+def write_tiff_atomic(
+    path: str | os.PathLike,
+    data: Any,
+    *,
+    axes: Optional[str] = None,
+    document: Optional[dict] = None,
+    resolution: Optional[tuple[float, float]] = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``data`` (numpy, dask or zarr; Y and X last) as a BigTIFF, page by page.
+
+    Reads one YX plane of ``data`` at a time; ``document`` goes into :data:`TIFF_TAG`.
+    Written to a temporary sibling and renamed.
+    """
+    import tifffile
+
+    path = check_output_path(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = tuple(int(s) for s in data.shape)
+    if len(shape) < 2:
+        raise ValueError(f"a TIFF needs at least 2 dimensions, got shape {shape}")
+    extratags = []
+    if document is not None:
+        payload = json.dumps(document).encode("utf-8")
+        extratags.append((TIFF_TAG, 7, len(payload), payload, True))
+    metadata = {"axes": axes} if axes else {}
+
+    def pages() -> Iterator[np.ndarray]:
+        for idx in np.ndindex(*shape[:-2]) if len(shape) > 2 else [()]:
+            yield np.asarray(data[idx], dtype=data.dtype)
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        with tifffile.TiffWriter(tmp, bigtiff=True) as tif:
+            tif.write(
+                pages(), shape=shape, dtype=np.dtype(data.dtype), metadata=metadata,
+                extratags=extratags, resolution=resolution, photometric="minisblack",
+                planarconfig=None, contiguous=False,
+            )
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
