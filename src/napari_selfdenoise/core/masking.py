@@ -1,0 +1,293 @@
+"""Masking schemes and losses of the self-supervised methods (see algorithms.md).
+
+* Noise2Void / N2V2 / structN2V: :func:`n2v_mask` (stratified pixels, replaced by a random
+  neighbour or by the median of the window without its centre; optional line mask).
+* Noise2Self / Noise2Same: :func:`grid_mask` and :func:`grid_masked_input` (one of the
+  ``grid ** ndim`` subsets of a regular grid, replaced by an interpolation of its
+  neighbours or by zero), :func:`j_invariant_apply` for J-invariant inference.
+* Losses: :func:`masked_mse`, :func:`noise2same_loss`.
+
+All functions work on torch tensors shaped ``(B, C, [Z], Y, X)`` on any device;
+:func:`grid_mask` and :func:`grid_masked_input` also accept numpy arrays.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+# ---------------------------------------------------------------- Noise2Self grid
+def grid_mask(
+    shape: Sequence[int], offset: Sequence[int], grid: int, device: Any = None
+) -> torch.Tensor:
+    """Boolean mask of the grid subset ``J`` selected by ``offset``.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Shape of the mask; ``offset`` applies to its last ``len(offset)`` dimensions.
+    offset : sequence of int
+        One value in ``range(grid)`` per spatial dimension.
+    grid : int
+        Grid width ``w``: pixel ``p`` is in ``J`` when ``p[i] % w == offset[i]`` for every i.
+
+    Returns
+    -------
+    torch.Tensor
+        ``bool`` tensor of ``shape`` (a broadcast view; call ``.clone()`` to write to it).
+    """
+    shape = tuple(int(s) for s in shape)
+    offset = tuple(int(o) for o in offset)
+    nd = len(offset)
+    if nd < 1 or nd > len(shape):
+        raise ValueError(f"offset {offset} does not fit shape {shape}")
+    if any(o < 0 or o >= grid for o in offset):
+        raise ValueError(f"every offset must lie in range({grid}), got {offset}")
+    mask: Optional[torch.Tensor] = None
+    for i, (n, o) in enumerate(zip(shape[-nd:], offset)):
+        line = (torch.arange(n, device=device) % grid) == o
+        line = line.reshape((n,) + (1,) * (nd - 1 - i))
+        mask = line if mask is None else mask & line
+    assert mask is not None
+    return mask.expand(shape)
+
+
+def interpolation_kernel(spatial_dims: int) -> torch.Tensor:
+    """Normalised neighbour-interpolation kernel with a zero centre.
+
+    2D: ``[[0.5, 1, 0.5], [1, 0, 1], [0.5, 1, 0.5]] / 6``; 3D: faces 1, edges 0.5,
+    corners 0.25 (the same rule: weight halves per extra non-zero offset), normalised.
+    """
+    k = torch.zeros((3,) * spatial_dims, dtype=torch.float64)
+    for idx in itertools.product(range(3), repeat=spatial_dims):
+        nonzero = sum(i != 1 for i in idx)
+        if nonzero:
+            k[idx] = 0.5 ** (nonzero - 1)
+    return (k / k.sum()).float()
+
+
+def interpolate_neighbours(x: torch.Tensor) -> torch.Tensor:
+    """Each pixel replaced by the weighted mean of its neighbours (reflect borders).
+
+    ``x`` is ``(B, C, *S)``; channels are interpolated independently.
+    """
+    nd = x.ndim - 2
+    c = x.shape[1]
+    k = interpolation_kernel(nd).to(device=x.device, dtype=x.dtype)
+    k = k.expand((c, 1) + k.shape)
+    pad = (1, 1) * nd
+    mode = "reflect" if min(x.shape[2:]) > 1 else "replicate"
+    xp = F.pad(x, pad, mode=mode)
+    return (F.conv2d if nd == 2 else F.conv3d)(xp, k, groups=c)
+
+
+def grid_masked_input(x: Any, offset: Sequence[int], grid: int, mode: str = "interpolate") -> Any:
+    """``x`` with the grid subset ``J`` (see :func:`grid_mask`) hidden.
+
+    Parameters
+    ----------
+    x : torch.Tensor or numpy.ndarray
+        ``(B, C, *S)`` float data (numpy in, numpy out).
+    offset, grid :
+        The subset, as in :func:`grid_mask` (one offset per spatial dimension).
+    mode : {"interpolate", "zero"}
+        Replace ``x_J`` by the interpolation of its neighbours (none of which is in ``J``)
+        or by zero. Either way the result does not depend on ``x_J``.
+    """
+    is_numpy = isinstance(x, np.ndarray)
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) if is_numpy else x
+    if t.ndim < 3:
+        raise ValueError("x must be shaped (B, C, [Z], Y, X)")
+    if len(offset) != t.ndim - 2:
+        raise ValueError(f"need one offset per spatial dimension ({t.ndim - 2}), got {offset}")
+    mask = grid_mask(t.shape, offset, grid, device=t.device)
+    if mode == "interpolate":
+        out = torch.where(mask, interpolate_neighbours(t), t)
+    elif mode == "zero":
+        out = t.masked_fill(mask, 0.0)
+    else:
+        raise ValueError(f"mode must be 'interpolate' or 'zero', got {mode!r}")
+    return out.numpy() if is_numpy else out
+
+
+def grid_offsets(spatial_dims: int, grid: int) -> list[tuple[int, ...]]:
+    """All ``grid ** spatial_dims`` subset offsets."""
+    return list(itertools.product(range(grid), repeat=spatial_dims))
+
+
+@torch.no_grad()
+def j_invariant_apply(
+    net: torch.nn.Module, x: torch.Tensor, grid: int = 4, mode: str = "interpolate",
+    *, batch: int = 4,
+) -> torch.Tensor:
+    """J-invariant prediction: run each masked input and keep the output on its own subset.
+
+    The value predicted at every pixel is computed from an input in which that pixel is
+    hidden, so it does not depend on the pixel's own value. Costs ``grid ** ndim``
+    forward passes (``batch`` masked copies per pass). The network is padded to its
+    ``size_multiple`` (:func:`~napari_selfdenoise.core.models.apply_padded`).
+    """
+    from .models import apply_padded
+
+    nd = x.ndim - 2
+    out = torch.zeros_like(x)
+    offsets = grid_offsets(nd, grid)
+    for start in range(0, len(offsets), batch):
+        chunk = offsets[start : start + batch]
+        masked = torch.cat([grid_masked_input(x, o, grid, mode) for o in chunk], dim=0)
+        pred = apply_padded(net, masked).to(x.dtype)
+        for i, o in enumerate(chunk):
+            m = grid_mask(x.shape, o, grid, device=x.device)
+            out = torch.where(m, pred[i * x.shape[0] : (i + 1) * x.shape[0]], out)
+    return out
+
+
+# ----------------------------------------------------------- Noise2Void masking
+def n2v_cell_size(masked_fraction: float, spatial_dims: int) -> int:
+    """Side of the stratification cell holding one masked pixel (~``1 / fraction`` pixels)."""
+    return max(1, int(round((1.0 / masked_fraction) ** (1.0 / spatial_dims))))
+
+
+def _reflect(idx: torch.Tensor, n: int) -> torch.Tensor:
+    idx = idx.abs()
+    return torch.where(idx >= n, 2 * (n - 1) - idx, idx).clamp(0, n - 1)
+
+
+def _window_offsets(k: int, nd: int, device: Any) -> torch.Tensor:
+    """All offsets of a ``k``-wide window except the centre, shaped (k**nd - 1, nd)."""
+    r = k // 2
+    grids = torch.meshgrid(*[torch.arange(-r, r + 1, device=device)] * nd, indexing="ij")
+    offs = torch.stack([g.reshape(-1) for g in grids], dim=1)
+    return offs[(offs != 0).any(dim=1)]
+
+
+def n2v_mask(
+    x: torch.Tensor,
+    *,
+    masked_fraction: float,
+    neighbourhood: int = 5,
+    replacement: str = "random",
+    generator: Optional[torch.Generator] = None,
+    struct_axis: Optional[str] = None,
+    struct_span: int = 5,
+    struct_range: tuple[float, float] = (0.0, 1.0),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise2Void masking of a batch ``x`` (B, C, *S).
+
+    One pixel per cell of a regular grid (cell side from ``masked_fraction``) is chosen at
+    a random position in its cell and replaced, in every channel, by
+
+    * ``"random"``: the value of a random other pixel of the ``neighbourhood`` window (N2V);
+    * ``"median"``: the median of the window without its centre (N2V2).
+
+    Window pixels that are themselves masked never serve as replacements (a random pick
+    is redrawn; the median ignores them), so no masked value leaks into the input at all.
+    ``struct_axis`` (``"x"`` or ``"y"``, 2D: structN2V) also replaces the ``struct_span``
+    line through each chosen pixel along that axis by uniform random values in
+    ``struct_range``.
+
+    Returns
+    -------
+    x_masked : torch.Tensor
+        The manipulated batch.
+    mask : torch.Tensor
+        ``bool`` (B, 1, *S): the chosen pixels, where the loss is taken.
+    """
+    if replacement not in ("random", "median"):
+        raise ValueError(f"N2V replacement must be 'random' or 'median', got {replacement!r}")
+    dev = x.device
+    b, c = x.shape[:2]
+    spatial = tuple(x.shape[2:])
+    nd = len(spatial)
+    s = n2v_cell_size(masked_fraction, nd)
+    # one random position per stratification cell
+    cells = [torch.arange(0, n, s, device=dev) for n in spatial]
+    grids = torch.meshgrid(*cells, indexing="ij")
+    origin = torch.stack([g.reshape(-1) for g in grids], dim=1)  # (cells, nd)
+    n_cells = origin.shape[0]
+    jitter = torch.randint(0, s, (b, n_cells, nd), device=dev, generator=generator)
+    coords = origin[None] + jitter  # (B, cells, nd)
+    inside = torch.ones((b, n_cells), dtype=torch.bool, device=dev)
+    for i, n in enumerate(spatial):
+        inside &= coords[..., i] < n
+    b_idx = torch.arange(b, device=dev)[:, None].expand(b, n_cells)[inside]
+    coords = coords[inside]  # (M, nd)
+    strides = [math.prod(spatial[i + 1 :]) for i in range(nd)]
+
+    def flat(cs: torch.Tensor) -> torch.Tensor:
+        return sum(cs[..., i] * strides[i] for i in range(nd))
+
+    p_idx = flat(coords)
+    mask_flat = torch.zeros((b, math.prod(spatial)), dtype=torch.bool, device=dev)
+    mask_flat[b_idx, p_idx] = True
+    x_flat = x.reshape(b, c, -1)
+    offs = _window_offsets(neighbourhood, nd, dev)  # (K, nd)
+    neigh = coords[:, None, :] + offs[None]  # (M, K, nd)
+    for i, n in enumerate(spatial):
+        neigh[..., i] = _reflect(neigh[..., i], n)
+    n_idx = flat(neigh)  # (M, K)
+    usable = ~mask_flat[b_idx[:, None], n_idx]  # (M, K): not itself masked
+    if replacement == "random":
+        weights = usable.float()
+        ok = weights.sum(dim=1) > 0
+        weights[~ok] = 1.0
+        pick = torch.multinomial(weights, 1, generator=generator)[:, 0]
+        src = n_idx.gather(1, pick[:, None])[:, 0]
+        values = x_flat[b_idx, :, src]  # (M, C)
+    else:
+        window = x_flat[b_idx[:, None], :, n_idx]  # (M, K, C)
+        window = torch.where(usable[..., None], window, torch.nan)
+        values = torch.nanmedian(window, dim=1).values
+        ok = usable.any(dim=1)
+    x_masked = x_flat.clone()
+    if not bool(ok.all()):  # no usable neighbour: leave the pixel out of the loss
+        mask_flat[b_idx[~ok], p_idx[~ok]] = False
+        b_idx, p_idx, coords, values = b_idx[ok], p_idx[ok], coords[ok], values[ok]
+    x_masked[b_idx, :, p_idx] = values.to(x.dtype)
+    if struct_axis is not None:
+        if nd != 2:
+            raise ValueError("structN2V masks are defined for 2D data only")
+        axis = {"y": 0, "x": 1}[struct_axis]
+        half = struct_span // 2
+        for t in range(-half, half + 1):
+            if t == 0:
+                continue
+            line = coords.clone()
+            line[:, axis] += t
+            keep = (line[:, axis] >= 0) & (line[:, axis] < spatial[axis])
+            lb, li = b_idx[keep], flat(line[keep])
+            lo, hi = struct_range
+            noise = torch.rand((lb.shape[0], c), device=dev, generator=generator)
+            x_masked[lb, :, li] = (lo + (hi - lo) * noise).to(x.dtype)
+    return x_masked.reshape(x.shape), mask_flat.reshape((b, 1) + spatial)
+
+
+# --------------------------------------------------------------------- losses
+def masked_mse(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the masked pixels (all channels); ``mask`` broadcasts."""
+    m = mask.to(out.dtype).expand_as(out)
+    return ((out - target) ** 2 * m).sum() / m.sum().clamp_min(1.0)
+
+
+def noise2same_loss(
+    out_full: torch.Tensor,
+    out_masked: torch.Tensor,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    lambda_inv: float = 2.0,
+) -> torch.Tensor:
+    """Noise2Same loss (Xie et al. 2020).
+
+    ``mean_all((f(x) - x)^2) + lambda_inv * sqrt(mean_J((f(x)_J - f(x_masked)_J)^2))``,
+    where ``out_full = f(x)`` and ``out_masked = f(x_masked)`` are both real forward
+    passes with gradient, and ``mask`` marks ``J``.
+    """
+    rec = ((out_full - x) ** 2).mean()
+    inv = masked_mse(out_full, out_masked, mask)
+    return rec + lambda_inv * torch.sqrt(inv)
