@@ -18,26 +18,13 @@ from .unet import UNet
 
 
 def _unet(cfg: NetworkConfig, spatial_dims: int, in_channels: int, n2v2: bool) -> nn.Module:
-    return UNet(
-        spatial_dims,
-        in_channels,
-        depth=cfg.depth,
-        base_filters=cfg.base_filters,
-        batch_norm=cfg.batch_norm,
-        n2v2=n2v2 or cfg.n2v2,
-        residual=cfg.residual,
-    )
+    return UNet(spatial_dims, in_channels, depth=cfg.depth, base_filters=cfg.base_filters,
+                batch_norm=cfg.batch_norm, n2v2=n2v2 or cfg.n2v2, residual=cfg.residual)
 
 
 def _dncnn(cfg: NetworkConfig, spatial_dims: int, in_channels: int, n2v2: bool) -> nn.Module:
-    return DnCNN(
-        spatial_dims,
-        in_channels,
-        layers=cfg.dncnn_layers,
-        filters=cfg.base_filters,
-        batch_norm=cfg.batch_norm,
-        residual=cfg.residual,
-    )
+    return DnCNN(spatial_dims, in_channels, layers=cfg.dncnn_layers, filters=cfg.base_filters,
+                 batch_norm=cfg.batch_norm, residual=cfg.residual)
 
 
 NETWORKS: dict[str, Callable[[NetworkConfig, int, int, bool], nn.Module]] = {

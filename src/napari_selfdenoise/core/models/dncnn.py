@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import ConvBlock, conv
+from .layers import ConvBlock, DenoisingNet, conv
 
 
-class DnCNN(nn.Module):
+class DnCNN(DenoisingNet):
     """``layers`` 3-wide convolutions at full resolution (no pooling).
 
     Attributes
@@ -29,12 +29,8 @@ class DnCNN(nn.Module):
         batch_norm: bool = True,
         residual: bool = True,
     ):
-        super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        super().__init__(spatial_dims, residual)
         d = spatial_dims
-        self.spatial_dims = d
-        self.residual = residual
         self.first = nn.Sequential(conv(d, in_channels, filters), nn.ReLU(inplace=True))
         self.body = ConvBlock(d, filters, filters, batch_norm_=batch_norm, n=layers - 2)
         self.last = conv(d, filters, in_channels)

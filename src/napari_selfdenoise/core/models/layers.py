@@ -18,6 +18,24 @@ def batch_norm(dims: int, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm3d(channels)
 
 
+class DenoisingNet(nn.Module):
+    """Base of the networks: checks the dimensionality and stores the shared attributes.
+
+    Subclasses set ``halo`` (receptive-field radius per spatial dim) and
+    ``size_multiple`` (spatial input sizes must be multiples of it).
+    """
+
+    halo: tuple[int, ...]
+    size_multiple: int
+
+    def __init__(self, spatial_dims: int, residual: bool):
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        self.spatial_dims = spatial_dims
+        self.residual = residual
+
+
 class ConvBlock(nn.Sequential):
     """``n`` x (3-wide conv -> optional batch norm -> ReLU)."""
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import ConvBlock, MaxBlurPool, MaxPool, Upsample, conv
+from .layers import ConvBlock, DenoisingNet, MaxBlurPool, MaxPool, Upsample, conv
 
 
-class UNet(nn.Module):
+class UNet(DenoisingNet):
     """U-Net with ``depth`` poolings, ``base_filters`` doubling per level.
 
     Parameters
@@ -44,14 +44,10 @@ class UNet(nn.Module):
         n2v2: bool = False,
         residual: bool = True,
     ):
-        super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        super().__init__(spatial_dims, residual)
         d = spatial_dims
-        self.spatial_dims = d
         self.depth = depth
         self.n2v2 = n2v2
-        self.residual = residual
         filters = [base_filters * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList()
         self.pools = nn.ModuleList()
