@@ -1,0 +1,289 @@
+"""Tile plans and blending windows for tiled inference (pure numpy).
+
+Along each spatial axis of length ``L`` the plan cuts the image into output *chunks* of
+``stride`` voxels. Tile ``i`` reads ``[i * stride - context, i * stride + stride + blend +
+context)`` (reflection beyond the image), and its prediction is used on
+``[i * stride, i * stride + stride + blend)`` only: ``context`` (at least the network's
+receptive-field radius) is never used, and the ``blend`` voxels it shares with tile ``i + 1``
+are cross-faded with a ``sin^2`` / ``cos^2`` window, whose weights sum to exactly one.
+Chunk ``j`` is therefore complete once tiles ``j - 1`` and ``j`` are done (per axis).
+
+When every tile origin and extent is a multiple of the network's ``size_multiple``, the
+stitched result equals running the network on the whole (reflection padded) image.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterator, Sequence
+
+import numpy as np
+
+
+def round_up(value: int, multiple: int) -> int:
+    """Smallest multiple of ``multiple`` that is ``>= value``."""
+    return -(-int(value) // int(multiple)) * int(multiple)
+
+
+def reflect_index(index: np.ndarray, length: int) -> np.ndarray:
+    """Map indices (any integers) into ``range(length)`` by mirror reflection.
+
+    The edge voxel is not repeated (numpy's ``"reflect"`` mode), so
+    ``x[reflect_index(np.arange(-p, n + p), n)] == np.pad(x, p, mode="reflect")``
+    for any ``p``.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    if length == 1:
+        return np.zeros_like(index)
+    period = 2 * (length - 1)
+    r = np.mod(index, period)
+    return np.where(r < length, r, period - r)
+
+
+def ramp(width: int) -> np.ndarray:
+    """Rising half of the blending window: ``sin^2`` over ``width`` voxels.
+
+    ``ramp(w) + ramp(w)[::-1] == 1``: the falling side of one tile and the rising side of
+    the next sum to one.
+    """
+    t = (np.arange(width, dtype=np.float64) + 0.5) / max(width, 1)
+    return np.sin(0.5 * np.pi * t) ** 2
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """Tiling of one spatial axis."""
+
+    length: int
+    stride: int
+    context: int
+    blend: int
+
+    @property
+    def n_tiles(self) -> int:
+        return max(1, -(-self.length // self.stride))
+
+    @property
+    def extent(self) -> int:
+        """Voxels read per tile (the network's input size along this axis)."""
+        return self.stride + self.blend + 2 * self.context
+
+    def tile_start(self, i: int) -> int:
+        """First voxel (image coordinates, may be negative) read by tile ``i``."""
+        return i * self.stride - self.context
+
+    def chunk(self, j: int) -> slice:
+        """Output chunk ``j`` in image coordinates."""
+        return slice(j * self.stride, min((j + 1) * self.stride, self.length))
+
+    def weights(self, i: int) -> np.ndarray:
+        """Blending weights of tile ``i`` over its extent (zero on the context)."""
+        w = np.zeros(self.extent, dtype=np.float64)
+        used = slice(self.context, self.context + self.stride + self.blend)
+        w[used] = 1.0
+        if self.blend:
+            lo = self.context
+            if i > 0:
+                w[lo : lo + self.blend] = ramp(self.blend)
+            if i < self.n_tiles - 1:
+                hi = self.context + self.stride
+                w[hi : hi + self.blend] = ramp(self.blend)[::-1]
+        return w
+
+    def pieces(self, i: int) -> list[tuple[int, slice, slice]]:
+        """``(chunk, slice in tile, slice in chunk)`` for each chunk tile ``i`` feeds."""
+        out = []
+        for j in (i, i + 1):
+            if j >= self.n_tiles:
+                break
+            ch = self.chunk(j)
+            lo = ch.start
+            hi = ch.stop if j == i else min(ch.stop, ch.start + self.blend)
+            if hi <= lo:
+                continue
+            t0 = lo - self.tile_start(i)
+            out.append((j, slice(t0, t0 + hi - lo), slice(0, hi - lo)))
+        return out
+
+    def contributions(self, j: int) -> int:
+        """Number of tiles feeding chunk ``j``."""
+        return 2 if (j > 0 and self.blend > 0) else 1
+
+
+def plan_axis(length: int, extent: int, context: int, blend: int, multiple: int) -> AxisPlan:
+    """Tiling of one axis for tiles of at most ``extent`` voxels (when more than one).
+
+    ``context`` and ``blend`` are rounded up to ``multiple``; the stride is balanced so
+    the tiles cover the axis with as little waste as possible. An axis that fits in one
+    tile gets a single tile of the axis' length (rounded up to ``multiple``) plus context.
+    """
+    if length < 1:
+        raise ValueError(f"cannot tile an axis of length {length}")
+    m = max(1, int(multiple))
+    context = round_up(max(0, context), m)
+    blend = round_up(max(0, blend), m)
+    max_stride = (int(extent) - 2 * context - blend) // m * m
+    if max_stride < m:
+        raise ValueError(
+            f"tile size {extent} is too small for a context of {context} voxels per side "
+            f"plus {blend} blended voxels; use tiles of at least {2 * context + blend + m}"
+        )
+    n = -(-length // max_stride)
+    if n == 1:
+        return AxisPlan(length, round_up(length, m), context, 0)
+    blend = min(blend, max_stride // 2 // m * m)
+    stride = round_up(-(-length // n), m)
+    return AxisPlan(length, stride, context, blend)
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Separable tiling of a spatial shape (``(Y, X)`` or ``(Z, Y, X)``)."""
+
+    axes: tuple[AxisPlan, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(a.length for a in self.axes)
+
+    @property
+    def tile_shape(self) -> tuple[int, ...]:
+        """Shape of every tile fed to the network."""
+        return tuple(a.extent for a in self.axes)
+
+    @property
+    def chunk_shape(self) -> tuple[int, ...]:
+        """Output chunk shape (the stride), clipped to the image."""
+        return tuple(min(a.stride, a.length) for a in self.axes)
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """Tiles (= chunks) per axis."""
+        return tuple(a.n_tiles for a in self.axes)
+
+    @property
+    def n_tiles(self) -> int:
+        return math.prod(self.grid)
+
+    def tiles(self) -> Iterator[tuple[int, ...]]:
+        """Tile indices in C order."""
+        return itertools.product(*(range(n) for n in self.grid))
+
+    def tile_region(self, idx: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """``(start, stop)`` per axis read by tile ``idx`` (may extend past the image)."""
+        return tuple((a.tile_start(i), a.tile_start(i) + a.extent) for a, i in zip(self.axes, idx))
+
+    def chunk_slices(self, idx: Sequence[int]) -> tuple[slice, ...]:
+        """Image region of chunk ``idx``."""
+        return tuple(a.chunk(j) for a, j in zip(self.axes, idx))
+
+    @cached_property
+    def _weights(self) -> tuple[tuple[np.ndarray, ...], ...]:
+        return tuple(tuple(a.weights(i) for i in range(a.n_tiles)) for a in self.axes)
+
+    def tile_weights(self, idx: Sequence[int]) -> np.ndarray:
+        """Blending window of tile ``idx`` (float32, shape :attr:`tile_shape`)."""
+        w = np.ones((), dtype=np.float64)
+        for d, i in enumerate(idx):
+            w = np.multiply.outer(w, self._weights[d][i])
+        return w.astype(np.float32)
+
+    def pieces(self, idx: Sequence[int]) -> list[tuple[tuple[int, ...], tuple[slice, ...],
+                                                       tuple[slice, ...]]]:
+        """``(chunk index, slices in tile, slices in chunk)`` for each chunk tile ``idx`` feeds."""
+        per_axis = [a.pieces(i) for a, i in zip(self.axes, idx)]
+        out = []
+        for combo in itertools.product(*per_axis):
+            out.append((tuple(c[0] for c in combo), tuple(c[1] for c in combo),
+                        tuple(c[2] for c in combo)))
+        return out
+
+    def contributions(self, chunk: Sequence[int]) -> int:
+        """Tiles feeding chunk ``chunk`` (it is complete after that many pieces)."""
+        return math.prod(a.contributions(j) for a, j in zip(self.axes, chunk))
+
+    def tiles_for_chunks(self, chunks: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+        """Tiles (C order) needed to produce ``chunks``."""
+        need = set()
+        for ch in chunks:
+            opts = [[j - 1, j] if (j > 0 and a.blend) else [j] for a, j in zip(self.axes, ch)]
+            need.update(itertools.product(*opts))
+        return sorted(need)
+
+
+def make_plan(
+    shape: Sequence[int],
+    tile_shape: Sequence[int],
+    context: Sequence[int],
+    *,
+    blend: Sequence[int] | None = None,
+    multiple: int = 1,
+) -> TilePlan:
+    """Tile plan for a spatial ``shape``.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Spatial image shape.
+    tile_shape : sequence of int
+        Largest tile (network input) per axis, context included.
+    context : sequence of int
+        Voxels of context per side (at least the receptive-field radius).
+    blend : sequence of int, optional
+        Cross-faded voxels between neighbouring tiles; default half the context (at least
+        ``multiple``).
+    multiple : int
+        Tile origins, extents and strides are multiples of it (the network's
+        ``size_multiple``), so tiling does not change the network's output.
+    """
+    nd = len(shape)
+    if not (len(tile_shape) == len(context) == nd):
+        raise ValueError(
+            f"tile_shape {tuple(tile_shape)} and context {tuple(context)} need one entry per "
+            f"spatial dim of {tuple(shape)}"
+        )
+    if blend is None:
+        blend = [max(multiple, c // 2) for c in context]
+    axes = tuple(
+        plan_axis(int(s), int(t), int(c), int(b), multiple)
+        for s, t, c, b in zip(shape, tile_shape, context, blend)
+    )
+    return TilePlan(axes)
+
+
+def read_reflected(data, index: Sequence, region: Sequence[tuple[int, int]],
+                   spatial_dims: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+    """Read a region of ``data`` with mirror reflection beyond its borders.
+
+    Parameters
+    ----------
+    data : array-like
+        Any sliceable array (numpy, zarr, dask, memmap); only the bounding box of the
+        reflected region is read.
+    index : sequence
+        Index into ``data`` (ints / slices) with placeholders for the spatial dims.
+    region : sequence of (start, stop)
+        Region per spatial dim, in image coordinates (may be out of bounds).
+    spatial_dims : sequence of int
+        Positions in ``index`` (and in the result) of the spatial dims.
+    shape : sequence of int
+        Length of each spatial dim.
+    """
+    index = list(index)
+    local = []
+    for dim, (start, stop), n in zip(spatial_dims, region, shape):
+        src = reflect_index(np.arange(start, stop), n)
+        lo, hi = int(src.min()), int(src.max()) + 1
+        index[dim] = slice(lo, hi)
+        local.append(src - lo)
+    block = np.asarray(data[tuple(index)])
+    # positions of the spatial dims in the result (ints in index drop their dims)
+    kept = [i for i, v in enumerate(index) if not isinstance(v, (int, np.integer))]
+    for dim, loc in zip(spatial_dims, local):
+        axis = kept.index(dim)
+        if not (len(loc) == block.shape[axis] and np.array_equal(loc, np.arange(len(loc)))):
+            block = np.take(block, loc, axis=axis)
+    return block
