@@ -42,7 +42,7 @@ test: $(STAMP) system-deps
 	fi
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check --select E4,E7,E9,F src tests
 
 clean:
 	rm -rf $(VENV) build dist demo_output .pytest_cache .ruff_cache

@@ -22,9 +22,13 @@ FORBIDDEN = ("napari", "qtpy", "magicgui", "PyQt5", "PyQt6", "PySide2", "PySide6
 CORE_CONTRACT = ("axes", "config", "events", "device", "bundle", "samples")
 
 
-def _python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+def _run(args: list, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in args], check=False, capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return _run([sys.executable, "-c", code])
 
 
 def _manifest():
@@ -143,8 +147,7 @@ def test_manifest_command_resolves(command):
 def test_npe2_validate_cli():
     """INTEGRATION: ``npe2 validate napari-selfdenoise --imports`` as a plugin author runs it."""
     npe2 = Path(sys.executable).with_name("npe2")
-    proc = subprocess.run([str(npe2), "validate", "napari-selfdenoise", "--imports"],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    proc = _run([npe2, "validate", "napari-selfdenoise", "--imports"], timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "valid" in proc.stdout.lower()
 
@@ -178,11 +181,8 @@ def test_sample_data_contributions_return_layer_tuples():
 def wheel(tmp_path_factory) -> Path:
     pytest.importorskip("hatchling", reason="the wheel test needs hatchling (make venv)")
     out = tmp_path_factory.mktemp("wheel")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "-q", "-w", str(out), str(REPO)],
-        capture_output=True, text=True, timeout=300,
-    )
+    proc = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                 "--disable-pip-version-check", "-q", "-w", out, REPO], timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (path,) = out.glob("napari_selfdenoise-*.whl")
     return path
@@ -212,8 +212,7 @@ def test_wheel_ships_manifest_data_and_entry_points(wheel):
 
 def test_console_script_is_installed():
     script = Path(sys.executable).with_name("napari-selfdenoise")
-    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True,
-                          timeout=120)
+    proc = _run([script, "--version"])
     assert proc.returncode == 0, proc.stderr
     from napari_selfdenoise import __version__
 
@@ -236,7 +235,6 @@ def test_cli_help(sub):
 
 
 def test_cli_without_command_prints_help_and_fails():
-    proc = subprocess.run([sys.executable, "-m", "napari_selfdenoise"], capture_output=True,
-                          text=True, timeout=120, cwd=REPO)
+    proc = _run([sys.executable, "-m", "napari_selfdenoise"])
     assert proc.returncode == 2
     assert "COMMAND" in proc.stdout

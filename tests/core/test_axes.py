@@ -111,7 +111,7 @@ def test_samples_merge_s_major_then_t():
 @pytest.mark.parametrize("letters", ["YX", "CYX", "TZYX", "SCZYX", "STCZYX"])
 def test_round_trip_every_axis_order(letters):
     rng = np.random.default_rng(1)
-    sizes = dict(S=2, T=3, C=2, Z=4, Y=5, X=6)
+    sizes = {"S": 2, "T": 3, "C": 2, "Z": 4, "Y": 5, "X": 6}
     for order in itertools.permutations(letters):
         axes = "".join(order)
         shape = tuple(sizes[a] for a in axes)

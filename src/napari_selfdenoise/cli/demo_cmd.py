@@ -126,14 +126,14 @@ def _figure(path: Path, phantom: Any, denoised: Any, steps: list, scores: dict,
 
 def run(args: argparse.Namespace) -> int:
     """Train, predict, write the outputs and print PSNR against the ground truth."""
+    if not args.seconds > 0:
+        raise ValueError(f"--seconds must be positive, got {args.seconds:g}")
     from ..core import samples
     from ..core.config import TrainConfig
     from ..core.events import run_to_end
     from ..core.inference import predict_array
     from ..core.training import train
 
-    if args.seconds <= 0:
-        raise ValueError(f"--seconds must be positive, got {args.seconds}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     phantom = samples.phantom_2d(seed=args.seed)

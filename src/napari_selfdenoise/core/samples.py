@@ -9,9 +9,9 @@ PSNR can be computed directly, without rescaling. Everything is seeded and deter
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -222,7 +222,7 @@ def phantom_3d(
 
 
 def psnr(reference: np.ndarray, estimate: np.ndarray,
-         data_range: Optional[float] = None) -> float:
+         data_range: float | None = None) -> float:
     """Peak signal-to-noise ratio in dB.
 
     Parameters
