@@ -265,30 +265,11 @@ def expand_inputs(paths: Sequence[Union[str, os.PathLike]]) -> list[Path]:
     return out
 
 
-def read_input(path: Union[str, os.PathLike]) -> Any:
-    """Open an image file for a batch run (TIFF, zarr or ``.npy``; lazy where possible)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        from . import io as _io
+def read_input(path: Union[str, os.PathLike]) -> tuple[Any, Optional[str]]:
+    """Open an image file lazily for a batch run: ``(array, axes or None)``."""
+    from .io import open_image
 
-        return _io.open_image(path)
-    except (ImportError, AttributeError):
-        pass
-    suffix = path.suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        import tifffile
-
-        return tifffile.imread(path)
-    if suffix == ".npy":
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    if suffix == ".zarr":
-        import zarr
-
-        node = zarr.open(str(path), mode="r")
-        return node if hasattr(node, "shape") else node[next(iter(node.array_keys()))]
-    raise ValueError(f"{path.name}: unsupported file type {suffix!r} (use TIFF, zarr or .npy)")
+    return open_image(path)
 
 
 def _output_stem(name: str, tag: str) -> str:
@@ -352,7 +333,11 @@ def run_batch(
         name, source, axes = _unpack(item)
         yield BatchProgress(index, total, name, "started")
         try:
-            data = read_input(source) if isinstance(source, (str, os.PathLike)) else source
+            if isinstance(source, (str, os.PathLike)):
+                data, file_axes = read_input(source)
+                axes = axes or file_axes
+            else:
+                data = source
             work = _one(kind, settings, data, axes, name, out, stop, model)
             while True:
                 try:
@@ -416,8 +401,10 @@ def _one(kind, settings, data, axes, name, out, stop, model) -> Generator[Any, N
         from .calibration import calibrate
 
         cfg = settings.calibrate
-        result = yield from calibrate(np.asarray(data), cfg, axes=axes or cfg.axes, stop=stop)
-        denoised, tag = result.denoised, result.denoiser
+        result = yield from calibrate(data, cfg, axes=axes or cfg.axes, stop=stop)
+        if result.image is None:
+            raise RuntimeError("calibration was stopped before the image was denoised")
+        denoised, tag = result.image, result.denoiser
     if out is None:
         return denoised
     return _write_tiff(out / f"{_output_stem(name, tag)}.tif", np.asarray(denoised))

@@ -1,0 +1,237 @@
+"""Train dock widget: self-supervised training with a live loss plot and preview.
+
+Start trains on a snapshot of the picked layer in a thread worker, then denoises the
+whole layer with the result and adds ``"<name> [method]"`` carrying the model and its
+provenance in metadata. Stop keeps the model so far; Continue trains it further.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Generator, Optional
+
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+
+from ..core import events
+from ..core.bundle import METADATA_KEY
+from ..core.config import PredictConfig
+from ..core.presets import TrainSettings
+from . import _common, _view
+from ._base import DockWidget
+from .loss_plot import LossPlot
+from .train_options import TrainOptions
+
+PREVIEW_SUFFIX = " [preview]"
+
+
+def train_and_denoise(data: Any, settings: TrainSettings, axes: str, stop: threading.Event,
+                      preview: Any = None, init: Any = None) -> Generator[Any, None, tuple]:
+    """Train on ``data``, then denoise it with the model: returns ``(bundle, denoised)``.
+
+    The model is returned (and ``data`` denoised with it) also when ``stop`` ends training.
+    """
+    from ..core.inference import predict
+    from ..core.training import train
+
+    cfg = settings.train
+    bundle = yield from train(data, cfg, axes=axes, stop=stop, preview=preview, init=init)
+    pcfg = PredictConfig(device=cfg.device, precision=cfg.precision)
+    denoised = yield from predict(bundle, data, axes=axes, config=pcfg)
+    return bundle, denoised
+
+
+class TrainWidget(DockWidget):
+    """Train a Noise2Void / N2V2 / Noise2Self / Noise2Same model on an image layer."""
+
+    kind = "train"
+
+    def __init__(self, napari_viewer: Any, parent: Optional[QWidget] = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.options = TrainOptions()
+        self.loss_plot = LossPlot()
+        self.start_button = QPushButton("Start")
+        self.stop_button = QPushButton("Stop")
+        self.continue_button = QPushButton("Continue")
+        self.save_model_button = QPushButton("Save model…")
+        self.start_button.setToolTip("Train a new model on the layer")
+        self.stop_button.setToolTip("Stop now and keep the model trained so far")
+        self.continue_button.setToolTip("Train the last model further (same settings)")
+        self.bundle: Any = None
+        self.bundle_source = ""
+        self.first_preview_s: Optional[float] = None
+        self._preview_index: tuple = ()
+        self._time_budget_s: Optional[float] = None
+        self._layout()
+        self.start_button.clicked.connect(lambda: self.guarded(self.start))
+        self.stop_button.clicked.connect(self.stop)
+        self.continue_button.clicked.connect(lambda: self.guarded(self.continue_training))
+        self.save_model_button.clicked.connect(self._save_model_clicked)
+        self.ready()
+
+    def _layout(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._picker_row())
+        layout.addWidget(self.options)
+        row = QHBoxLayout()
+        for button in (self.start_button, self.stop_button, self.continue_button):
+            row.addWidget(button)
+        layout.addLayout(row)
+        layout.addLayout(self._footer())
+        layout.addWidget(self.loss_plot)
+        layout.addWidget(self.save_model_button)
+        layout.addStretch(1)
+
+    # ------------------------------------------------------------------- settings
+    def settings(self) -> TrainSettings:
+        axes = self.axes_edit.text().strip() or None
+        return self.options.settings(axes)
+
+    def set_settings(self, settings: TrainSettings) -> None:
+        self.options.set_settings(settings)
+        if settings.train.axes:
+            self.axes_edit.setText(settings.train.axes)
+
+    def _controls(self) -> list:
+        return super()._controls() + [self.options, self.start_button, self.continue_button,
+                                      self.save_preset_button]
+
+    def _set_running(self, running: bool) -> None:
+        super()._set_running(running)
+        self.stop_button.setEnabled(running)
+        self.continue_button.setEnabled(not running and self.bundle is not None)
+        self.save_model_button.setEnabled(not running and self.bundle is not None)
+
+    # ----------------------------------------------------------------------- runs
+    def start(self) -> bool:
+        """Train a new model on the picked layer."""
+        return self._train(init=None)
+
+    def continue_training(self) -> bool:
+        """Train the last model further, for another budget."""
+        if self.bundle is None:
+            raise ValueError("nothing to continue: train a model first")
+        return self._train(init=self.bundle)
+
+    def _train(self, init: Any) -> bool:
+        layer = self.selected_layer()
+        axes = self.selected_axes(layer)
+        settings = self.options.settings(axes)
+        data = _common.snapshot(layer)
+        preview = self._preview_request(layer, axes, settings) if settings.preview else None
+        if init is None:
+            self.loss_plot.reset()
+        self.first_preview_s = None
+        self._time_budget_s = settings.train.time_budget_s
+        source = layer.name
+
+        def make(stop: threading.Event) -> Generator:
+            return train_and_denoise(data, settings, axes, stop, preview, init)
+
+        def on_done(result: tuple) -> None:
+            self._finished_training(source, settings, *result)
+
+        label = f"training {settings.train.method} on {source}…"
+        return self.launch(make, self._on_event, on_done, label)
+
+    def _preview_request(self, layer: Any, axes: str, settings: TrainSettings) -> Any:
+        from ..core.training import PreviewRequest
+
+        central = self.window().centralWidget() if hasattr(self.window(), "centralWidget") \
+            else None
+        canvas_px = max(central.width(), central.height()) if central is not None else 512
+        image, index, image_axes = _view.view_region(self.viewer, layer, axes,
+                                                     canvas_px=canvas_px)
+        self._preview_index = index
+        return PreviewRequest(image=image, axes=image_axes, every_s=settings.preview_every_s)
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, events.TrainStep):
+            self.loss_plot.add(event.step, event.loss, event.val_loss)
+            self._show_step(event)
+        elif isinstance(event, events.TrainPreview):
+            self._show_preview(event)
+        elif isinstance(event, events.TileDone):
+            self.set_progress(event.tiles_done / max(event.tiles_total, 1),
+                              f"denoising the layer: tile {event.tiles_done}/{event.tiles_total}")
+        elif isinstance(event, events.TrainFinished):
+            self.status.setText(f"training ended ({event.reason}) at step {event.step}; "
+                                "denoising the layer…")
+        elif isinstance(event, events.Message):
+            self.notify(event.text, event.level)
+
+    def _show_step(self, e: events.TrainStep) -> None:
+        budget = self._time_budget_s
+        if budget:
+            fraction = e.elapsed_s / budget
+            eta = max(budget - e.elapsed_s, 0.0)
+        else:
+            fraction = e.step / max(e.total_steps, 1)
+            eta = e.eta_s
+        val = "" if e.val_loss is None else f", val {e.val_loss:.4g}"
+        total = "" if budget else f"/{e.total_steps}"
+        self.set_progress(fraction, (
+            f"step {e.step}{total} · loss {e.loss:.4g}{val} · {e.patches_per_s:.0f} patches/s"
+            f" · elapsed {_common.format_duration(e.elapsed_s)}"
+            f" · ETA {_common.format_duration(eta)}"))
+
+    def _show_preview(self, event: events.TrainPreview) -> None:
+        import time
+
+        layer = self.selected_layer()
+        if self.first_preview_s is None:
+            self.first_preview_s = time.perf_counter() - self.run_started
+        image = _view.expand_to_layer(event.image, self._preview_index)
+        geometry = _view.region_geometry(layer, self._preview_index)
+        name = layer.name + PREVIEW_SUFFIX
+        meta = {"preview_step": event.step}
+        if name in self.viewer.layers:
+            preview = self.viewer.layers[name]
+            preview.data = image
+            preview.translate = geometry["translate"]
+            preview.metadata.update(meta)
+        else:
+            preview = self.viewer.add_image(image, name=name, metadata=meta,
+                                            colormap=layer.colormap.name,
+                                            contrast_limits=layer.contrast_limits,
+                                            blending="translucent_no_depth", **geometry)
+
+    def _finished_training(self, source: str, settings: TrainSettings, bundle: Any,
+                           denoised: Any) -> None:
+        self.bundle = bundle
+        self.bundle_source = source
+        bundle.info.setdefault("source_layer", source)
+        name = f"{source} [{bundle.method}]"
+        _common.SESSION.add(name, bundle)
+        meta = {
+            METADATA_KEY: bundle.to_metadata(),
+            _common.PROVENANCE_KEY: _common.provenance(
+                "train", source, settings,
+                steps=bundle.history[-1]["step"] if bundle.history else None,
+                stop_reason=bundle.info.get("stop_reason")),
+        }
+        if source in self.viewer.layers:
+            src = self.viewer.layers[source]
+            layer = _common.add_or_update_image(
+                self.viewer, name, denoised, src, meta, colormap=src.colormap.name)
+            preview = source + PREVIEW_SUFFIX
+            if preview in self.viewer.layers:
+                self.viewer.layers.remove(preview)
+        else:
+            layer = self.viewer.add_image(denoised, name=name, metadata=meta)
+        self.output_layer = layer
+        if settings.save_model_to:
+            path = bundle.save(settings.save_model_to)
+            self.notify(f"model saved to {path}")
+        self.set_progress(1.0, f"done: {name}")
+        self._set_running(False)
+
+    def _save_model_clicked(self) -> None:
+        if self.bundle is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save model", f"{self.bundle_source}_{self.bundle.method}.sdmodel",
+            "napari-selfdenoise models (*.sdmodel)")
+        if path:
+            saved = self.guarded(lambda: self.bundle.save(path))
+            if saved:
+                self.notify(f"model saved to {saved}")

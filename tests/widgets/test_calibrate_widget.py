@@ -1,0 +1,55 @@
+"""Calibrate widget, end to end in a real viewer through the manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import wait_until
+
+from napari_selfdenoise._widgets._common import PROVENANCE_KEY
+from napari_selfdenoise._widgets.calibrate_widget import CALIBRATION_KEY, CalibrateWidget
+
+
+def test_calibrate_end_to_end(viewer, dock, qtbot, noisy2d):
+    noisy, clean = noisy2d
+    src = viewer.add_image(noisy, name="noisy", scale=(0.5, 0.5), translate=(3, 4))
+    widget = dock("Calibrate")
+    assert isinstance(widget, CalibrateWidget)
+    assert widget.layer_combo.currentText() == "noisy"
+    assert widget.axes_edit.text() == "YX"
+    widget.denoiser.setCurrentIndex(widget.denoiser.findData("gaussian"))
+    assert widget.run()
+    assert not widget.run_button.isEnabled() and widget.stop_button.isEnabled()
+    wait_until(qtbot, lambda: "noisy [gaussian]" in viewer.layers, 60)
+    wait_until(qtbot, lambda: widget.run_button.isEnabled(), 10)
+    out = viewer.layers["noisy [gaussian]"]
+    assert out.data.shape == noisy.shape
+    assert tuple(out.scale) == tuple(src.scale) and tuple(out.translate) == tuple(src.translate)
+    report = out.metadata[CALIBRATION_KEY]
+    assert report["denoiser"] == "gaussian" and report["parameter"] == "sigma"
+    assert out.metadata[PROVENANCE_KEY]["source_layer"] == "noisy"
+    # the chosen point is the minimum of the plotted curve and is marked
+    _, xs, ys = widget.plot.curves["gaussian"]
+    assert widget.plot.best == ("gaussian", xs[int(np.argmin(ys))], min(ys))
+    # calibration denoises: closer to the ground truth than the noisy input
+    assert np.mean((out.data - clean) ** 2) < np.mean((noisy - clean) ** 2)
+
+
+def test_custom_range_round_trips_and_bad_range_is_a_message(viewer, dock, tmp_path):
+    viewer.add_image(np.zeros((32, 32), np.float32), name="img")
+    widget = dock("Calibrate")
+    widget.denoiser.setCurrentIndex(widget.denoiser.findData("median"))
+    widget.auto_range.setChecked(False)
+    widget.range_from.setValue(1)
+    widget.range_to.setValue(4)
+    widget.range_n.setValue(4)
+    widget.range_log.setChecked(False)
+    settings = widget.settings()
+    assert settings.calibrate.values == [1.0, 2.0, 3.0, 4.0]
+    path = widget.save_preset(tmp_path / "cal.json")
+    widget.denoiser.setCurrentIndex(0)
+    widget.auto_range.setChecked(True)
+    assert widget.load_preset(path) == settings
+    assert widget.settings() == settings
+    widget.range_to.setValue(0.5)  # below "from": a clear message, no exception
+    assert widget.guarded(widget.run) is None
+    assert "range needs from < to" in widget.status.text()
