@@ -59,8 +59,8 @@ class TrainWidget(DockWidget):
         self.bundle: Any = None
         self.bundle_source = ""
         self.first_preview_s: Optional[float] = None
-        self._preview_index: tuple = ()
         self._time_budget_s: Optional[float] = None
+        self._source = ""
         self._layout()
         self.start_button.clicked.connect(lambda: self.guarded(self.start))
         self.stop_button.clicked.connect(self.stop)
@@ -122,7 +122,7 @@ class TrainWidget(DockWidget):
             self.loss_plot.reset()
         self.first_preview_s = None
         self._time_budget_s = settings.train.time_budget_s
-        source = layer.name
+        source = self._source = layer.name
 
         def make(stop: threading.Event) -> Generator:
             return train_and_denoise(data, settings, axes, stop, preview, init)
@@ -141,8 +141,8 @@ class TrainWidget(DockWidget):
         canvas_px = max(central.width(), central.height()) if central is not None else 512
         image, index, image_axes = _view.view_region(self.viewer, layer, axes,
                                                      canvas_px=canvas_px)
-        self._preview_index = index
-        return PreviewRequest(image=image, axes=image_axes, every_s=settings.preview_every_s)
+        return PreviewRequest(image=image, axes=image_axes, every_s=settings.preview_every_s,
+                              region=index)
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, events.TrainStep):
@@ -177,11 +177,13 @@ class TrainWidget(DockWidget):
     def _show_preview(self, event: events.TrainPreview) -> None:
         import time
 
-        layer = self.selected_layer()
+        if self._source not in self.viewer.layers:
+            return
+        layer = self.viewer.layers[self._source]
         if self.first_preview_s is None:
             self.first_preview_s = time.perf_counter() - self.run_started
-        image = _view.expand_to_layer(event.image, self._preview_index)
-        geometry = _view.region_geometry(layer, self._preview_index)
+        image = _view.expand_to_layer(event.image, event.region)
+        geometry = _view.region_geometry(layer, event.region)
         name = layer.name + PREVIEW_SUFFIX
         meta = {"preview_step": event.step}
         if name in self.viewer.layers:

@@ -58,7 +58,9 @@ class PredictSettings(StrictModel):
         "session", description="The model just trained, a model file, or a layer's model."
     )
     model_file: Optional[str] = Field(None, description="Model file (model_source 'file').")
-    model_layer: Optional[str] = Field(None, description="Layer name (model_source 'layer').")
+    model_name: Optional[str] = Field(
+        None, description="Layer (model_source 'layer') or session model name (None: latest)."
+    )
     axes: Optional[str] = Field(None, description="Axes of the input; None infers them.")
     predict: PredictConfig = Field(default_factory=PredictConfig)
     output: Literal["layer", "zarr"] = Field(

@@ -1,0 +1,300 @@
+"""Predict dock widget: denoise a layer with a trained model (tiled, in a thread worker).
+
+The model comes from this session's training, from a model file, or from any layer whose
+metadata carries one (listed by name). The output is a new layer in memory or a zarr
+store on disk opened back lazily, so stacks larger than memory work.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Generator, Optional
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import events
+from ..core.bundle import METADATA_KEY, ModelBundle
+from ..core.config import PredictConfig
+from ..core.presets import PredictSettings
+from . import _common
+from ._base import DockWidget
+from .train_options import combo, parse_shape, set_combo, spin
+
+SESSION_PREFIX = "trained: "
+LAYER_PREFIX = "layer: "
+FILE_ITEM = "model file…"
+
+
+class PredictWidget(DockWidget):
+    """Apply a model to an image layer, writing a new layer or a zarr store."""
+
+    kind = "predict"
+
+    def __init__(self, napari_viewer: Any, parent: Optional[QWidget] = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.model_combo = QComboBox()
+        self.model_combo.setToolTip("Model trained in this session, a layer's model, or a file")
+        self.model_file = QLineEdit()
+        self.model_file.setPlaceholderText("path/to/model.sdmodel")
+        self.browse_button = QPushButton("…")
+        self.auto_tiles = QCheckBox("auto (from free memory)")
+        self.auto_tiles.setChecked(True)
+        self.tile_shape = QLineEdit()
+        self.tile_shape.setPlaceholderText("e.g. 256, 256")
+        self.overlap = QLineEdit()
+        self.overlap.setPlaceholderText("auto (receptive field)")
+        self.batch = spin(0, 4096, 0, tip="Tiles per batch (0: auto)")
+        self.tta = QCheckBox("test-time augmentation (8 flips/rotations)")
+        self.j_invariant = combo({None: "follow the model", True: "on", False: "off"},
+                                 "Noise2Self J-invariant inference")
+        self.precision = combo({"auto": "auto", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"})
+        self.device = QLineEdit("auto")
+        self.output = combo({"layer": "new layer (in memory)",
+                             "zarr": "zarr store on disk (opened lazily)"})
+        self.zarr_path = QLineEdit()
+        self.zarr_path.setPlaceholderText("output.zarr")
+        self.overwrite = QCheckBox("overwrite")
+        self.run_button = QPushButton("Run")
+        self.stop_button = QPushButton("Stop")
+        self._layout()
+        self.model_combo.currentIndexChanged.connect(self._model_source_changed)
+        self.auto_tiles.toggled.connect(self._tiles_changed)
+        self.output.currentIndexChanged.connect(self._output_changed)
+        self.browse_button.clicked.connect(self._browse_clicked)
+        self.run_button.clicked.connect(lambda: self.guarded(self.run))
+        self.stop_button.clicked.connect(self.stop)
+        _common.SESSION.connect(self.reset_choices)
+        self.ready()
+
+    def _layout(self) -> None:
+        form = QFormLayout()
+        form.addRow("model", self.model_combo)
+        row = QHBoxLayout()
+        row.addWidget(self.model_file, 1)
+        row.addWidget(self.browse_button)
+        form.addRow("model file", row)
+        form.addRow("tiling", self.auto_tiles)
+        form.addRow("tile shape", self.tile_shape)
+        form.addRow("overlap", self.overlap)
+        form.addRow("batch", self.batch)
+        form.addRow("", self.tta)
+        form.addRow("J-invariant", self.j_invariant)
+        form.addRow("precision", self.precision)
+        form.addRow("device", self.device)
+        form.addRow("output", self.output)
+        row = QHBoxLayout()
+        row.addWidget(self.zarr_path, 1)
+        row.addWidget(self.overwrite)
+        form.addRow("zarr store", row)
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._picker_row())
+        layout.addLayout(form)
+        row = QHBoxLayout()
+        row.addWidget(self.run_button)
+        row.addWidget(self.stop_button)
+        layout.addLayout(row)
+        layout.addLayout(self._footer())
+        layout.addStretch(1)
+
+    # ---------------------------------------------------------------- model choices
+    def layer_filter(self, layer: Any) -> bool:
+        return not getattr(layer, "rgb", False)
+
+    def reset_choices(self, *_: Any) -> None:
+        super().reset_choices()
+        current = self.model_combo.currentText()
+        items = [SESSION_PREFIX + name for name in reversed(list(_common.SESSION.models))]
+        items += [LAYER_PREFIX + lay.name for lay in _common.layers_with_models(self.viewer)]
+        items.append(FILE_ITEM)
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        self.model_combo.addItems(items)
+        if current in items:
+            self.model_combo.setCurrentText(current)
+        self.model_combo.blockSignals(False)
+        self._model_source_changed()
+
+    def _model_choice(self) -> tuple[str, Optional[str]]:
+        text = self.model_combo.currentText()
+        if text.startswith(SESSION_PREFIX):
+            return "session", text[len(SESSION_PREFIX):]
+        if text.startswith(LAYER_PREFIX):
+            return "layer", text[len(LAYER_PREFIX):]
+        return "file", None
+
+    def _model_source_changed(self, *_: Any) -> None:
+        is_file = self._model_choice()[0] == "file"
+        self.model_file.setEnabled(is_file and not self.runner.running)
+        self.browse_button.setEnabled(is_file and not self.runner.running)
+
+    def _tiles_changed(self, *_: Any) -> None:
+        manual = not self.auto_tiles.isChecked() and not self.runner.running
+        for widget in (self.tile_shape, self.overlap, self.batch):
+            widget.setEnabled(manual)
+
+    def _output_changed(self, *_: Any) -> None:
+        zarr = self.output.currentData() == "zarr" and not self.runner.running
+        self.zarr_path.setEnabled(zarr)
+        self.overwrite.setEnabled(zarr)
+
+    def _browse_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "",
+                                              "napari-selfdenoise models (*.sdmodel);;All (*)")
+        if path:
+            self.model_file.setText(path)
+
+    def load_model(self, settings: PredictSettings) -> ModelBundle:
+        """The model the settings name (``ValueError`` with a clear message otherwise)."""
+        if settings.model_source == "file":
+            if not settings.model_file:
+                raise ValueError("choose a model file (or train a model first)")
+            return ModelBundle.load(settings.model_file)
+        if settings.model_source == "layer":
+            name = settings.model_name
+            if name not in self.viewer.layers:
+                raise ValueError(f"no layer named {name!r} carries a model")
+            return ModelBundle.from_metadata(self.viewer.layers[name].metadata.get(METADATA_KEY))
+        if settings.model_name in _common.SESSION.models:
+            return _common.SESSION.models[settings.model_name]
+        latest = _common.SESSION.latest()
+        if latest is None:
+            raise ValueError("no model trained in this session: train one, or choose a model "
+                             "file or a layer that carries a model")
+        return latest[1]
+
+    def batch_model(self) -> Any:
+        return self.load_model(self.settings())
+
+    # ------------------------------------------------------------------- settings
+    def settings(self) -> PredictSettings:
+        source, name = self._model_choice()
+        manual = not self.auto_tiles.isChecked()
+        config = PredictConfig(
+            tile_shape=parse_shape(self.tile_shape.text()) if manual else None,
+            overlap=parse_shape(self.overlap.text()) if manual else None,
+            batch_size=(self.batch.value() or None) if manual else None,
+            tta=self.tta.isChecked(), j_invariant=self.j_invariant.currentData(),
+            precision=self.precision.currentData(),
+            device=self.device.text().strip() or "auto", overwrite=self.overwrite.isChecked())
+        return PredictSettings(
+            model_source=source, model_name=name,
+            model_file=self.model_file.text().strip() or None,
+            axes=self.axes_edit.text().strip() or None, predict=config,
+            output=self.output.currentData(), zarr_path=self.zarr_path.text().strip() or None)
+
+    def set_settings(self, settings: PredictSettings) -> None:
+        prefix = {"session": SESSION_PREFIX, "layer": LAYER_PREFIX}.get(settings.model_source)
+        if prefix and settings.model_name:
+            index = self.model_combo.findText(prefix + settings.model_name)
+            if index >= 0:
+                self.model_combo.setCurrentIndex(index)
+        elif settings.model_source == "file":
+            self.model_combo.setCurrentText(FILE_ITEM)
+        self.model_file.setText(settings.model_file or "")
+        p = settings.predict
+        self.auto_tiles.setChecked(p.tile_shape is None and p.overlap is None
+                                   and p.batch_size is None)
+        self.tile_shape.setText(", ".join(map(str, p.tile_shape or ())))
+        self.overlap.setText(", ".join(map(str, p.overlap or ())))
+        self.batch.setValue(p.batch_size or 0)
+        self.tta.setChecked(p.tta)
+        set_combo(self.j_invariant, p.j_invariant)
+        set_combo(self.precision, p.precision)
+        self.device.setText(p.device)
+        self.overwrite.setChecked(p.overwrite)
+        set_combo(self.output, settings.output)
+        self.zarr_path.setText(settings.zarr_path or "")
+        if settings.axes:
+            self.axes_edit.setText(settings.axes)
+
+    def _controls(self) -> list:
+        return super()._controls() + [
+            self.model_combo, self.auto_tiles, self.tta, self.j_invariant, self.precision,
+            self.device, self.output, self.run_button, self.save_preset_button]
+
+    def _set_running(self, running: bool) -> None:
+        super()._set_running(running)
+        self.stop_button.setEnabled(running)
+        self._model_source_changed()
+        self._tiles_changed()
+        self._output_changed()
+
+    # ----------------------------------------------------------------------- runs
+    def run(self) -> bool:
+        """Denoise the picked layer with the chosen model."""
+        from ..core.inference import predict
+
+        layer = self.selected_layer()
+        axes = self.selected_axes(layer)
+        settings = self.settings()
+        bundle = self.load_model(settings)
+        out = None
+        if settings.output == "zarr":
+            if not settings.zarr_path:
+                raise ValueError("give a path for the zarr store (e.g. denoised.zarr)")
+            out = settings.zarr_path
+            if Path(out).exists() and not settings.predict.overwrite:
+                raise FileExistsError(f"{out} exists: tick 'overwrite' or choose another path")
+        data = _common.snapshot(layer)
+        source = layer.name
+
+        def make(stop: threading.Event) -> Generator:
+            return predict(bundle, data, axes=axes, config=settings.predict, out=out, stop=stop)
+
+        def on_done(result: Any) -> None:
+            self._finished(source, settings, bundle, result)
+
+        return self.launch(make, self._on_event, on_done,
+                           f"denoising {source} with a {bundle.method} model…")
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, events.TileDone):
+            self.set_progress(
+                event.tiles_done / max(event.tiles_total, 1),
+                f"tile {event.tiles_done}/{event.tiles_total} · "
+                f"{event.voxels_per_s / 1e6:.2f} Mvoxel/s · "
+                f"elapsed {_common.format_duration(event.elapsed_s)} · "
+                f"ETA {_common.format_duration(event.eta_s)}")
+        elif isinstance(event, events.Message):
+            self.notify(event.text, event.level)
+
+    def _finished(self, source: str, settings: PredictSettings, bundle: ModelBundle,
+                  result: Any) -> None:
+        if result is None:
+            self.set_progress(None, "stopped: no output")
+            return
+        if isinstance(result, (str, Path)):
+            from ..core.io import open_image
+
+            data, _ = open_image(result)
+        else:
+            data = result
+        name = f"{source} [{bundle.method}]"
+        meta = {
+            METADATA_KEY: bundle.to_metadata(),
+            _common.PROVENANCE_KEY: _common.provenance(
+                "predict", source, settings, model_created=bundle.created,
+                output_path=str(result) if settings.output == "zarr" else None),
+        }
+        if source in self.viewer.layers:
+            src = self.viewer.layers[source]
+            self.output_layer = _common.add_or_update_image(
+                self.viewer, name, data, src, meta, colormap=src.colormap.name)
+        else:
+            self.output_layer = self.viewer.add_image(data, name=name, metadata=meta)
+        self.set_progress(1.0, f"done: {name}")
+
+    def shutdown(self) -> None:
+        _common.SESSION.disconnect(self.reset_choices)
+        super().shutdown()
