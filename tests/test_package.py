@@ -122,16 +122,20 @@ def test_entry_point_points_at_the_shipped_manifest():
     assert [ep.value for ep in eps] == ["napari_selfdenoise:napari.yaml"]
 
 
-def test_installed_distribution_exposes_the_manifest():
-    """What napari does at start-up: find the manifest through the installed distribution.
+def test_napari_discovers_the_installed_plugin():
+    """What napari does at start-up: discover plugins through their distributions.
 
-    Needs ``napari_selfdenoise/napari.yaml`` to exist in the installed package, also in an
-    editable (development) install.
+    Needs ``napari_selfdenoise/napari.yaml`` to exist inside the installed package, in an
+    editable (development) install too, not only in a built wheel.
     """
-    from npe2 import PluginManifest
+    from npe2 import PluginManager
 
-    installed = PluginManifest.from_distribution("napari-selfdenoise")
-    assert installed.model_dump() == _manifest().model_dump()
+    manager = PluginManager()
+    manager.discover(include_npe1=False)
+    names = sorted(manager._manifests)
+    assert "napari-selfdenoise" in names, f"napari discovers only {names}"
+    installed = manager.get_manifest("napari-selfdenoise")
+    assert installed.contributions.model_dump() == _manifest().contributions.model_dump()
 
 
 @pytest.mark.parametrize("command", [c.python_name for c in _manifest().contributions.commands])
