@@ -176,6 +176,13 @@ def test_sample_data_contributions_return_layer_tuples():
     ((data, kwargs, kind),) = results["lysosome"]
     assert kind == "image" and data.shape == (10, 128, 128)
     assert kwargs["metadata"]["axes"] == "TYX" and kwargs["metadata"]["license"] == "MIT"
+    # napari accepts every tuple as it is (no viewer needed)
+    from napari.layers import Layer
+
+    for key, tuples in results.items():
+        for data, kwargs, kind in tuples:
+            layer = Layer.create(data, kwargs, kind)
+            assert layer.name == kwargs["name"] and layer.data.shape == data.shape, key
 
 
 # ------------------------------------------------------------------ wheel
