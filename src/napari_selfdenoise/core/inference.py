@@ -32,7 +32,7 @@ from .axes import AxesError, infer_axes, validate_axes
 from .bundle import ModelBundle
 from .config import METHOD_NAMES, PredictConfig
 from .events import Message, TileDone, run_to_end
-from .tiling import TilePlan, AxisPlan, make_plan, read_reflected
+from .tiling import AxisPlan, TilePlan, make_plan, read_reflected, reflect_index
 
 PROVENANCE_KEY = "napari_selfdenoise_provenance"
 PROGRESS_KEY = "napari_selfdenoise_progress"
@@ -443,7 +443,12 @@ def _undihedral(y: Any, k: int, flip: bool) -> Any:
 
 
 class _Runner:
-    """Forward passes with precision, memory format, TTA and J-invariance applied."""
+    """Forward passes with precision, memory format, TTA and J-invariance applied.
+
+    J-invariant inference hides the grid subset ``J`` by *source* pixel: ``phase`` holds,
+    per tile voxel, the subset id of the image pixel it was read from, so reflected copies
+    of a hidden pixel near the image border are hidden too.
+    """
 
     def __init__(self, net: Any, device: Any, dtype: Any, channels_last: bool, tta: bool,
                  j_invariant: bool, grid: int, mode: str):
@@ -456,27 +461,37 @@ class _Runner:
             self.memory_format = (torch.channels_last if getattr(net, "spatial_dims", 2) == 2
                                   else torch.channels_last_3d)
 
-    def _once(self, x: Any) -> Any:
+    def _net(self, x: Any) -> Any:
         from .device import autocast
-        from .masking import j_invariant_apply
         from .models import apply_padded
 
         if self.memory_format is not None:
             x = x.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.dtype):
-            if self.j_invariant:
-                y = j_invariant_apply(self.net, x, self.grid, self.mode)
-            else:
-                y = apply_padded(self.net, x)
-        return y.float()
+            return apply_padded(self.net, x).float()
 
-    def __call__(self, x: Any) -> Any:
+    def _once(self, x: Any, phase: Any) -> Any:
+        if not self.j_invariant:
+            return self._net(x)
+        import torch
+
+        from .masking import interpolate_neighbours
+
+        fill = interpolate_neighbours(x) if self.mode == "interpolate" else torch.zeros_like(x)
+        out = torch.zeros_like(x)
+        for subset in range(self.grid ** (x.ndim - 2)):
+            hide = phase == subset
+            out = torch.where(hide, self._net(torch.where(hide, fill, x)), out)
+        return out
+
+    def __call__(self, x: Any, phase: Any = None) -> Any:
         if not self.tta:
-            return self._once(x)
+            return self._once(x, phase)
         acc = None
         for k in range(4):
             for flip in (False, True):
-                y = _undihedral(self._once(_dihedral(x, k, flip)), k, flip)
+                ph = None if phase is None else _dihedral(phase, k, flip)
+                y = _undihedral(self._once(_dihedral(x, k, flip), ph), k, flip)
                 acc = y if acc is None else acc + y
         return acc / 8.0
 
@@ -683,6 +698,15 @@ def _read_tile(data: Any, layout: Layout, plan: TilePlan, bundle: ModelBundle, s
     return bundle.normalize(block, channel_axis=0)
 
 
+def _phase(plan: TilePlan, tile: tuple, grid: int) -> np.ndarray:
+    """Grid-subset id (``range(grid ** ndim)``) of the source pixel of every tile voxel."""
+    ids = np.zeros((), dtype=np.int16)
+    for (start, stop), n in zip(plan.tile_region(tile), plan.shape):
+        src = (reflect_index(np.arange(start, stop), n) % grid).astype(np.int16)
+        ids = np.add.outer(ids * grid, src)
+    return ids[None]
+
+
 def _pipeline(work, batch, plan, layout, data, bundle, runner, device, stitcher, sink, stop,
               total, skipped) -> Generator[Any, None, Any]:
     import torch
@@ -701,9 +725,13 @@ def _pipeline(work, batch, plan, layout, data, bundle, runner, device, stitcher,
                 items = work[start : start + batch]
                 arr = np.stack([_read_tile(data, layout, plan, bundle, s, t) for s, t in items])
                 x = torch.from_numpy(arr)
+                phase = None
+                if runner.j_invariant:
+                    phase = torch.from_numpy(np.stack(
+                        [_phase(plan, t, runner.grid) for _, t in items]))
                 if pin:
                     x = x.pin_memory()
-                _put(to_compute, (items, x), halt)
+                _put(to_compute, (items, x, phase), halt)
         except BaseException as exc:  # surfaced in the main thread
             errors.append(exc)
         finally:
@@ -741,8 +769,10 @@ def _pipeline(work, batch, plan, layout, data, bundle, runner, device, stitcher,
                     break
                 if errors:
                     break
-                items, x = item
-                y = runner(x.to(device, non_blocking=True)).cpu().numpy()
+                items, x, phase = item
+                if phase is not None:
+                    phase = phase.to(device, non_blocking=True)
+                y = runner(x.to(device, non_blocking=True), phase).cpu().numpy()
                 to_write.put((items, y))
                 done_tiles += len(items)
                 elapsed = time.perf_counter() - t0
