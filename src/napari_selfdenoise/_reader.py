@@ -1,0 +1,100 @@
+"""napari reader: images saved with their denoising model (by our writer or ``predict``).
+
+``get_reader`` claims a ``.zarr`` / ``.tif`` only when it carries our embedded document,
+so plain files keep opening with napari's default reader. The model is restored into the
+layer metadata (``bundle.METADATA_KEY``) with the provenance; a corrupt embedded model
+opens the image anyway, with a warning and no model. Large images stay lazy.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .core import io
+from .core.bundle import METADATA_KEY, ModelBundle, ModelFileError
+
+PROVENANCE_KEY = "napari_selfdenoise_provenance"
+AXES_KEY = "napari_selfdenoise_axes"
+EAGER_BYTES = 256 * 1024**2  # smaller images are read into memory, larger stay lazy
+
+
+def get_reader(path: Any) -> Optional[Callable[[Any], list]]:
+    """Return :func:`read` if ``path`` is a zarr / TIFF file with our document, else None."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    p = Path(path)
+    if not (io.is_zarr_path(p) or io.is_tiff_path(p)) or not p.exists():
+        return None
+    doc = io.read_document(p)
+    if not isinstance(doc, dict) or doc.get("format") != io.DOC_FORMAT:
+        return None
+    return read
+
+
+def read(path: Any) -> list[tuple[Any, dict, str]]:
+    """Layer data tuples ``[(data, attributes, "image")]`` for one of our files."""
+    if isinstance(path, (list, tuple)):
+        path = path[0]
+    p = Path(path)
+    doc = io.read_document(p) or {}
+    data, file_axes = io.open_image(p)
+    data = _maybe_eager(data)
+    metadata: dict = {}
+    if "error" in doc:
+        warnings.warn(f"{p.name}: {doc['error']}; opened as a plain image without its model",
+                      stacklevel=2)
+    if isinstance(doc.get("model"), dict):
+        try:
+            ModelBundle.from_metadata(doc["model"])  # validates payload, header and weights
+            metadata[METADATA_KEY] = doc["model"]
+        except (ModelFileError, ValueError) as exc:
+            warnings.warn(f"{p.name}: the embedded denoising model is corrupt ({exc}); "
+                          "the image opens without it", stacklevel=2)
+    elif "model_omitted" in doc:
+        warnings.warn(f"{p.name}: {doc['model_omitted']}", stacklevel=2)
+    if isinstance(doc.get("provenance"), dict):
+        metadata[PROVENANCE_KEY] = doc["provenance"]
+    axes = doc.get("axes") if isinstance(doc.get("axes"), str) else file_axes
+    if axes and len(axes) == data.ndim:
+        metadata[AXES_KEY] = axes
+    layer = doc.get("layer") if isinstance(doc.get("layer"), dict) else {}
+    attrs: dict = {"metadata": metadata, "name": layer.get("name") or _stem(p)}
+    for key in ("scale", "translate", "units"):
+        value = layer.get(key)
+        if isinstance(value, list) and len(value) == data.ndim:
+            attrs[key] = value
+    labels = layer.get("axis_labels")
+    if isinstance(labels, list) and len(labels) == data.ndim:
+        attrs["axis_labels"] = labels
+    elif axes and len(axes) == data.ndim:
+        attrs["axis_labels"] = list(axes)
+    return [(data, attrs, "image")]
+
+
+def _stem(p: Path) -> str:
+    name = p.name
+    for suffix in (".zarr", ".tiff", ".tif"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _maybe_eager(data: Any) -> Any:
+    """Small images as numpy arrays; large ones as dask arrays (napari loads what it shows)."""
+    nbytes = int(np.prod(data.shape)) * np.dtype(data.dtype).itemsize
+    if nbytes <= EAGER_BYTES:
+        return np.asarray(data[...])
+    if isinstance(data, np.ndarray):  # memory-mapped
+        return data
+    import dask.array as da
+
+    return da.from_zarr(data) if hasattr(data, "chunks") else da.from_array(data)

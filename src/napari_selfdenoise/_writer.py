@@ -1,0 +1,94 @@
+"""napari writers: an image layer saved as zarr or BigTIFF together with its model.
+
+The layer's model (``metadata[bundle.METADATA_KEY]``), provenance and spatial attributes
+(name, scale, translate, axis labels, units) go into one JSON document
+(:func:`napari_selfdenoise.core.io.make_document`): the zarr attributes, or a private
+TIFF tag. Files are written to a temporary sibling and renamed, block by block / page by
+page, so lazy (dask / zarr) layers are never loaded whole. Models larger than
+``io.MAX_EMBEDDED_MODEL_BYTES`` (64 MiB) are not embedded (a warning says so).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Optional
+
+import numpy as np
+
+from .core import io
+from .core.bundle import METADATA_KEY, find_model_in_metadata
+
+PROVENANCE_KEY = "napari_selfdenoise_provenance"
+_LAYER_KEYS = ("name", "scale", "translate", "axis_labels", "units")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _axes(meta: dict, ndim: int, model: Optional[dict]) -> Optional[str]:
+    labels = meta.get("axis_labels")
+    if labels and len(labels) == ndim and all(isinstance(a, str) and len(a) == 1 for a in labels):
+        letters = "".join(labels).upper()
+        if len(set(letters)) == ndim and set(letters) <= set("STCZYX"):
+            return letters
+    if model and isinstance(model.get("axes"), str) and len(model["axes"]) == ndim:
+        return model["axes"]
+    return "YX" if ndim == 2 else None
+
+
+def layer_document(data: Any, meta: dict) -> tuple[Any, dict]:
+    """Level-0 data and the document to embed for a layer's ``data`` and ``meta``."""
+    if isinstance(data, (list, tuple)):  # multiscale: save the full-resolution level
+        data = data[0]
+    layer_meta = meta.get("metadata") or {}
+    model = find_model_in_metadata(layer_meta)
+    if model is not None:
+        model = dict(model)
+    doc = io.make_document(
+        axes=_axes(meta, len(data.shape), model),
+        model=model,
+        provenance=_json_safe(layer_meta[PROVENANCE_KEY]) if isinstance(
+            layer_meta.get(PROVENANCE_KEY), dict) else None,
+        layer={k: _json_safe(meta[k]) for k in _LAYER_KEYS if meta.get(k) is not None},
+    )
+    if "model_omitted" in doc:
+        warnings.warn(f"{doc['model_omitted']}; the image is saved without it", stacklevel=3)
+    return data, doc
+
+
+def write_zarr(path: str, data: Any, meta: dict) -> list[str]:
+    """Save one image layer as a zarr v3 store with its model and provenance."""
+    data, doc = layer_document(data, meta)
+    out = io.write_zarr_atomic(path, data, attrs={io.DOC_KEY: doc},
+                               dimension_names=doc.get("axes"), overwrite=True)
+    return [str(out)]
+
+
+def write_tiff(path: str, data: Any, meta: dict) -> list[str]:
+    """Save one image layer as a BigTIFF with its model and provenance (private tag)."""
+    data, doc = layer_document(data, meta)
+    axes = doc.get("axes")
+    tiff_axes = None
+    if axes and axes.endswith("YX"):
+        tiff_axes = axes.replace("S", "Q")  # tifffile's S means RGB samples
+    scale = meta.get("scale")
+    resolution = None
+    if scale is not None and len(scale) >= 2 and all(float(s) > 0 for s in scale[-2:]):
+        resolution = (1.0 / float(scale[-1]), 1.0 / float(scale[-2]))
+    out = io.write_tiff_atomic(path, data, axes=tiff_axes, document=doc, resolution=resolution,
+                               overwrite=True)
+    return [str(out)]
+
+
+__all__ = ["write_zarr", "write_tiff", "layer_document", "METADATA_KEY", "PROVENANCE_KEY"]
