@@ -106,14 +106,35 @@ def grid_masked_input(x: Any, offset: Sequence[int], grid: int, mode: str = "int
         raise ValueError("x must be shaped (B, C, [Z], Y, X)")
     if len(offset) != t.ndim - 2:
         raise ValueError(f"need one offset per spatial dimension ({t.ndim - 2}), got {offset}")
-    mask = grid_mask(t.shape, offset, grid, device=t.device)
-    if mode == "interpolate":
-        out = torch.where(mask, interpolate_neighbours(t), t)
-    elif mode == "zero":
-        out = t.masked_fill(mask, 0.0)
-    else:
-        raise ValueError(f"mode must be 'interpolate' or 'zero', got {mode!r}")
+    out = apply_grid_mask(t, grid_mask(t.shape, offset, grid, device=t.device), mode)
     return out.numpy() if is_numpy else out
+
+
+def apply_grid_mask(x: torch.Tensor, mask: torch.Tensor, mode: str = "interpolate") -> torch.Tensor:
+    """Replace the pixels where ``mask`` (broadcastable to ``x``) is true.
+
+    ``mode`` ``"interpolate"`` uses :func:`interpolate_neighbours` (valid when no
+    neighbour of a masked pixel is masked, as for a grid subset), ``"zero"`` uses 0.
+    """
+    if mode == "interpolate":
+        return torch.where(mask, interpolate_neighbours(x), x)
+    if mode == "zero":
+        return x.masked_fill(mask, 0.0)
+    raise ValueError(f"mode must be 'interpolate' or 'zero', got {mode!r}")
+
+
+def random_grid_mask(
+    x: torch.Tensor, grid: int, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
+    """A random grid subset per sample: ``bool`` mask ``(B, 1, *S)`` for batch ``x``."""
+    b, nd = x.shape[0], x.ndim - 2
+    offsets = torch.randint(0, grid, (b, nd), device=x.device, generator=generator)
+    mask = torch.ones((b, 1) + tuple(x.shape[2:]), dtype=torch.bool, device=x.device)
+    for i, n in enumerate(x.shape[2:]):
+        shape = (b, 1) + tuple(n if j == i else 1 for j in range(nd))
+        pos = torch.arange(n, device=x.device).reshape((1, 1) + shape[2:])
+        mask = mask & ((pos % grid) == offsets[:, i].reshape((b,) + (1,) * (nd + 1)))
+    return mask
 
 
 def grid_offsets(spatial_dims: int, grid: int) -> list[tuple[int, ...]]:
