@@ -71,3 +71,16 @@ def noisy2d():
 def wait_until(qtbot, predicate, timeout_s: float = 60.0) -> None:
     """Process Qt events until ``predicate()`` is true."""
     qtbot.waitUntil(predicate, timeout=int(timeout_s * 1000))
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle():
+    """A tiny N2V model trained for a few steps on a 2D phantom (seconds on CPU)."""
+    from napari_selfdenoise.core.config import TrainConfig
+    from napari_selfdenoise.core.events import run_to_end
+    from napari_selfdenoise.core.samples import phantom_2d
+    from napari_selfdenoise.core.training import train
+
+    cfg = TrainConfig(method="n2v", steps=5, batch_size=4, patch_size=(32, 32),
+                      val_fraction=0.0, network={"depth": 1, "base_filters": 8})
+    return run_to_end(train(phantom_2d((48, 48), seed=3).noisy, cfg, axes="YX"))

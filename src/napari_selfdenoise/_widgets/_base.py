@@ -100,6 +100,24 @@ class DockWidget(QWidget):
         box.addLayout(row)
         return box
 
+    def build_layout(self, form: Any, buttons: list, extra: list = ()) -> QVBoxLayout:
+        """Picker, ``form``, a row of ``buttons``, progress / presets, then ``extra``."""
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._picker_row())
+        if isinstance(form, QWidget):
+            layout.addWidget(form)
+        else:
+            layout.addLayout(form)
+        row = QHBoxLayout()
+        for button in buttons:
+            row.addWidget(button)
+        layout.addLayout(row)
+        layout.addLayout(self._footer())
+        for widget in extra:
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        return layout
+
     # ------------------------------------------------------------------------ layers
     def layer_filter(self, layer: Any) -> bool:
         """Which image layers the picker lists (all by default)."""
@@ -107,15 +125,8 @@ class DockWidget(QWidget):
 
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer picker (napari calls this when layers change)."""
-        current = self.layer_combo.currentText()
         names = [lay.name for lay in _common.image_layers(self.viewer) if self.layer_filter(lay)]
-        self.layer_combo.blockSignals(True)
-        self.layer_combo.clear()
-        self.layer_combo.addItems(names)
-        if current in names:
-            self.layer_combo.setCurrentText(current)
-        self.layer_combo.blockSignals(False)
-        if self.layer_combo.currentText() != current:
+        if refill(self.layer_combo, names):
             self._layer_changed()
 
     def _layers_changed(self, *_: Any) -> None:
@@ -314,12 +325,16 @@ class DockWidget(QWidget):
     def event(self, event: Any) -> bool:  # noqa: D401 - Qt API
         # remove_dock_widget() re-parents the widget to None: stop its work then;
         # once docked, watch the main window so closing the viewer stops it too
-        if event.type() == QEvent.Type.ParentChange:
-            if self.parent() is None:
-                self.shutdown()
-            elif self.window() is not self and self.window() is not self._watched:
-                self._watched = self.window()
-                self._watched.installEventFilter(self)
+        kind = event.type()
+        if kind == QEvent.Type.ParentChange and self.parent() is None:
+            self.shutdown()
+        elif kind in (QEvent.Type.ParentChange, QEvent.Type.Show):
+            top = self.window()
+            if top is not self and top is not self._watched:
+                if self._watched is not None:
+                    self._watched.removeEventFilter(self)
+                self._watched = top
+                top.installEventFilter(self)
         return super().event(event)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
@@ -337,3 +352,14 @@ class DockWidget(QWidget):
         for emitter in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             emitter.disconnect(self._layers_changed)
 
+
+def refill(box: QComboBox, items: list[str]) -> bool:
+    """Replace the items of ``box``, keeping the current one; True when it changed."""
+    current = box.currentText()
+    box.blockSignals(True)
+    box.clear()
+    box.addItems(items)
+    if current in items:
+        box.setCurrentText(current)
+    box.blockSignals(False)
+    return box.currentText() != current

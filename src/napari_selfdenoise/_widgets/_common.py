@@ -139,7 +139,10 @@ class SessionModels:
         self.models.pop(name, None)
         self.models[name] = bundle
         for callback in list(self._listeners):
-            callback()
+            try:
+                callback()
+            except RuntimeError:  # its widget was deleted without disconnecting
+                self.disconnect(callback)
 
     def latest(self) -> Optional[tuple[str, Any]]:
         if not self.models:
@@ -213,6 +216,7 @@ class Runner:
     def __init__(self) -> None:
         self.worker: Any = None
         self.stop_event = threading.Event()
+        self.closing = threading.Event()  # set for good by shutdown()
         self._finished = threading.Event()
         self._finished.set()
         self._closed = False
@@ -268,6 +272,7 @@ class Runner:
     def shutdown(self, timeout_s: float = 30.0) -> bool:
         """Stop, detach the callbacks and wait for the thread; True when it ended."""
         self._closed = True
+        self.closing.set()
         self.stop_event.set()  # the engines check it between steps and return
         return self._finished.wait(timeout_s)
 

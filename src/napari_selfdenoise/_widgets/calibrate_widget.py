@@ -17,7 +17,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -89,16 +88,7 @@ class CalibrateWidget(DockWidget):
         form.addRow("output", self.j_invariant)
         form.addRow("crop side", self.crop)
         form.addRow("device", self.device)
-        layout = QVBoxLayout(self)
-        layout.addLayout(self._picker_row())
-        layout.addLayout(form)
-        row = QHBoxLayout()
-        row.addWidget(self.run_button)
-        row.addWidget(self.stop_button)
-        layout.addLayout(row)
-        layout.addLayout(self._footer())
-        layout.addWidget(self.plot)
-        layout.addStretch(1)
+        self.build_layout(form, [self.run_button, self.stop_button], [self.plot])
         self._range_enabled()
 
     def _range_enabled(self, *_: Any) -> None:

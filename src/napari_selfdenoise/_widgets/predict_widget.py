@@ -19,7 +19,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -28,7 +27,7 @@ from ..core.bundle import METADATA_KEY, ModelBundle
 from ..core.config import PredictConfig
 from ..core.presets import PredictSettings
 from . import _common
-from ._base import DockWidget
+from ._base import DockWidget, refill
 from .train_options import combo, parse_shape, set_combo, spin
 
 SESSION_PREFIX = "trained: "
@@ -97,15 +96,7 @@ class PredictWidget(DockWidget):
         row.addWidget(self.zarr_path, 1)
         row.addWidget(self.overwrite)
         form.addRow("zarr store", row)
-        layout = QVBoxLayout(self)
-        layout.addLayout(self._picker_row())
-        layout.addLayout(form)
-        row = QHBoxLayout()
-        row.addWidget(self.run_button)
-        row.addWidget(self.stop_button)
-        layout.addLayout(row)
-        layout.addLayout(self._footer())
-        layout.addStretch(1)
+        self.build_layout(form, [self.run_button, self.stop_button])
 
     # ---------------------------------------------------------------- model choices
     def layer_filter(self, layer: Any) -> bool:
@@ -113,16 +104,9 @@ class PredictWidget(DockWidget):
 
     def reset_choices(self, *_: Any) -> None:
         super().reset_choices()
-        current = self.model_combo.currentText()
         items = [SESSION_PREFIX + name for name in reversed(list(_common.SESSION.models))]
         items += [LAYER_PREFIX + lay.name for lay in _common.layers_with_models(self.viewer)]
-        items.append(FILE_ITEM)
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        self.model_combo.addItems(items)
-        if current in items:
-            self.model_combo.setCurrentText(current)
-        self.model_combo.blockSignals(False)
+        refill(self.model_combo, items + [FILE_ITEM])
         self._model_source_changed()
 
     def _model_choice(self) -> tuple[str, Optional[str]]:

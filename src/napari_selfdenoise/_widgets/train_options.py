@@ -174,8 +174,14 @@ class TrainOptions(QWidget):
         self._form = form
 
     def _method_changed(self) -> None:
+        """Show the method's own options, with its defaults (what is shown is what runs)."""
+        from ..core.training import default_config
+
         method = self.method.currentData()
         self.method_help.setText(METHOD_HELP[method])
+        defaults = default_config(method)
+        self.masked_percent.setValue(defaults.masking.masked_fraction * 100.0)
+        self.grid.setValue(defaults.masking.grid)
         for _, widget, methods in self._method_rows.values():
             self._form.setRowVisible(widget, method in methods)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Generator, Optional
 
-from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QPushButton, QWidget
 
 from ..core import events
 from ..core.bundle import METADATA_KEY
@@ -25,16 +25,22 @@ PREVIEW_SUFFIX = " [preview]"
 
 
 def train_and_denoise(data: Any, settings: TrainSettings, axes: str, stop: threading.Event,
-                      preview: Any = None, init: Any = None) -> Generator[Any, None, tuple]:
+                      preview: Any = None, init: Any = None,
+                      closing: Optional[threading.Event] = None) -> Generator[Any, None, tuple]:
     """Train on ``data``, then denoise it with the model: returns ``(bundle, denoised)``.
 
-    The model is returned (and ``data`` denoised with it) also when ``stop`` ends training.
+    When ``stop`` ends training, ``data`` is still denoised with the model so far (``stop``
+    is cleared, so setting it again stops the denoising); when ``closing`` is set too,
+    nothing is denoised (``denoised`` is None).
     """
     from ..core.inference import predict
     from ..core.training import train
 
     cfg = settings.train
     bundle = yield from train(data, cfg, axes=axes, stop=stop, preview=preview, init=init)
+    if closing is not None and closing.is_set():
+        return bundle, None
+    stop.clear()
     pcfg = PredictConfig(device=cfg.device, precision=cfg.precision)
     denoised = yield from predict(bundle, data, axes=axes, config=pcfg)
     return bundle, denoised
@@ -69,17 +75,9 @@ class TrainWidget(DockWidget):
         self.ready()
 
     def _layout(self) -> None:
-        layout = QVBoxLayout(self)
-        layout.addLayout(self._picker_row())
-        layout.addWidget(self.options)
-        row = QHBoxLayout()
-        for button in (self.start_button, self.stop_button, self.continue_button):
-            row.addWidget(button)
-        layout.addLayout(row)
-        layout.addLayout(self._footer())
-        layout.addWidget(self.loss_plot)
-        layout.addWidget(self.save_model_button)
-        layout.addStretch(1)
+        self.build_layout(self.options,
+                          [self.start_button, self.stop_button, self.continue_button],
+                          [self.loss_plot, self.save_model_button])
 
     # ------------------------------------------------------------------- settings
     def settings(self) -> TrainSettings:
@@ -125,7 +123,8 @@ class TrainWidget(DockWidget):
         source = self._source = layer.name
 
         def make(stop: threading.Event) -> Generator:
-            return train_and_denoise(data, settings, axes, stop, preview, init)
+            return train_and_denoise(data, settings, axes, stop, preview, init,
+                                     self.runner.closing)
 
         def on_done(result: tuple) -> None:
             self._finished_training(source, settings, *result)
@@ -183,7 +182,8 @@ class TrainWidget(DockWidget):
         if self.first_preview_s is None:
             self.first_preview_s = time.perf_counter() - self.run_started
         image = _view.expand_to_layer(event.image, event.region)
-        geometry = _view.region_geometry(layer, event.region)
+        geometry = _common.output_layer_kwargs(layer)
+        geometry.update(_view.region_geometry(layer, event.region))
         name = layer.name + PREVIEW_SUFFIX
         meta = {"preview_step": event.step}
         if name in self.viewer.layers:
@@ -192,14 +192,14 @@ class TrainWidget(DockWidget):
             preview.translate = geometry["translate"]
             preview.metadata.update(meta)
         else:
-            preview = self.viewer.add_image(image, name=name, metadata=meta,
-                                            colormap=layer.colormap.name,
-                                            contrast_limits=layer.contrast_limits,
-                                            blending="translucent_no_depth", **geometry)
+            self.viewer.add_image(image, name=name, metadata=meta, colormap=layer.colormap.name,
+                                  contrast_limits=layer.contrast_limits, **geometry)
 
     def _finished_training(self, source: str, settings: TrainSettings, bundle: Any,
                            denoised: Any) -> None:
         self.bundle = bundle
+        if denoised is None:  # the widget is closing
+            return
         self.bundle_source = source
         bundle.info.setdefault("source_layer", source)
         name = f"{source} [{bundle.method}]"

@@ -1,0 +1,84 @@
+"""Predict widget, end to end in a real viewer through the manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import wait_until
+
+from napari_selfdenoise._widgets import _common
+from napari_selfdenoise._widgets.predict_widget import LAYER_PREFIX, PredictWidget
+from napari_selfdenoise.core.bundle import METADATA_KEY, ModelBundle
+from napari_selfdenoise.core.inference import predict_array
+
+
+def test_model_from_one_layers_metadata_predicts_on_another(viewer, dock, qtbot, tiny_bundle,
+                                                            noisy2d):
+    viewer.add_image(np.zeros((8, 8), np.float32), name="A [n2v]",
+                     metadata={METADATA_KEY: tiny_bundle.to_metadata()})
+    noisy, _ = noisy2d
+    target = viewer.add_image(noisy, name="B", scale=(2, 2), translate=(1, 1))
+    widget = dock("Predict")
+    assert isinstance(widget, PredictWidget)
+    items = [widget.model_combo.itemText(i) for i in range(widget.model_combo.count())]
+    assert LAYER_PREFIX + "A [n2v]" in items
+    widget.model_combo.setCurrentText(LAYER_PREFIX + "A [n2v]")
+    widget.layer_combo.setCurrentText("B")
+    assert widget.run()
+    assert not widget.run_button.isEnabled() and widget.stop_button.isEnabled()
+    wait_until(qtbot, lambda: "B [n2v]" in viewer.layers, 60)
+    wait_until(qtbot, lambda: widget.run_button.isEnabled(), 10)
+    out = viewer.layers["B [n2v]"]
+    assert tuple(out.scale) == tuple(target.scale)
+    assert tuple(out.translate) == tuple(target.translate)
+    np.testing.assert_allclose(out.data, predict_array(tiny_bundle, noisy, axes="YX"),
+                               rtol=1e-4, atol=1e-4)
+    prov = out.metadata[_common.PROVENANCE_KEY]
+    assert prov["operation"] == "predict" and prov["settings"]["model_name"] == "A [n2v]"
+    again = ModelBundle.from_metadata(out.metadata[METADATA_KEY])
+    assert again.config == tiny_bundle.config
+
+
+def test_zarr_output_is_opened_back_lazily(viewer, dock, qtbot, tiny_bundle, tmp_path):
+    stack = np.random.default_rng(0).poisson(5, (5, 40, 40)).astype(np.float32)
+    viewer.add_image(stack, name="stack")
+    path = tmp_path / "model.sdmodel"
+    tiny_bundle.save(path)
+    widget = dock("Predict")
+    widget.model_combo.setCurrentText("model file…")
+    widget.model_file.setText(str(path))
+    widget.output.setCurrentIndex(widget.output.findData("zarr"))
+    widget.zarr_path.setText(str(tmp_path / "out.zarr"))
+    widget.auto_tiles.setChecked(False)
+    widget.tile_shape.setText("32, 32")
+    assert widget.axes_edit.text() == "TYX"
+    assert widget.run()
+    wait_until(qtbot, lambda: "stack [n2v]" in viewer.layers, 60)
+    out = viewer.layers["stack [n2v]"]
+    assert not isinstance(out.data, np.ndarray)  # a lazy zarr array
+    assert out.data.shape == stack.shape
+    np.testing.assert_allclose(np.asarray(out.data[1]),
+                               predict_array(tiny_bundle, stack[1], axes="YX"),
+                               rtol=1e-3, atol=1e-3)
+    # the store exists now: running again without 'overwrite' is a clear message
+    wait_until(qtbot, lambda: widget.run_button.isEnabled(), 10)
+    assert widget.guarded(widget.run) is None
+    assert "tick 'overwrite'" in widget.status.text()
+
+
+def test_session_model_and_mistakes(viewer, dock, tiny_bundle, tmp_path):
+    viewer.add_image(np.zeros((32, 32), np.float32), name="img")
+    widget = dock("Predict")
+    _common.SESSION.models.clear()
+    widget.model_combo.setCurrentText("model file…")
+    widget.model_file.setText(str(tmp_path / "missing.sdmodel"))
+    assert widget.guarded(widget.run) is None
+    assert "does not exist" in widget.status.text()
+    _common.SESSION.add("img [n2v]", tiny_bundle)  # as the Train widget does
+    assert widget.model_combo.itemText(0) == "trained: img [n2v]"
+    widget.model_combo.setCurrentIndex(0)
+    assert widget.load_model(widget.settings()) is tiny_bundle
+    preset = widget.save_preset(tmp_path / "p.json")
+    widget.tta.setChecked(True)
+    assert widget.load_preset(preset) == widget.settings()
+    assert not widget.tta.isChecked()
+    _common.SESSION.models.clear()

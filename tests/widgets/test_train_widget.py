@@ -1,0 +1,201 @@
+"""Train widget, end to end in a real viewer through the manifest."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from conftest import wait_until
+from qtpy.QtCore import QTimer
+
+from napari_selfdenoise._widgets import _common
+from napari_selfdenoise._widgets.train_widget import PREVIEW_SUFFIX, TrainWidget
+from napari_selfdenoise.core.bundle import METADATA_KEY, ModelBundle
+from napari_selfdenoise.core.inference import predict_array
+from napari_selfdenoise.core.training import resolve_config
+
+
+def tiny(widget: TrainWidget, steps: int = 30, method: str = "n2v") -> None:
+    """Small, fast settings (a few seconds of CPU)."""
+    o = widget.options
+    o.method.setCurrentIndex(o.method.findData(method))
+    o.budget.setValue(steps)
+    o.patch.setText("32, 32")
+    o.batch.setValue(4)
+    o.depth.setValue(1)
+    o.filters.setValue(8)
+    o.val_fraction.setValue(0.2)
+    o.preview_every.setValue(0.5)
+
+
+@pytest.fixture
+def trained_layer(viewer, noisy2d):
+    noisy, _ = noisy2d
+    return viewer.add_image(noisy, name="noisy", scale=(0.2, 0.3), translate=(5, 7),
+                            axis_labels=("y", "x"), units=("um", "um"))
+
+
+def test_train_end_to_end(viewer, dock, qtbot, trained_layer, tmp_path, noisy2d):
+    widget = dock("Train")
+    assert isinstance(widget, TrainWidget)
+    assert widget.axes_edit.text() == "YX"
+    tiny(widget, steps=30)
+    widget.options.save_model_to.setText(str(tmp_path / "model.sdmodel"))
+    assert widget.start()
+    assert widget.stop_button.isEnabled() and not widget.start_button.isEnabled()
+    assert not widget.options.isEnabled() and not widget.layer_combo.isEnabled()
+    wait_until(qtbot, lambda: widget.first_preview_s is not None, 60)
+    assert "noisy" + PREVIEW_SUFFIX in viewer.layers
+    wait_until(qtbot, lambda: "noisy [n2v]" in viewer.layers, 90)
+    wait_until(qtbot, lambda: widget.start_button.isEnabled(), 10)
+    out = viewer.layers["noisy [n2v]"]
+    src = trained_layer
+    assert out.data.shape == src.data.shape
+    assert tuple(out.scale) == tuple(src.scale)
+    assert tuple(out.translate) == tuple(src.translate)
+    assert tuple(out.axis_labels) == ("y", "x")
+    assert [str(u) for u in out.units] == [str(u) for u in src.units]
+    bundle = ModelBundle.from_metadata(out.metadata[METADATA_KEY])
+    assert bundle.method == "n2v" and bundle.config.network.base_filters == 8
+    prov = out.metadata[_common.PROVENANCE_KEY]
+    assert prov["source_layer"] == "noisy" and prov["operation"] == "train"
+    assert prov["settings"]["train"]["steps"] == 30
+    assert ModelBundle.load(tmp_path / "model.sdmodel").config == bundle.config
+    assert "noisy" + PREVIEW_SUFFIX not in viewer.layers  # replaced by the result
+    assert widget.loss_plot.steps and widget.loss_plot.val_steps
+    assert widget.progress.value() == widget.progress.maximum()
+    assert _common.SESSION.latest()[0] == "noisy [n2v]"
+    # the layer is exactly what the model in its metadata makes of the source
+    expected = predict_array(bundle, noisy2d[0], axes="YX")
+    np.testing.assert_allclose(out.data, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_stop_keeps_the_model_and_continue_trains_it(viewer, dock, qtbot, trained_layer):
+    widget = dock("Train")
+    tiny(widget, steps=100_000)
+    widget.options.preview.setChecked(False)
+    widget.start()
+    wait_until(qtbot, lambda: len(widget.loss_plot.steps) >= 2, 60)
+    widget.stop_button.click()
+    wait_until(qtbot, lambda: widget.start_button.isEnabled(), 60)
+    bundle = widget.bundle
+    assert bundle.info["stop_reason"] == "stopped"
+    assert 0 < bundle.info["steps"] < 100_000
+    assert "noisy [n2v]" in viewer.layers
+    assert widget.options.isEnabled() and widget.continue_button.isEnabled()
+    assert not widget.stop_button.isEnabled()
+    first_steps = len(widget.loss_plot.steps)
+    widget.options.budget.setValue(20)
+    assert widget.continue_training()
+    wait_until(qtbot, lambda: widget.bundle is not bundle, 60)
+    assert widget.bundle.info["stop_reason"] == "steps"
+    assert len(widget.loss_plot.steps) > first_steps  # the curve goes on
+
+
+def test_user_mistakes_are_messages(viewer, dock):
+    widget = dock("Train")
+    assert widget.guarded(widget.start) is None
+    assert "choose an image layer" in widget.status.text()
+    viewer.add_image(np.zeros((4, 40, 40), np.float32), name="stack")
+    widget.axes_edit.setText("ZYXC")
+    assert widget.guarded(widget.start) is None
+    assert "name 4 dimensions but the data has 3" in widget.status.text()
+    assert widget.start_button.isEnabled()
+    assert widget.guarded(widget.continue_training) is None
+    assert "train a model first" in widget.status.text()
+
+
+def test_preset_save_load_run_reproduces_settings(viewer, dock, qtbot, trained_layer,
+                                                  tmp_path):
+    widget = dock("Train")
+    tiny(widget, steps=12, method="n2same")
+    widget.options.lambda_inv.setValue(1.5)
+    widget.options.lr.setValue(0.001)
+    widget.options.preview.setChecked(False)
+    saved = widget.settings()
+    path = widget.save_preset(tmp_path / "preset.json")
+    tiny(widget, steps=99, method="n2v2")
+    widget.options.lr.setValue(0.0002)
+    assert widget.settings() != saved
+    assert widget.load_preset(path) == saved
+    assert widget.settings() == saved
+    widget.start()
+    wait_until(qtbot, lambda: "noisy [n2same]" in viewer.layers, 90)
+    wait_until(qtbot, lambda: widget.start_button.isEnabled(), 10)
+    cfg = widget.bundle.config
+    expected = resolve_config(saved.train)  # + the method's defaults for unset keys
+    for key in ("method", "lambda_inv", "learning_rate", "batch_size", "steps", "network",
+                "masking", "val_fraction", "seed"):
+        assert getattr(cfg, key) == getattr(expected, key), key
+    # the last settings are remembered for the next session
+    fresh = TrainWidget(viewer)
+    assert fresh.settings() == saved
+    fresh.shutdown()
+
+
+def test_batch_over_three_inputs_with_one_bad_file(viewer, dock, qtbot, tmp_path):
+    import tifffile
+
+    from napari_selfdenoise.core.samples import phantom_2d
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for seed in (1, 2):
+        tifffile.imwrite(folder / f"img{seed}.tif", phantom_2d((40, 40), seed=seed).noisy)
+    (folder / "bad.tif").write_bytes(b"not an image")
+    widget = dock("Train")
+    tiny(widget, steps=5)
+    widget.axes_edit.setText("")
+    from napari_selfdenoise.core.presets import expand_inputs
+
+    assert widget.run_batch(expand_inputs([folder]), str(tmp_path / "out"))
+    wait_until(qtbot, lambda: hasattr(widget, "last_batch_report"), 120)
+    report = widget.last_batch_report
+    assert sorted(report.outputs) == ["img1.tif", "img2.tif"]
+    assert list(report.failures) == ["bad.tif"]
+    assert (tmp_path / "out" / "img1_n2v.tif").exists()
+    assert (tmp_path / "out" / "img2_n2v.sdmodel").exists()
+    assert "1 of" not in widget.status.text() and "bad.tif" in widget.status.text()
+    assert widget.progress.value() == widget.progress.maximum()
+
+
+def test_event_loop_stays_responsive_while_training(viewer, dock, qtbot, trained_layer):
+    """A 20 ms QTimer during a real training run: p95 lateness under 100 ms."""
+    widget = dock("Train")
+    tiny(widget, steps=100_000)
+    widget.options.preview_every.setValue(0.5)
+    lateness: list[float] = []
+    period_ms = 20
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        lateness.append(max(0.0, (now - last[0]) * 1000 - period_ms))
+        last[0] = now
+
+    timer = QTimer()
+    timer.setTimerType(timer.timerType().PreciseTimer)
+    timer.timeout.connect(tick)
+    widget.start()
+    wait_until(qtbot, lambda: len(widget.loss_plot.steps) >= 1, 60)
+    last[0] = time.perf_counter()
+    timer.start(period_ms)
+    qtbot.wait(4000)
+    timer.stop()
+    widget.stop()
+    wait_until(qtbot, lambda: widget.start_button.isEnabled(), 60)
+    p95 = float(np.percentile(lateness, 95))
+    assert len(lateness) > 50
+    assert p95 < 100, f"p95 event-loop lateness {p95:.1f} ms"
+
+
+def test_closing_the_widget_stops_training(viewer, dock, qtbot, trained_layer):
+    widget = dock("Train")
+    tiny(widget, steps=100_000)
+    widget.start()
+    wait_until(qtbot, lambda: len(widget.loss_plot.steps) >= 1, 60)
+    runner = widget.runner
+    viewer.window.remove_dock_widget(widget)
+    assert not runner.running  # shutdown waited for the thread
+    assert runner.stop_event.is_set()
