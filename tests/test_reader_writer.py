@@ -137,3 +137,36 @@ def test_multiscale_layers_save_level_zero(tmp_path, layer):
     data, meta = layer
     path = _writer.write_zarr(str(tmp_path / "ms.zarr"), [data, data[:, ::2, ::2]], meta)[0]
     assert zarr.open_array(path, mode="r").shape == data.shape
+
+
+def _cli(*argv):
+    import argparse
+
+    from napari_selfdenoise.cli import predict_cmd
+
+    parser = argparse.ArgumentParser()
+    predict_cmd.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["predict", *map(str, argv)])
+    return args.func(args)
+
+
+def test_cli_predict_takes_a_model_file_or_an_image_carrying_a_model(tmp_path, bundle, capsys):
+    img = np.random.default_rng(3).random((2, 36, 44)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "in.tif", img, metadata={"axes": "TYX"})
+    bundle.save(tmp_path / "m.sdmodel")
+    assert _cli(tmp_path / "m.sdmodel", tmp_path / "in.tif", "--out", tmp_path / "a.zarr",
+                "--tile", 48, 48) == 0
+    # the result carries the model: use it as the model of the next run
+    assert _cli(tmp_path / "a.zarr", tmp_path / "in.tif", "--out", tmp_path / "b.tif",
+                "--quiet") == 0
+    expected = inference.predict_array(bundle, img, axes="TYX")
+    tiled = zarr.open_array(tmp_path / "a.zarr", mode="r")[:]
+    assert np.abs(tiled - expected).max() < 1e-5
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "b.tif"), expected)
+    prov = io.read_document(tmp_path / "b.tif")["provenance"]
+    assert prov["source"] == "in.tif" and prov["settings"]["model"].endswith("a.zarr")
+    assert "tiles" in capsys.readouterr().err  # progress bar
+    with pytest.raises(FileExistsError):
+        _cli(tmp_path / "m.sdmodel", tmp_path / "in.tif", "--out", tmp_path / "b.tif")
+    with pytest.raises(ValueError, match="carries no"):
+        _cli(tmp_path / "in.tif", tmp_path / "in.tif", "--out", tmp_path / "c.tif")

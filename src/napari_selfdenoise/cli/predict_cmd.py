@@ -1,0 +1,136 @@
+"""``napari-selfdenoise predict MODEL INPUT --out OUTPUT``.
+
+Denoises INPUT (.tif, .zarr, .npy; opened lazily) with MODEL: a model file written by
+training (``.sdmodel``) or an image file that carries a model (saved by the plugin's
+writer or by an earlier ``predict``). OUTPUT ending in ``.zarr`` is written chunk by chunk
+and is resumable: rerunning an interrupted command continues where it stopped. ``.tif``
+gives a BigTIFF (written through a resumable sibling zarr), ``.npy`` a numpy file.
+The output carries the model and the provenance of the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``predict`` sub-command."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="denoise an image or stack of any size with a trained model",
+        description=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("model", type=Path,
+                        help="model file (.sdmodel) or an image file that carries a model")
+    parser.add_argument("input", type=Path, help="image to denoise (.tif, .zarr, .npy)")
+    parser.add_argument("--out", required=True, type=Path, help="output .zarr, .tif or .npy")
+    parser.add_argument("--axes", default=None, help="axes of the input, e.g. YX, TYX, TZYX")
+    parser.add_argument("--tile", type=int, nargs="+", default=None, metavar="N",
+                        help="largest tile per spatial dim, context included "
+                             "(default: from the memory budget)")
+    parser.add_argument("--overlap", type=int, nargs="+", default=None, metavar="N",
+                        help="context per side (default and minimum: the receptive field)")
+    parser.add_argument("--batch-size", type=int, default=None, help="tiles per batch")
+    parser.add_argument("--memory-mb", type=float, default=None,
+                        help="memory budget for one batch (default: from free memory)")
+    parser.add_argument("--tta", action="store_true",
+                        help="average the 8 flips/rotations in YX (8x slower)")
+    parser.add_argument("--j-invariant", action=argparse.BooleanOptionalAction, default=None,
+                        help="Noise2Self J-invariant inference (default: as the model was trained)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output instead of resuming / refusing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def load_model(path: Path) -> Any:
+    """A :class:`ModelBundle` from a model file or from an image file that carries one."""
+    from ..core import io
+    from ..core.bundle import ModelBundle, ModelFileError
+
+    if not path.exists():
+        raise FileNotFoundError(f"model {path} does not exist")
+    if io.is_zarr_path(path) or io.is_tiff_path(path):
+        doc = io.read_document(path)
+        if not doc or not isinstance(doc.get("model"), dict):
+            why = (doc or {}).get("model_omitted") or (doc or {}).get("error") or \
+                "it carries no napari-selfdenoise model"
+            raise ModelFileError(f"cannot use {path} as a model: {why}")
+        return ModelBundle.from_metadata(doc["model"])
+    return ModelBundle.load(path)
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr (tiles, voxels/s, time left)."""
+
+    def __init__(self, enabled: bool, width: int = 30) -> None:
+        self.enabled = enabled and sys.stderr is not None
+        self.width = width
+        self._last = 0.0
+
+    def __call__(self, event: Any) -> None:
+        from ..core.events import Message, TileDone
+
+        if isinstance(event, Message):
+            self._newline()
+            print(f"{event.level}: {event.text}", file=sys.stderr, flush=True)
+            return
+        if not (self.enabled and isinstance(event, TileDone)):
+            return
+        now = time.monotonic()
+        last = event.tiles_done >= event.tiles_total
+        if not last and now - self._last < 0.2:
+            return
+        self._last = now
+        frac = event.tiles_done / max(event.tiles_total, 1)
+        fill = int(round(frac * self.width))
+        eta = f"{event.eta_s:5.0f}s left" if event.eta_s is not None else "       "
+        print(f"\r[{'#' * fill}{'.' * (self.width - fill)}] {event.tiles_done}/"
+              f"{event.tiles_total} tiles  {event.voxels_per_s / 1e6:7.2f} Mvox/s  {eta}",
+              end="\n" if last else "", file=sys.stderr, flush=True)
+        self._printed = not last
+
+    def _newline(self) -> None:
+        if getattr(self, "_printed", False):
+            print(file=sys.stderr)
+            self._printed = False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model, denoise the input tile by tile, write the output."""
+    from ..core import io
+    from ..core.config import PredictConfig
+    from ..core.inference import predict, provenance
+    from ..core.events import run_to_end
+
+    bundle = load_model(args.model)
+    data, file_axes = io.open_image(args.input)
+    config = PredictConfig(
+        tile_shape=tuple(args.tile) if args.tile else None,
+        overlap=tuple(args.overlap) if args.overlap else None,
+        batch_size=args.batch_size, memory_budget_mb=args.memory_mb, tta=args.tta,
+        j_invariant=args.j_invariant, precision=args.precision, device=args.device,
+        overwrite=args.overwrite,
+    )
+    settings = dict(config.model_dump(mode="json"), model=str(args.model))
+    prov = provenance(bundle, args.input.name, settings)
+    gen = predict(bundle, data, axes=args.axes or file_axes, config=config, out=args.out,
+                  provenance=prov)
+    t0 = time.perf_counter()
+    try:
+        out = run_to_end(gen, ProgressBar(not args.quiet))
+    except KeyboardInterrupt:
+        gen.close()  # records the finished chunks
+        resumable = io.is_zarr_path(args.out) or io.is_tiff_path(args.out)
+        print("\ninterrupted" + ("; run the same command again to resume" if resumable else ""),
+              file=sys.stderr)
+        return 130
+    print(f"{args.input} -> {out} ({time.perf_counter() - t0:.1f} s)")
+    return 0
