@@ -1,0 +1,491 @@
+"""Noise2Self J-invariant calibration of classical denoisers (Batson & Royer 2019).
+
+For a J-invariant denoiser f and noise independent across pixels and zero-mean,
+``E||f(x) - x||^2 = E||f(x) - y||^2 + E||x - y||^2``: the self-supervised loss ranks the
+parameters as the ground-truth loss would. :func:`calibrate` measures that loss for every
+value of a parameter grid and keeps the lowest:
+
+* donut filters (median, mean without the centre) are J-invariant by construction;
+* every other denoiser is made J-invariant by grid masking: the pixels ``J`` of one subset of
+  a ``GRID``-wide grid are replaced by the interpolation of their neighbours
+  (:func:`~napari_selfdenoise.core.masking.grid_masked_input`), the denoiser runs on that
+  input, and the loss is taken on ``J`` only.
+
+The loss is measured on a central crop (``config.crop``) and on enough grid subsets to reach
+a target number of loss pixels; all grid values (and masks) go through the torch filters of
+:mod:`~napari_selfdenoise.core.denoisers` together. The chosen denoiser is then applied to the
+whole image block by block (:func:`denoise_image`), reading one block at a time from lazy
+(zarr / memory-mapped) input.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Generator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .axes import AxesError, infer_axes, spatial_axes, validate_axes
+from .config import CalibrateConfig
+from .denoisers import DENOISERS, Denoiser, get_denoiser
+from .device import select_device
+from .events import CalibrationStep, TileDone
+from .masking import grid_mask, grid_masked_input, grid_offsets, interpolate_neighbours
+
+GRID = 4  # Noise2Self grid width (GRID ** ndim masks), as scikit-image's stride
+LOSS_PIXELS = 2**16  # target loss pixels for the cheap local filters (mean, Gaussian)
+MASKED_LOSS_PIXELS = 2**14  # ... for the others (scikit-image uses 1/16 of the image)
+MIN_SIDE = {2: 16, 3: 8}  # smallest calibratable size along Y/X, and along Z in 3D
+CHUNK_ELEMENTS = 2**22  # elements of one batched evaluation (images x values x pixels)
+BLOCK_VOXELS = 2**22  # spatial block size when applying to a whole image
+
+
+# ------------------------------------------------------------------------ results
+@dataclass
+class DenoiserCurve:
+    """Self-supervised loss of one denoiser over its parameter grid."""
+
+    denoiser: str
+    parameter: str
+    values: list[float]
+    losses: list[float]
+
+    @property
+    def best_index(self) -> int:
+        """Index of the lowest loss."""
+        return int(np.argmin(self.losses))
+
+    @property
+    def best_value(self) -> float:
+        """Parameter value with the lowest loss."""
+        return self.values[self.best_index]
+
+    @property
+    def best_loss(self) -> float:
+        """The lowest loss."""
+        return self.losses[self.best_index]
+
+    def to_dict(self) -> dict:
+        """JSON-safe form."""
+        return {"denoiser": self.denoiser, "parameter": self.parameter,
+                "values": [float(v) for v in self.values],
+                "losses": [float(v) for v in self.losses],
+                "best_value": float(self.best_value), "best_loss": float(self.best_loss)}
+
+
+@dataclass
+class CalibrationResult:
+    """What :func:`calibrate` returns.
+
+    Attributes
+    ----------
+    denoiser, parameter : str
+        The chosen denoiser and the name of its parameter.
+    values, losses : list of float
+        Its grid and self-supervised loss per value (mean squared error on masked pixels).
+    best_value, best_loss : float
+        The chosen value and its loss.
+    image : array or None
+        The denoised image in the input's axes and shape (``None`` when stopped).
+    j_invariant : bool
+        Whether ``image`` is the J-invariant output (else the plain denoiser's).
+    curves : dict
+        ``{name: DenoiserCurve}`` for every denoiser tried (several for ``"auto"``).
+    noise_sigma : float
+        Estimated noise standard deviation of the crop (data units).
+    """
+
+    denoiser: str
+    parameter: str
+    values: list[float]
+    losses: list[float]
+    best_value: float
+    best_loss: float
+    image: Any = field(default=None, repr=False)
+    j_invariant: bool = False
+    curves: dict[str, DenoiserCurve] = field(default_factory=dict)
+    noise_sigma: float = float("nan")
+    axes: str = ""
+    crop_shape: tuple[int, ...] = ()
+    loss_pixels: int = 0
+    stopped: bool = False
+    calibration_s: float = 0.0
+    elapsed_s: float = 0.0
+
+    def to_report(self) -> dict:
+        """JSON-safe summary: the choice, every curve, timings (no pixel data)."""
+        return {
+            "denoiser": self.denoiser, "parameter": self.parameter,
+            "best_value": float(self.best_value), "best_loss": float(self.best_loss),
+            "values": [float(v) for v in self.values],
+            "losses": [float(v) for v in self.losses],
+            "j_invariant_output": bool(self.j_invariant),
+            "curves": {k: c.to_dict() for k, c in self.curves.items()},
+            "noise_sigma": float(self.noise_sigma), "axes": self.axes,
+            "crop_shape": [int(s) for s in self.crop_shape],
+            "loss_pixels": int(self.loss_pixels), "grid": GRID, "stopped": self.stopped,
+            "calibration_s": round(self.calibration_s, 4),
+            "elapsed_s": round(self.elapsed_s, 4),
+        }
+
+
+# ----------------------------------------------------------------- input checks
+def _resolve_axes(image: Any, axes: Optional[str]) -> str:
+    shape = tuple(np.shape(image))
+    return validate_axes(axes, shape) if axes else infer_axes(shape)
+
+
+def check_image(x: np.ndarray, spatial_dims: int) -> None:
+    """Raise ``ValueError`` for non-finite, constant or too small data (``(N, *S)``)."""
+    spatial = x.shape[-spatial_dims:]
+    need = (MIN_SIDE[3],) * (spatial_dims - 2) + (MIN_SIDE[2],) * 2
+    if any(n < m for n, m in zip(spatial, need)):
+        raise ValueError(
+            f"image too small to calibrate: spatial shape {tuple(spatial)}; need at least "
+            f"{MIN_SIDE[2]} pixels along Y and X" + (
+                f" and {MIN_SIDE[3]} along Z" if spatial_dims == 3 else "")
+        )
+    bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+    if bad:
+        raise ValueError(
+            f"image contains {bad} NaN or infinite values; replace them (e.g. with "
+            "numpy.nan_to_num or an inpainting) before denoising"
+        )
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if hi <= lo:
+        raise ValueError(f"image is constant (every pixel is {lo:g}): there is no noise to "
+                         "calibrate a denoiser on")
+
+
+def _central(n: int, side: int) -> slice:
+    side = min(n, side)
+    start = (n - side) // 2
+    return slice(start, start + side)
+
+
+def read_crop(image: Any, axes: str, crop: Optional[int]) -> np.ndarray:
+    """The calibration crop as float32 ``(N, *S)`` (one image per channel).
+
+    Only the crop is read from lazy input: the middle sample / time point, every channel,
+    and a central region of side ``crop`` in Y and X (3D: side ``crop // 2`` in Y and X and
+    at most 16 planes in Z, about as many voxels as four 2D crops).
+    """
+    index: list[Any] = []
+    kept = ""
+    nd = len(spatial_axes(axes))
+    for a, n in zip(axes, np.shape(image)):
+        if a in "ST":
+            index.append(n // 2)
+        elif a == "C" or crop is None:
+            index.append(slice(None))
+            kept += a
+        else:
+            side = crop if nd == 2 else (16 if a == "Z" else max(crop // 2, 32))
+            index.append(_central(n, side))
+            kept += a
+    arr = np.asarray(image[tuple(index)], dtype=np.float32)
+    order = ("C" if "C" in kept else "") + spatial_axes(kept)
+    arr = np.transpose(arr, [kept.index(a) for a in order])
+    return arr.reshape((-1,) + arr.shape[arr.ndim - nd:])
+
+
+def estimate_noise_sigma(x: np.ndarray, spatial_dims: int) -> float:
+    """Gaussian noise sigma (wavelet MAD, ``skimage.restoration.estimate_sigma``) averaged
+    over the images of ``x`` (``(N, *S)``)."""
+    from skimage.restoration import estimate_sigma
+
+    sig = [float(estimate_sigma(a)) for a in x[:4]]
+    s = float(np.mean(sig))
+    if not s > 0:  # piecewise-constant data: fall back to the data's spread
+        s = float(np.std(x)) * 0.1 or 1.0
+    return s
+
+
+# ------------------------------------------------------------------------ losses
+def _offsets(spatial_dims: int, per_offset_pixels: float, target: int) -> list[tuple[int, ...]]:
+    """``k`` grid subsets spread over the ``GRID ** nd`` possible ones, enough for ``target``."""
+    every = grid_offsets(spatial_dims, GRID)
+    n = len(every)
+    k = int(min(n, max(1, math.ceil(target / max(per_offset_pixels, 1.0)))))
+    return [every[(n // 2 + (j * n) // k) % n] for j in range(k)]
+
+
+def _sse(den: Denoiser, x: torch.Tensor, interp: torch.Tensor, values: Sequence[float],
+         offsets: Sequence[tuple[int, ...]]) -> torch.Tensor:
+    """Sum of squared J-invariant errors on the subsets ``offsets`` for every value (P,)."""
+    total = torch.zeros(len(values), dtype=torch.float64, device=x.device)
+    sdims = tuple(range(2, x.ndim))
+
+    def add(out: torch.Tensor, o: tuple[int, ...]) -> None:
+        target = x[(slice(None), slice(None)) + tuple(slice(a, None, GRID) for a in o)]
+        nonlocal total
+        total = total + ((out - target) ** 2).double().sum(dim=(0,) + sdims)
+
+    if den.donut:
+        for o in offsets:
+            add(den(x, values, exclude_centre=True, lattice=(o, GRID)), o)
+        return total
+    if den.local:
+        for o in offsets:
+            masked = torch.where(grid_mask(x.shape, o, GRID, x.device), interp, x)
+            add(den(masked, values, lattice=(o, GRID)), o)
+        return total
+    masked = torch.cat([grid_masked_input(x, o, GRID) for o in offsets])
+    out = den(masked, values)
+    b = x.shape[0]
+    for i, o in enumerate(offsets):
+        sub = out[i * b : (i + 1) * b]
+        add(sub[(slice(None), slice(None)) + tuple(slice(a, None, GRID) for a in o)], o)
+    return total
+
+
+def _chunks(den: Denoiser, values: list[float], elements: int) -> list[list[float]]:
+    size = max(1, int(CHUNK_ELEMENTS // max(1.0, elements * den.cost / 4.0)))
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def _grid_for(den: Denoiser, values: Optional[Sequence[float]], sigma: float,
+              nd: int) -> list[float]:
+    vals = [float(v) for v in (values if values else den.default_values(sigma, nd))]
+    if not vals or not all(math.isfinite(v) for v in vals):
+        raise ValueError(f"{den.name}: parameter values must be finite numbers, got {vals}")
+    return vals
+
+
+# ----------------------------------------------------------------------- engine
+def calibrate(
+    image: Any,
+    config: CalibrateConfig = CalibrateConfig(),
+    *,
+    axes: Optional[str] = None,
+    stop: Optional[threading.Event] = None,
+    out: Any = None,
+) -> Generator[CalibrationStep, None, CalibrationResult]:
+    """Choose a denoiser's parameter by its Noise2Self self-supervised loss.
+
+    Parameters
+    ----------
+    image : array-like
+        numpy, dask, zarr or memory-mapped data; only the crop is read for the calibration.
+    config : CalibrateConfig
+        Denoiser name (or ``"auto"``: every registered denoiser, lowest loss wins), grid
+        (``None``: from the estimated noise level), crop, output kind, device.
+    axes : str, optional
+        Axes of ``image`` (overrides ``config.axes``; ``None`` infers them). ``Z`` among
+        them selects the 3D denoisers.
+    stop : threading.Event, optional
+        When set, the search ends after the current chunk of values and no image is made.
+    out : array-like, optional
+        Writable array of ``image``'s shape (zarr, memmap) that receives the denoised
+        image block by block; by default a float32 numpy array is returned.
+
+    Yields
+    ------
+    CalibrationStep
+        One per tried value, with its loss.
+
+    Returns
+    -------
+    CalibrationResult
+    """
+    t0 = time.perf_counter()
+    axes = _resolve_axes(image, axes or config.axes)
+    nd = len(spatial_axes(axes))
+    if nd not in (2, 3):
+        raise AxesError(f"calibration needs 2 or 3 spatial axes, got {axes!r}")
+    auto = config.denoiser.lower() == "auto"
+    if auto and config.values:
+        raise ValueError("a user grid (values) needs one denoiser, not 'auto'")
+    dens = list(DENOISERS.values()) if auto else [get_denoiser(config.denoiser)]
+    crop = read_crop(image, axes, config.crop)
+    check_image(crop, nd)
+    sigma = estimate_noise_sigma(crop, nd)
+    grids = {d.name: _grid_for(d, config.values, sigma, nd) for d in dens}
+    device = select_device(config.device)
+    x = torch.from_numpy(crop).to(device)[:, None]
+    interp = interpolate_neighbours(x)
+    per_offset = x.numel() / GRID**nd
+    masked_offsets = _offsets(nd, per_offset, MASKED_LOSS_PIXELS)
+    total = sum(len(v) for v in grids.values())
+    curves: dict[str, DenoiserCurve] = {}
+    done, stopped, loss_pixels = 0, False, 0
+    with torch.no_grad():
+        for den in dens:
+            cheap = (den.donut or den.local) and den.cost <= 1.0
+            offsets = masked_offsets if (auto or not cheap) else _offsets(
+                nd, per_offset, LOSS_PIXELS)
+            npix = sum(int(np.prod(x[(0, 0) + tuple(slice(a, None, GRID) for a in o)].shape))
+                       for o in offsets) * x.shape[0]
+            loss_pixels = max(loss_pixels, npix)
+            elements = x.numel() * (1 if den.local else len(offsets))
+            curve = DenoiserCurve(den.name, den.parameter, [], [])
+            for chunk in _chunks(den, grids[den.name], elements):
+                if stop is not None and stop.is_set():
+                    stopped = True
+                    break
+                losses = (_sse(den, x, interp, chunk, offsets) / npix).tolist()
+                for v, loss in zip(chunk, losses):
+                    curve.values.append(v)
+                    curve.losses.append(float(loss))
+                    yield CalibrationStep(den.name, den.parameter, v, float(loss), done, total,
+                                          time.perf_counter() - t0)
+                    done += 1
+            if curve.values:
+                curves[den.name] = curve
+            if stopped:
+                break
+    if curves:
+        best = min(curves.values(), key=lambda c: c.best_loss)
+        choice = (best.denoiser, best.parameter, best.values, best.losses, best.best_value,
+                  best.best_loss)
+    else:  # stopped before the first value: nothing chosen
+        choice = (dens[0].name, dens[0].parameter, [], [], float("nan"), float("nan"))
+    result = CalibrationResult(
+        *choice, None, bool(config.j_invariant_output), curves, sigma, axes,
+        tuple(crop.shape[1:]), loss_pixels, stopped, time.perf_counter() - t0,
+    )
+    if not stopped:
+        gen = denoise_image(image, result.denoiser, result.best_value, axes=axes,
+                            j_invariant=config.j_invariant_output, device=config.device,
+                            out=out, stop=stop)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as fin:
+                result.image = fin.value
+                break
+        result.stopped = result.image is None
+    result.elapsed_s = time.perf_counter() - t0
+    return result
+
+
+# ------------------------------------------------------------ applying a choice
+def j_invariant_apply(den: Denoiser, x: torch.Tensor, value: float) -> torch.Tensor:
+    """The J-invariant output of ``den`` at ``value`` on ``x`` (B, 1, *S).
+
+    Donut filters: one pass without the centre. Others: one masked pass per grid subset
+    (``GRID ** ndim``), each output kept on its own subset.
+    """
+    if den.donut:
+        return den(x, [value], exclude_centre=True)
+    nd = x.ndim - 2
+    out = torch.empty_like(x)
+    interp = interpolate_neighbours(x)
+    offsets = grid_offsets(nd, GRID)
+    if den.local:
+        for o in offsets:
+            masked = torch.where(grid_mask(x.shape, o, GRID, x.device), interp, x)
+            sel = (slice(None), slice(None)) + tuple(slice(a, None, GRID) for a in o)
+            out[sel] = den(masked, [value], lattice=(o, GRID))
+        return out
+    per = max(1, int(CHUNK_ELEMENTS // max(1.0, x.numel() * den.cost / 4.0)))
+    for start in range(0, len(offsets), per):
+        group = offsets[start : start + per]
+        masked = torch.cat([torch.where(grid_mask(x.shape, o, GRID, x.device), interp, x)
+                            for o in group])
+        res = den(masked, [value])
+        for i, o in enumerate(group):
+            m = grid_mask(x.shape, o, GRID, x.device)
+            out = torch.where(m, res[i * x.shape[0] : (i + 1) * x.shape[0]], out)
+    return out
+
+
+def apply_denoiser(den: Denoiser | str, x: np.ndarray, value: float, *,
+                   j_invariant: bool = False, device: str = "auto") -> np.ndarray:
+    """Denoise an in-memory ``(N, *S)`` float array (each image independently)."""
+    den = get_denoiser(den) if isinstance(den, str) else den
+    if den.integer and value != int(value):
+        raise ValueError(f"{den.name} needs an integer {den.parameter}, got {value}")
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(select_device(device))
+    t = t[:, None]
+    with torch.no_grad():
+        res = j_invariant_apply(den, t, value) if j_invariant else den(t, [value])
+    return res[:, 0].cpu().numpy()
+
+
+def _block_side(n: int, side: int) -> int:
+    return n if n <= side else max(GRID, (side // GRID) * GRID)
+
+
+def denoise_image(
+    image: Any,
+    denoiser: Denoiser | str,
+    value: float,
+    *,
+    axes: Optional[str] = None,
+    j_invariant: bool = False,
+    device: str = "auto",
+    out: Any = None,
+    stop: Optional[threading.Event] = None,
+) -> Generator[TileDone, None, Any]:
+    """Apply ``denoiser`` at ``value`` to a whole (possibly lazy) image, block by block.
+
+    Every sample, time point and channel is denoised independently (2D planes, or 3D
+    volumes when the axes hold ``Z``); each is cut into spatial blocks with a halo of the
+    denoiser's reach (aligned to the masking grid), so only one block is in memory at a
+    time. Local filters give exactly the whole-image result; TV and wavelets are global,
+    their blocks are large and overlap by 24-32 pixels.
+
+    Yields
+    ------
+    TileDone
+        After every block.
+
+    Returns
+    -------
+    array-like or None
+        ``out`` (or a new float32 numpy array); ``None`` if stopped.
+    """
+    den = get_denoiser(denoiser) if isinstance(denoiser, str) else denoiser
+    axes = _resolve_axes(image, axes)
+    shape = tuple(int(s) for s in np.shape(image))
+    sp = spatial_axes(axes)
+    nd = len(sp)
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif tuple(out.shape) != shape:
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
+    halo = den.halo(value, nd) + (1 if j_invariant else 0)
+    halo = -(-halo // GRID) * GRID
+    side = int(round(BLOCK_VOXELS ** (1.0 / nd)))
+    sdims = [axes.index(a) for a in sp]  # positions of Z, Y, X in the input
+    blocks = [_block_side(shape[d], side) for d in sdims]
+    other = [d for d in range(len(shape)) if d not in sdims]
+    starts = [range(0, shape[d], b) for d, b in zip(sdims, blocks)]
+    letters = [axes[d] for d in sorted(sdims)]
+    order = [letters.index(a) for a in sp]  # input order -> Z, Y, X
+    jobs = [(o, s) for o in np.ndindex(*[shape[d] for d in other])
+            for s in np.ndindex(*[len(r) for r in starts])]
+    t0 = time.perf_counter()
+    for k, (oidx, sidx) in enumerate(jobs):
+        if stop is not None and stop.is_set():
+            return None
+        read = [slice(None)] * len(shape)
+        write = [slice(None)] * len(shape)
+        inner = []
+        for d, i in zip(other, oidx):
+            read[d] = write[d] = i
+        for j, d in enumerate(sdims):
+            a = sidx[j] * blocks[j]
+            b = min(a + blocks[j], shape[d])
+            lo, hi = max(0, a - halo), min(shape[d], b + halo)
+            read[d], write[d] = slice(lo, hi), slice(a, b)
+            inner.append(slice(a - lo, b - lo))
+        block = np.asarray(image[tuple(read)], dtype=np.float32)
+        # the block's remaining dims are the spatial ones in input order: to Z, Y, X
+        block = np.transpose(block, order)
+        if not np.isfinite(block).all():
+            raise ValueError("image contains NaN or infinite values; replace them (e.g. with "
+                             "numpy.nan_to_num) before denoising")
+        res = apply_denoiser(den, block[None], value, j_invariant=j_invariant, device=device)[0]
+        res = res[tuple(inner)]
+        out[tuple(write)] = np.transpose(res, np.argsort(order))
+        elapsed = time.perf_counter() - t0
+        done = k + 1
+        yield TileDone(done, len(jobs), float(np.prod(res.shape)) * done / max(elapsed, 1e-9),
+                       elapsed, elapsed / done * (len(jobs) - done))
+    return out
