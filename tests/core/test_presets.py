@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from napari_selfdenoise.core import presets
@@ -89,3 +91,37 @@ def test_expand_inputs_lists_images_in_folders(tmp_path):
     (tmp_path / "c.zarr").mkdir()
     got = presets.expand_inputs([tmp_path, tmp_path / "x.tif"])
     assert [p.name for p in got] == ["a.npy", "b.tif", "c.zarr", "x.tif"]
+
+
+def test_run_batch_in_memory_continues_past_a_bad_input():
+    from napari_selfdenoise.core.events import run_to_end
+    from napari_selfdenoise.core.samples import phantom_2d
+
+    good = phantom_2d((40, 40), seed=4).noisy
+    inputs = [("a", good, "YX"), ("bad", np.zeros(7, np.float32)), ("c", good.T.copy())]
+    settings = CalibrateSettings(calibrate=CalibrateConfig(denoiser="mean"))
+    seen = []
+    report = run_to_end(presets.run_batch(settings, inputs), seen.append)
+    assert list(report.outputs) == ["a", "c"] and list(report.failures) == ["bad"]
+    assert report.outputs["a"].shape == good.shape
+    assert [p.status for p in seen if p.status != "running"] == [
+        "started", "done", "started", "failed", "started", "done"]
+    assert "bad" in report.summary() and "2 of 3 inputs done" in report.summary()
+
+
+def test_run_batch_stop_skips_the_rest():
+    import threading
+
+    from napari_selfdenoise.core.events import run_to_end
+
+    stop = threading.Event()
+    stop.set()
+    inputs = [("a", np.ones((32, 32), np.float32)), ("b", np.ones((32, 32), np.float32))]
+    report = run_to_end(presets.run_batch(CalibrateSettings(), inputs, stop=stop))
+    assert report.outputs == {} and set(report.failures) == {"a", "b"}
+    assert report.failures["a"] == "not run: stopped"
+
+
+def test_predict_preset_without_a_model_file_is_a_clear_error():
+    with pytest.raises(PresetError, match="names no model file"):
+        next(presets.run_batch(PredictSettings(), [("x", np.ones((8, 8)))]))
