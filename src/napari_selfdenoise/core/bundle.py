@@ -157,7 +157,10 @@ class ModelBundle:
         data = bytes(data)
         if len(data) == 0:
             raise ModelFileError(f"{source} is empty")
-        if data[:1] == b"\x80" or data[:2] == b"PK":
+        # a safetensors header length may itself start with 0x80 or "PK": its JSON
+        # header always starts at byte 8 with "{", which a pickle or zip never has there
+        looks_json = data[8:9] == b"{"
+        if (data[:1] == b"\x80" or data[:2] == b"PK") and not looks_json:
             raise ModelFileError(
                 f"{source} looks like a pickled PyTorch checkpoint (torch.save); those can run "
                 "arbitrary code when loaded and are never opened. Export a napari-selfdenoise "

@@ -41,7 +41,7 @@ def fit_patch_size(
     for p, s, name in zip(patch, smallest, "ZYX"[-len(patch):]):
         if s < floor:
             raise ValueError(
-                f"an image is only {s} pixels along {name}; training needs at least {floor} "
+                f"an image is only {s} pixel(s) along {name}; training needs at least {floor} "
                 "(smaller images carry too little context for a denoising network)"
             )
         out.append(max(floor, (min(p, s) // multiple) * multiple))

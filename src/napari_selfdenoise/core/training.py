@@ -288,11 +288,6 @@ def train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build_network(config.network, spatial_dims, n_channels, config.method)
-    if init is not None:
-        net.load_state_dict(init.state_dict)
-        offsets, scales = list(init.norm_offset), list(init.norm_scale)
-    else:
-        offsets, scales = compute_normalization(arrays, config.normalization)
     multiple = int(net.size_multiple)
 
     patch = tuple(config.patch_size or default_patch_size(spatial_dims))
@@ -305,6 +300,11 @@ def train(
     if note:
         yield Message(note, "warning")
     config = config.model_copy(update={"axes": axes, "patch_size": patch})
+    if init is not None:
+        net.load_state_dict(init.state_dict)
+        offsets, scales = list(init.norm_offset), list(init.norm_scale)
+    else:
+        offsets, scales = compute_normalization(arrays, config.normalization)
 
     off = np.asarray(offsets, np.float32).reshape((1, -1) + (1,) * spatial_dims)
     sc = np.asarray(scales, np.float32).reshape((1, -1) + (1,) * spatial_dims)

@@ -1,0 +1,191 @@
+"""Training engine: every method denoises, budgets and stop requests are honoured,
+runs are reproducible, bad inputs get clear errors."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from napari_selfdenoise.core.axes import AxesError
+from napari_selfdenoise.core.bundle import ModelBundle
+from napari_selfdenoise.core.config import TrainConfig
+from napari_selfdenoise.core.events import (
+    Message, TrainFinished, TrainPreview, TrainStep, run_to_end,
+)
+from napari_selfdenoise.core.models import apply_padded
+from napari_selfdenoise.core.samples import phantom_2d, phantom_3d, psnr
+from napari_selfdenoise.core.training import (
+    PreviewRequest, TrainingDataError, default_config, resolve_config, train,
+)
+
+SMALL = dict(batch_size=8, patch_size=(32, 32), log_every=25, val_every=25,
+             network={"base_filters": 8})
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The CI machine is small and shared: one intra-op thread is fastest and stable."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return phantom_2d((96, 96), seed=1)
+
+
+def denoise(bundle: ModelBundle, image: np.ndarray) -> np.ndarray:
+    net = bundle.build_model()
+    x = torch.from_numpy(bundle.normalize(image[None, None]))
+    with torch.no_grad():
+        return bundle.denormalize(apply_padded(net, x).numpy())[0, 0]
+
+
+def run(data, **settings):
+    events = []
+    bundle = run_to_end(train(data, default_config(**settings)), events.append)
+    return bundle, events
+
+
+@pytest.mark.parametrize(
+    "method, steps, gain",
+    [("n2v", 100, 3.0), ("n2v2", 150, 0.7), ("n2s", 100, 3.0), ("n2same", 100, 3.0)],
+)
+def test_every_method_improves_psnr(phantom, method, steps, gain):
+    bundle, events = run(phantom.noisy, method=method, steps=steps, **SMALL)
+    before = psnr(phantom.clean, phantom.noisy)
+    after = psnr(phantom.clean, denoise(bundle, phantom.noisy))
+    assert after > before + gain, (method, before, after)
+    assert bundle.method == method and bundle.info["stop_reason"] == "steps"
+    finished = [e for e in events if isinstance(e, TrainFinished)]
+    assert len(finished) == 1 and finished[0].step == steps
+
+
+def test_struct_n2v_trains(phantom):
+    bundle, _ = run(phantom.noisy, method="n2v", steps=60,
+                    masking={"struct_axis": "x", "struct_span": 3}, **SMALL)
+    assert bundle.config.masking.struct_axis == "x"
+    assert np.isfinite(denoise(bundle, phantom.noisy)).all()
+
+
+def test_events_history_and_round_trip(phantom, tmp_path):
+    bundle, events = run(phantom.noisy, method="n2s", steps=50, **SMALL)
+    steps = [e for e in events if isinstance(e, TrainStep)]
+    assert [e.step for e in steps] == [25, 50]
+    assert all(e.val_loss is not None and e.patches_per_s > 0 and e.eta_s >= 0 for e in steps)
+    assert [h["step"] for h in bundle.history] == [25, 50]
+    assert bundle.history[-1]["val_loss"] == pytest.approx(steps[-1].val_loss)
+    assert bundle.info["selected_by"] == "validation loss"
+    assert bundle.info["data_shapes"] == [[1, 1, 96, 96]]
+    path = bundle.save(tmp_path / "m.sdmodel")
+    again = ModelBundle.load(path)
+    assert np.array_equal(denoise(again, phantom.noisy), denoise(bundle, phantom.noisy))
+
+
+def test_seeded_runs_are_reproducible(phantom):
+    a, _ = run(phantom.noisy, method="n2v", steps=20, seed=7, **SMALL)
+    b, _ = run(phantom.noisy, method="n2v", steps=20, seed=7, **SMALL)
+    c, _ = run(phantom.noisy, method="n2v", steps=20, seed=8, **SMALL)
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    assert not all(torch.equal(a.state_dict[k], c.state_dict[k]) for k in a.state_dict)
+
+
+def test_stop_request_returns_a_usable_model(phantom):
+    stop = threading.Event()
+    gen = train(phantom.noisy, default_config("n2v", steps=10_000, **{**SMALL, "log_every": 5}),
+                stop=stop)
+
+    def on_event(e):
+        if isinstance(e, TrainStep) and e.step >= 10:
+            stop.set()
+
+    bundle = run_to_end(gen, on_event)
+    assert bundle.info["stop_reason"] == "stopped" and bundle.info["steps"] == 10
+    out = denoise(bundle, phantom.noisy)
+    assert out.shape == phantom.noisy.shape and np.isfinite(out).all()
+
+
+def test_time_budget_is_honoured(phantom):
+    t = time.perf_counter()
+    bundle, events = run(phantom.noisy, method="n2v", steps=10**6, time_budget_s=1.5, **SMALL)
+    assert time.perf_counter() - t < 4.0
+    assert bundle.info["stop_reason"] == "time"
+    assert isinstance(events[-1], TrainFinished) and events[-1].reason == "time"
+
+
+def test_preview_is_in_original_units(phantom):
+    region = phantom.noisy[:40, :48]
+    events = []
+    run_to_end(train(phantom.noisy, default_config("n2s", steps=30, **SMALL),
+                     preview=PreviewRequest(region, "YX", every_s=0.0, region=(0, 0))),
+               events.append)
+    previews = [e for e in events if isinstance(e, TrainPreview)]
+    assert len(previews) >= 2 and previews[-1].region == (0, 0)
+    assert previews[-1].image.shape == region.shape
+    assert abs(previews[-1].image.mean() - region.mean()) < 0.5 * region.std()
+
+
+def test_several_images_of_different_sizes_and_lazy_arrays(phantom):
+    import dask.array as da
+    import zarr
+
+    z = zarr.create_array(store={}, shape=(2, 64, 80), dtype="float32")
+    z[:] = np.stack([phantom.noisy[:64, :80], phantom.noisy[32:, 16:]])
+    lazy = da.from_array(phantom.noisy[None, :, :72], chunks=32)
+    bundle, events = run([z, lazy], method="n2v", axes="TYX", steps=10, **SMALL)
+    assert bundle.axes == "TYX" and bundle.n_channels == 1
+    assert bundle.info["data_shapes"] == [[2, 1, 64, 80], [1, 1, 96, 72]]
+
+
+def test_3d_multichannel_training_runs():
+    ph = phantom_3d((16, 32, 32), seed=2)
+    data = np.stack([ph.noisy, ph.noisy * 2 + 5])  # CZYX
+    bundle, _ = run(data, method="n2s", steps=6, batch_size=2, patch_size=(8, 16, 16),
+                    log_every=3, val_every=3, network={"base_filters": 4})
+    assert bundle.spatial_dims == 3 and bundle.n_channels == 2 and bundle.axes == "CZYX"
+    assert bundle.norm_scale[1] == pytest.approx(2 * bundle.norm_scale[0], rel=1e-4)
+
+
+def test_patch_larger_than_image_shrinks_with_a_message(phantom):
+    small = phantom.noisy[:40, :44]
+    bundle, events = run(small, method="n2v", steps=4, batch_size=4, patch_size=(64, 64),
+                         network={"base_filters": 4})
+    notes = [e.text for e in events if isinstance(e, Message) and e.level == "warning"]
+    assert any("patch size (64, 64) changed to (40, 44)" in n for n in notes)
+    assert tuple(bundle.config.patch_size) == (40, 44)
+    assert bundle.info["validation_patches"] == 0  # too small to hold out a band
+
+
+def test_method_defaults_respect_explicit_settings():
+    cfg = resolve_config(TrainConfig(method="n2v"))
+    assert cfg.learning_rate == 2e-3 and cfg.network.residual is False
+    assert cfg.masking.masked_fraction == 0.02
+    explicit = resolve_config(TrainConfig(method="n2v", learning_rate=1e-4,
+                                          network={"residual": True}))
+    assert explicit.learning_rate == 1e-4 and explicit.network.residual is True
+    assert resolve_config(cfg) == cfg
+
+
+@pytest.mark.parametrize(
+    "data, axes, error, words",
+    [
+        (np.zeros((0, 64)), None, TrainingDataError, "empty"),
+        (np.ones((1, 1)), None, ValueError, "only 1 pixel"),
+        (np.full((64, 64), np.nan, np.float32), None, TrainingDataError, "NaN"),
+        (np.pad(np.ones((60, 64)), ((0, 4), (0, 0)), constant_values=np.inf), None,
+         TrainingDataError, "infinite"),
+        (np.random.rand(64, 64), "ZYX", AxesError, "axes"),
+        (np.zeros((64, 64, 3), np.uint8), None, AxesError, "RGB"),
+        (np.full((64, 64), 2**30, np.uint32), None, TrainingDataError, r"2\^24"),
+        (np.full((64, 64), 3.0), None, ValueError, "constant"),
+        ([np.random.rand(64, 64), np.random.rand(2, 64, 64)], "YX", ValueError, "dimensions"),
+    ],
+)
+def test_bad_inputs_give_clear_errors(data, axes, error, words):
+    with pytest.raises(error, match=words):
+        run_to_end(train(data, default_config("n2v", steps=2, batch_size=2), axes=axes))
