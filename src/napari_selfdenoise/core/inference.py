@@ -36,7 +36,10 @@ from .tiling import AxisPlan, TilePlan, make_plan, read_reflected, reflect_index
 
 PROVENANCE_KEY = "napari_selfdenoise_provenance"
 PROGRESS_KEY = "napari_selfdenoise_progress"
-_CPU_BUDGET_CAP = 1.5 * 1024**3
+_CPU_BUDGET_CAP = 1.25 * 1024**3
+_LIVE_FRACTION = 0.35  # peak live activations / sum of all layer outputs (measured, U-Net)
+_PIPELINE_BYTES = 32.0  # per voxel: tiles queued for compute and for writing
+_MAX_BATCH_VOXELS = {"cpu": 4 * 1024**2, "cuda": 64 * 1024**2}
 _MAX_TILE = {2: 1536, 3: 160}
 _MIN_TILE = {2: 96, 3: 48}
 
@@ -172,16 +175,24 @@ def memory_budget(device: Any, config: PredictConfig) -> float:
     return min(0.25 * psutil.virtual_memory().available, _CPU_BUDGET_CAP)
 
 
-def auto_tile(
-    bytes_per_voxel: float, budget: float, spatial_dims: int, batch: Optional[int]
-) -> tuple[tuple[int, ...], int]:
-    """Largest cubic tile (and a batch size) whose activations fit in ``budget``."""
-    b = batch or 1
-    side = int((budget / (bytes_per_voxel * b)) ** (1.0 / spatial_dims))
-    side = max(_MIN_TILE[spatial_dims], min(_MAX_TILE[spatial_dims], side))
-    if batch is None:
-        b = int(max(1, min(16, budget // (bytes_per_voxel * side**spatial_dims))))
-    return (side,) * spatial_dims, b
+def bytes_per_voxel(net: Any, spatial_dims: int, in_channels: int, j_invariant: bool) -> float:
+    """Estimated peak host/device bytes per tile voxel while a batch is in flight."""
+    live = 4.0 * _conv_profile(net, spatial_dims, in_channels)[1] * _LIVE_FRACTION
+    if j_invariant:
+        live += 8.0 * in_channels  # masked input and the assembled output
+    return live + _PIPELINE_BYTES * in_channels
+
+
+def batch_size(tile_voxels: int, cost: float, budget: float, device_type: str) -> int:
+    """Tiles per batch: as many as fit in ``budget`` (large batches do not help on CPU)."""
+    cap = _MAX_BATCH_VOXELS.get(device_type, _MAX_BATCH_VOXELS["cpu"]) // max(tile_voxels, 1)
+    return int(max(1, min(16, cap, budget // (cost * tile_voxels))))
+
+
+def auto_tile(cost: float, budget: float, spatial_dims: int) -> tuple[int, ...]:
+    """Largest cubic tile (context included) whose batch of one fits in ``budget``."""
+    side = int((budget / cost) ** (1.0 / spatial_dims))
+    return (max(_MIN_TILE[spatial_dims], min(_MAX_TILE[spatial_dims], side)),) * spatial_dims
 
 
 # --------------------------------------------------------------------- provenance
@@ -461,6 +472,7 @@ class _Runner:
             self.memory_format = (torch.channels_last if getattr(net, "spatial_dims", 2) == 2
                                   else torch.channels_last_3d)
 
+
     def _net(self, x: Any) -> Any:
         from .device import autocast
         from .models import apply_padded
@@ -534,8 +546,8 @@ def _signature(bundle_meta: dict, layout: Layout, j_invariant: bool, tta: bool) 
     return h.hexdigest()[:32]
 
 
-def _plan(layout: Layout, net: Any, config: PredictConfig, bpv: float, budget: float,
-          j_invariant: bool, grid: int) -> tuple[TilePlan, int, list[str]]:
+def _plan(layout: Layout, net: Any, config: PredictConfig, cost: float, budget: float,
+          device_type: str, j_invariant: bool, grid: int) -> tuple[TilePlan, int, list[str]]:
     nd = len(layout.spatial)
     notes = []
     halo = tuple(int(h) for h in getattr(net, "halo", (0,) * nd))
@@ -555,13 +567,12 @@ def _plan(layout: Layout, net: Any, config: PredictConfig, bpv: float, budget: f
         if len(config.tile_shape) != nd:
             raise ValueError(
                 f"tile_shape needs {nd} entries ({layout.spatial}), got {config.tile_shape}")
-        tile, batch = tuple(int(t) for t in config.tile_shape), config.batch_size
-        if batch is None:
-            vox = math.prod(tile)
-            batch = int(max(1, min(16, budget // (bpv * vox))))
+        tile = tuple(int(t) for t in config.tile_shape)
     else:
-        tile, batch = auto_tile(bpv, budget, nd, config.batch_size)
+        tile = auto_tile(cost * (config.batch_size or 1), budget, nd)
     plan = make_plan(layout.spatial_shape, tile, context, multiple=multiple)
+    batch = config.batch_size or batch_size(
+        math.prod(plan.tile_shape), cost, budget, device_type)
     return plan, int(batch), notes
 
 
@@ -618,11 +629,9 @@ def predict(
     mode = "zero" if bundle.config.replacement() == "zero" else "interpolate"
 
     net = fold_batch_norm(bundle.build_model())
-    bpv = 4.0 * _conv_profile(net, bundle.spatial_dims, bundle.n_channels)[1] * 0.5
-    if j_inv:
-        bpv *= 4  # masked copies per pass
+    cost = bytes_per_voxel(net, bundle.spatial_dims, bundle.n_channels, bool(j_inv))
     budget = memory_budget(device, config)
-    plan, batch, notes = _plan(layout, net, config, bpv, budget, j_inv, grid)
+    plan, batch, notes = _plan(layout, net, config, cost, budget, device.type, j_inv, grid)
     cl = use_channels_last(device, config.channels_last)
     net = net.to(device)
     if cl:
