@@ -32,6 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="output folder (default: %(default)s)")
     parser.add_argument("--seconds", default=DEFAULT_SECONDS, type=float,
                         help="training wall-clock budget in seconds (default: %(default)s)")
+    parser.add_argument("--steps", default=None, type=int,
+                        help="also stop after this many steps (default: the time budget only)")
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHOD_NAMES),
                         help="self-supervised method (default: %(default)s)")
     parser.add_argument("--seed", default=0, type=int, help="seed (default: %(default)s)")
@@ -128,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     """Train, predict, write the outputs and print PSNR against the ground truth."""
     if not args.seconds > 0:
         raise ValueError(f"--seconds must be positive, got {args.seconds:g}")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
     from ..core import samples
     from ..core.config import TrainConfig
     from ..core.events import run_to_end
@@ -141,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"demo: {name} on the 2D phantom {phantom.noisy.shape} for {args.seconds:g} s "
           f"(Poisson-Gaussian noise, peak {phantom.photons:g} photons)", file=sys.stderr)
 
-    config = TrainConfig(method=args.method, axes=phantom.axes, steps=1_000_000,
+    config = TrainConfig(method=args.method, axes=phantom.axes, steps=args.steps or 10**9,
                          time_budget_s=args.seconds, seed=args.seed, device=args.device)
     progress = _Progress(args.seconds)
     t0 = time.monotonic()
