@@ -181,15 +181,25 @@ class TilePlan:
         return tuple(a.chunk(j) for a, j in zip(self.axes, idx))
 
     @cached_property
-    def _weights(self) -> tuple[tuple[np.ndarray, ...], ...]:
-        return tuple(tuple(a.weights(i) for i in range(a.n_tiles)) for a in self.axes)
+    def _weight_cache(self) -> dict:
+        return {}
 
     def tile_weights(self, idx: Sequence[int]) -> np.ndarray:
-        """Blending window of tile ``idx`` (float32, shape :attr:`tile_shape`)."""
-        w = np.ones((), dtype=np.float64)
-        for d, i in enumerate(idx):
-            w = np.multiply.outer(w, self._weights[d][i])
-        return w.astype(np.float32)
+        """Blending window of tile ``idx`` (float32, shape :attr:`tile_shape`; read-only).
+
+        A window only depends on whether the tile is first / last along each axis, so at
+        most ``4 ** ndim`` distinct windows are built and cached.
+        """
+        kind = tuple((i > 0, i < a.n_tiles - 1) for a, i in zip(self.axes, idx))
+        w = self._weight_cache.get(kind)
+        if w is None:
+            w = np.ones((), dtype=np.float64)
+            for a, i in zip(self.axes, idx):
+                w = np.multiply.outer(w, a.weights(i))
+            w = w.astype(np.float32)
+            w.flags.writeable = False
+            self._weight_cache[kind] = w
+        return w
 
     def pieces(self, idx: Sequence[int]) -> list[tuple[tuple[int, ...], tuple[slice, ...],
                                                        tuple[slice, ...]]]:
