@@ -61,7 +61,7 @@ def test_demo_writes_tiff_png_and_model(demo_run):
     assert png.shape[0] > 400 and png.shape[1] > 800
     assert png[..., :3].std() > 0.05  # not a blank canvas
 
-    bundle = ModelBundle.load(out / f"phantom2d_{DEFAULT_METHOD}.safetensors")
+    bundle = ModelBundle.load(out / f"phantom2d_{DEFAULT_METHOD}.sdmodel")
     assert bundle.config.method == DEFAULT_METHOD and bundle.axes == "YX"
 
 

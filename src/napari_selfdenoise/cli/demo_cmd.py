@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     paths = {
         "denoised": out / "phantom2d_denoised.tif",
         "noisy": out / "phantom2d_noisy.tif",
-        "model": out / f"phantom2d_{args.method}.safetensors",
+        "model": out / f"phantom2d_{args.method}.sdmodel",
         "figure": out / "phantom2d_demo.png",
     }
     _write_tiff(paths["denoised"], denoised, phantom.axes)
