@@ -31,7 +31,7 @@ def noisy_tif(tmp_path):
 def test_calibrate_tif_with_report(tmp_path, noisy_tif, capsys):
     out, report = tmp_path / "den.tif", tmp_path / "report.json"
     code = main(["calibrate", str(noisy_tif), "--denoiser", "gaussian", "--out", str(out),
-                 "--report", str(report), "--values", "0.5", "1", "2", "4"])
+                 "--report", str(report), "--values", "0.5", "1", "2", "4", "--plain-output"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "[4/4] gaussian sigma=4" in printed and "plain output" in printed
@@ -53,7 +53,7 @@ def test_calibrate_stack_to_zarr_j_invariant(tmp_path):
     np.save(src, stack)
     out = tmp_path / "den.zarr"
     code = main(["calibrate", str(src), "--axes", "TYX", "--denoiser", "median", "--out",
-                 str(out), "--j-invariant-output", "--quiet"])
+                 str(out), "--quiet"])
     assert code == 0
     arr = zarr.open_array(str(out), mode="r")
     assert arr.shape == stack.shape and arr.dtype == np.float32

@@ -36,8 +36,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--axes", default=None, help="axes of the input, e.g. YX, ZYX, TYX")
     parser.add_argument("--values", type=float, nargs="+", default=None,
                         help="parameter grid (default: derived from the noise level)")
-    parser.add_argument("--j-invariant-output", action="store_true",
-                        help="write the J-invariant output instead of the plain denoiser's")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--j-invariant-output", dest="j_invariant", action="store_true",
+                        default=None, help="write the J-invariant output (the default)")
+    output.add_argument("--plain-output", dest="j_invariant", action="store_false",
+                        help="write the plain denoiser's output at the chosen parameter")
     parser.add_argument("--crop", type=int, default=512,
                         help="calibrate on a central crop of this side (0: whole image)")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ...")
@@ -62,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     image, file_axes = io.open_image(args.input)
     config = CalibrateConfig(
         denoiser=args.denoiser, values=args.values, axes=args.axes or file_axes,
-        j_invariant_output=args.j_invariant_output, crop=args.crop or None, device=args.device,
+        crop=args.crop or None, device=args.device,
     )
+    if args.j_invariant is not None:
+        config.j_invariant_output = args.j_invariant
 
     def show(event: Any) -> None:
         if isinstance(event, CalibrationStep) and not args.quiet:

@@ -41,6 +41,7 @@ LOSS_PIXELS = 2**16  # target loss pixels for the cheap local filters (mean, Gau
 MASKED_LOSS_PIXELS = 2**14  # ... for the others (scikit-image uses 1/16 of the image)
 MIN_SIDE = {2: 16, 3: 8}  # smallest calibratable size along Y/X, and along Z in 3D
 CHUNK_ELEMENTS = 2**22  # elements of one batched evaluation (images x values x pixels)
+TILES_PER_SIDE = 4  # large 2D images: calibrate on 4 x 4 tiles of side crop / 4
 BLOCK_VOXELS = 2**22  # spatial block size when applying to a whole image
 
 
@@ -168,29 +169,41 @@ def _central(n: int, side: int) -> slice:
 
 
 def read_crop(image: Any, axes: str, crop: Optional[int]) -> np.ndarray:
-    """The calibration crop as float32 ``(N, *S)`` (one image per channel).
+    """The calibration crop as float32 ``(N, *S)`` (one image per channel and tile).
 
-    Only the crop is read from lazy input: the middle sample / time point, every channel,
-    and a central region of side ``crop`` in Y and X (3D: side ``crop // 2`` in Y and X and
-    at most 16 planes in Z, about as many voxels as four 2D crops).
+    Only the crop is read from lazy input: the middle sample / time point and every
+    channel. 2D: a central region of side ``crop`` in Y and X, or, when the image is at
+    least twice as large in both, four ``crop / 2`` tiles centred in its quadrants (the same
+    number of pixels, more representative). 3D: side ``crop // 2`` in Y and X and at most
+    16 planes in Z (about as many voxels as four 2D crops).
     """
-    index: list[Any] = []
-    kept = ""
+    shape = np.shape(image)
     nd = len(spatial_axes(axes))
-    for a, n in zip(axes, np.shape(image)):
+    quads = nd == 2 and crop is not None and all(
+        n >= 2 * crop for a, n in zip(axes, shape) if a in "YX")
+    tiles: list[list[Any]] = [[]]
+    kept = ""
+    for a, n in zip(axes, shape):
         if a in "ST":
-            index.append(n // 2)
-        elif a == "C" or crop is None:
-            index.append(slice(None))
-            kept += a
+            tiles = [t + [n // 2] for t in tiles]
+            continue
+        kept += a
+        if a == "C" or crop is None:
+            tiles = [t + [slice(None)] for t in tiles]
+        elif quads:
+            side = crop // TILES_PER_SIDE
+            centres = [(2 * k + 1) * n // (2 * TILES_PER_SIDE) for k in range(TILES_PER_SIDE)]
+            tiles = [t + [slice(c - side // 2, c - side // 2 + side)]
+                     for t in tiles for c in centres]
         else:
             side = crop if nd == 2 else (16 if a == "Z" else max(crop // 2, 32))
-            index.append(_central(n, side))
-            kept += a
-    arr = np.asarray(image[tuple(index)], dtype=np.float32)
-    order = ("C" if "C" in kept else "") + spatial_axes(kept)
-    arr = np.transpose(arr, [kept.index(a) for a in order])
-    return arr.reshape((-1,) + arr.shape[arr.ndim - nd:])
+            tiles = [t + [_central(n, side)] for t in tiles]
+    order = [kept.index(a) for a in ("C" if "C" in kept else "") + spatial_axes(kept)]
+    parts = []
+    for t in tiles:
+        arr = np.transpose(np.asarray(image[tuple(t)], dtype=np.float32), order)
+        parts.append(arr.reshape((-1,) + arr.shape[arr.ndim - nd:]))
+    return np.concatenate(parts)
 
 
 def estimate_noise_sigma(x: np.ndarray, spatial_dims: int) -> float:

@@ -73,6 +73,7 @@ def _separable(x: torch.Tensor, kernels: torch.Tensor, lattice: Lattice) -> torc
     p, k = kernels.shape
     r = (k - 1) // 2
     conv = F.conv2d if nd == 2 else F.conv3d
+    fmt = torch.channels_last if nd == 2 else torch.channels_last_3d
     offset, stride = lattice if lattice is not None else ((0,) * nd, 1)
     y = _pad(x, r)
     for d in range(nd):
@@ -83,8 +84,9 @@ def _separable(x: torch.Tensor, kernels: torch.Tensor, lattice: Lattice) -> torc
         strides = [1] * nd
         strides[d] = stride
         w = kernels.to(x.dtype).reshape([p, 1] + shape)
-        y = conv(y, w, stride=strides, groups=1 if d == 0 else p)
-    return y
+        # channels-last convolutions are several times faster on CPU (see core/device.py)
+        y = conv(y.contiguous(memory_format=fmt), w, stride=strides, groups=1 if d == 0 else p)
+    return y.contiguous()
 
 
 def _footprint(radius: int, nd: int, exclude_centre: bool) -> list[tuple[int, ...]]:
@@ -204,34 +206,35 @@ def tv(x: torch.Tensor, values: Sequence[float], **_: object) -> torch.Tensor:
     """Total-variation denoising (Chambolle 2004), batched over weights and images.
 
     The same iteration and stopping rule as ``skimage.restoration.denoise_tv_chambolle``
-    (``eps=2e-4``, at most 200 iterations), run until every batch member has converged.
+    (``eps=2e-4``, at most 200 iterations), applied to each batch member: a member that has
+    converged keeps that iteration's output and leaves the batch.
     """
     if any(v <= 0 for v in values):
         raise ValueError(f"TV weights must be positive, got {list(values)}")
     nd = x.ndim - 2
     b, p = x.shape[0], len(values)
-    img = x.expand((b, p) + tuple(x.shape[2:])).contiguous()
-    w = torch.tensor(list(values), dtype=x.dtype, device=x.device).reshape((1, p) + (1,) * nd)
-    sdims = tuple(range(2, 2 + nd))
-    npix = math.prod(x.shape[2:])
+    spatial = tuple(x.shape[2:])
+    img = x.expand((b, p) + spatial).reshape((b * p,) + spatial)
+    w = torch.tensor(list(values), dtype=x.dtype, device=x.device).repeat(b)
+    w = w.reshape((-1,) + (1,) * nd)
+    sdims = tuple(range(1, 1 + nd))
+    npix = math.prod(spatial)
     tau = 1.0 / (2.0 * nd)
     pdual = torch.zeros((nd,) + img.shape, dtype=x.dtype, device=x.device)
     g = torch.zeros_like(pdual)
     out, d = img, torch.zeros_like(img)
     result = torch.empty_like(img)
-    finished = torch.zeros((b, p), dtype=torch.bool, device=x.device)
+    active = torch.arange(b * p, device=x.device)
     e_init = e_prev = None
     for i in range(TV_MAX_ITER):
         if i > 0:
             d = -pdual.sum(0)
-            for ax in range(nd):
-                n = img.shape[2 + ax]
-                d.narrow(2 + ax, 1, n - 1).add_(pdual[ax].narrow(2 + ax, 0, n - 1))
+            for ax, n in enumerate(spatial):
+                d.narrow(1 + ax, 1, n - 1).add_(pdual[ax].narrow(1 + ax, 0, n - 1))
             out = img + d
         energy = (d * d).sum(dim=sdims)
-        for ax in range(nd):
-            n = img.shape[2 + ax]
-            torch.diff(out, dim=2 + ax, out=g[ax].narrow(2 + ax, 0, n - 1))
+        for ax, n in enumerate(spatial):
+            torch.diff(out, dim=1 + ax, out=g[ax].narrow(1 + ax, 0, n - 1))
         norm = (g * g).sum(0).sqrt_()
         energy = (energy + (w * norm).sum(dim=sdims)) / npix
         norm.mul_(tau / w).add_(1.0)
@@ -239,16 +242,19 @@ def tv(x: torch.Tensor, values: Sequence[float], **_: object) -> torch.Tensor:
         if e_init is None:
             e_init = e_prev = energy
             continue
-        # each member stops where scikit-image would: keep its output of that iteration
-        converged = ((e_prev - energy).abs() < TV_EPS * e_init) & ~finished
+        # a member stops where scikit-image would stop it: keep that iteration's output
+        converged = (e_prev - energy).abs() < TV_EPS * e_init
         if bool(converged.any()):
-            result[converged] = out[converged]
-            finished |= converged
-            if bool(finished.all()):
-                return result
+            result[active[converged]] = out[converged]
+            keep = ~converged
+            if not bool(keep.any()):
+                return result.reshape((b, p) + spatial)
+            img, w, active = img[keep], w[keep], active[keep]
+            pdual, g = pdual[:, keep], g[:, keep]
+            e_init, energy = e_init[keep], energy[keep]
         e_prev = energy
-    result[~finished] = out[~finished]
-    return result
+    result[active] = out
+    return result.reshape((b, p) + spatial)
 
 
 def _numpy_loop(fn: Callable[[np.ndarray, float], np.ndarray], x: torch.Tensor,
