@@ -164,7 +164,8 @@ class CalibrateConfig(StrictModel):
     values: Optional[list[float]] = Field(None, description="Parameter grid; None: from data.")
     axes: Optional[str] = None
     j_invariant_output: bool = Field(
-        False, description="Return the J-invariant denoised image instead of the plain one."
+        True, description="Return the J-invariant denoised image (the output the calibration "
+        "loss measures; see docs/calibration.md) instead of the plain denoiser's."
     )
     crop: Optional[int] = Field(
         512, ge=32, description="Calibrate on a central crop of this side (None: whole image)."
