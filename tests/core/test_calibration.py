@@ -214,3 +214,38 @@ def test_fmd_median_and_tv_pick_parameters_near_the_truth(shared_data):
             g, fit = norm_minmse(gt, out)
             psnrs.append(10 * np.log10(1.0 / np.mean((g - fit) ** 2)))
         assert max(psnrs) - psnrs[result.values.index(result.best_value)] < 0.5, psnrs
+
+
+def _dncnn_bundle(identity: bool):
+    from napari_selfdenoise.core.bundle import ModelBundle
+    from napari_selfdenoise.core.config import NetworkConfig, TrainConfig
+    from napari_selfdenoise.core.models import build_network
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(method="n2s", network=NetworkConfig(arch="dncnn", dncnn_layers=3,
+                                                          base_filters=8, batch_norm=False))
+    net = build_network(cfg.network, 2, 1, "n2s")
+    if identity:  # residual DnCNN with a zero last layer: f(x) = x
+        for p in net.last.parameters():
+            p.data.zero_()
+    return ModelBundle(config=cfg, axes="YX", spatial_dims=2, n_channels=1,
+                       norm_offset=[0.2], norm_scale=[0.5], state_dict=net.state_dict())
+
+
+def test_network_grid_calibration(clean_noisy):
+    from napari_selfdenoise.core.masking import interpolate_neighbours
+
+    _, noisy = clean_noisy
+    events = []
+    # an identity network's J-invariant output is the neighbour interpolation, whatever w
+    result = run_to_end(cal.calibrate_network(_dncnn_bundle(True), noisy, grids=(2, 3, 4)),
+                        events.append)
+    interp = interpolate_neighbours(torch.from_numpy(noisy)[None, None])[0, 0].numpy()
+    expected = np.mean((interp.astype(np.float64) - noisy) ** 2)
+    np.testing.assert_allclose(result.losses, [expected] * 3, rtol=1e-4)
+    assert [e.value for e in events] == [2.0, 3.0, 4.0] and result.denoiser == "network"
+    trained = run_to_end(cal.calibrate_network(_dncnn_bundle(False), noisy, grids=(2, 4)))
+    assert trained.best_value == trained.values[int(np.argmin(trained.losses))]
+    assert json.dumps(trained.to_report())
+    with pytest.raises(ValueError, match="integers"):
+        run_to_end(cal.calibrate_network(_dncnn_bundle(False), noisy, grids=(1.5,)))
