@@ -420,7 +420,7 @@ def train(
         window.append(loss.detach())
         step += 1
         val_loss = None
-        if val_x is not None and step % config.val_every == 0:
+        if val_x is not None and (step % config.val_every == 0 or step == config.steps):
             val_loss = validate()
             validated_at = step
             snapshot(val_loss)
@@ -432,12 +432,14 @@ def train(
                                preview.region)
             last_preview = time.perf_counter()
 
-    if step > 0 and (window or validated_at != step):
-        val_loss = None
-        if val_x is not None and validated_at != step:
-            val_loss = validate()
-            snapshot(val_loss)
-        yield log(val_loss)
+    final_val: Optional[float] = None
+    if step > 0 and val_x is not None and validated_at != step:
+        final_val = validate()  # the final weights compete for "best" too
+        snapshot(final_val)
+        if not window:  # this step was logged already: complete its record
+            history[-1]["val_loss"] = final_val
+    if window:
+        yield log(final_val)
     if best_state is None:
         best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     elapsed = time.perf_counter() - t0

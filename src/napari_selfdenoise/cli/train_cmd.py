@@ -1,0 +1,177 @@
+"""``napari-selfdenoise train INPUT... --method METHOD --out MODEL``.
+
+Trains a self-supervised denoiser on one or more images (TIFF, zarr, npy; same axes,
+any sizes) and saves the model file. A progress bar runs on the terminal; ``--log-json``
+writes one JSON object per logged step. Ctrl-C stops training and still saves the best
+model so far (press it twice to abort without saving).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Optional, TextIO
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``train`` sub-command."""
+    parser = subparsers.add_parser(
+        "train", help="train a self-supervised denoiser and save the model",
+        description=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                        help="training images (.tif, .zarr, .npy)")
+    parser.add_argument("--method", default="n2v", choices=["n2v", "n2v2", "n2s", "n2same"],
+                        help="Noise2Void, N2V2, Noise2Self or Noise2Same (default n2v)")
+    parser.add_argument("--axes", default=None,
+                        help="axes of the inputs, e.g. YX, TYX, ZYX, CYX (default: from the "
+                        "file, else inferred)")
+    parser.add_argument("--out", required=True, type=Path, help="model file to write")
+    parser.add_argument("--steps", type=int, default=None, help="step budget (default 2000)")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="wall-clock budget in seconds")
+    parser.add_argument("--patch", type=int, nargs="+", default=None,
+                        help="patch size: Y X (2D) or Z Y X (3D)")
+    parser.add_argument("--batch", type=int, default=None, help="patches per step")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate")
+    parser.add_argument("--network", choices=["unet", "dncnn"], default=None)
+    parser.add_argument("--depth", type=int, default=None, help="U-Net depth")
+    parser.add_argument("--filters", type=int, default=None, help="base filters")
+    parser.add_argument("--struct-axis", choices=["x", "y"], default=None,
+                        help="structN2V: also mask a line along this axis (n2v, 2D)")
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'mps', ...")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-json", type=Path, default=None, metavar="FILE",
+                        help="write one JSON object per logged step to FILE")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing model")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """The :class:`TrainConfig` for the parsed arguments (method defaults elsewhere)."""
+    from ..core.config import TrainConfig
+
+    settings: dict[str, Any] = {"method": args.method, "device": args.device,
+                                "precision": args.precision, "seed": args.seed}
+    optional = {"steps": args.steps, "time_budget_s": args.time_budget,
+                "batch_size": args.batch, "learning_rate": args.lr,
+                "patch_size": tuple(args.patch) if args.patch else None}
+    settings.update({k: v for k, v in optional.items() if v is not None})
+    if args.time_budget is not None and args.steps is None:
+        settings["steps"] = 10**9  # the time budget decides
+    network = {"arch": args.network, "depth": args.depth, "base_filters": args.filters}
+    settings["network"] = {k: v for k, v in network.items() if v is not None}
+    if args.struct_axis:
+        settings["masking"] = {"struct_axis": args.struct_axis}
+    return TrainConfig(**settings)
+
+
+class Progress:
+    """A one-line terminal progress bar (plain lines when not on a terminal)."""
+
+    def __init__(self, stream: TextIO, quiet: bool = False):
+        self.stream = stream
+        self.quiet = quiet
+        self.tty = stream.isatty()
+
+    def update(self, e: Any) -> None:
+        if self.quiet:
+            return
+        frac = min(1.0, e.elapsed_s / (e.elapsed_s + e.eta_s)) if e.eta_s else 1.0
+        bar = "#" * int(frac * 24)
+        val = f" val {e.val_loss:.5f}" if e.val_loss is not None else ""
+        eta = f" ETA {_duration(e.eta_s)}" if e.eta_s is not None else ""
+        line = (f"[{bar:<24}] step {e.step} loss {e.loss:.5f}{val} "
+                f"{e.patches_per_s:.0f} patches/s {_duration(e.elapsed_s)}{eta}")
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100)[:100])
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def note(self, text: str) -> None:
+        if self.tty and not self.quiet:
+            self.stream.write("\n")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _install_stop_handler(stop: threading.Event, progress: Progress) -> Optional[Any]:
+    """First Ctrl-C sets ``stop``; a second one raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        progress.note("stopping after this step and saving the best model "
+                      "(Ctrl-C again to abort)")
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the inputs, train, save the model."""
+    from ..core import io
+    from ..core.events import Message, TrainFinished, TrainStep
+    from ..core.training import train
+
+    if args.out.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
+    config = build_config(args)
+    arrays, axes = [], args.axes
+    for path in args.inputs:
+        array, file_axes = io.open_image(path)
+        if axes is None:
+            axes = file_axes
+        arrays.append(array)
+    progress = Progress(sys.stderr, args.quiet)
+    log = open(args.log_json, "w", encoding="utf-8") if args.log_json else None
+    stop = threading.Event()
+    previous = _install_stop_handler(stop, progress)
+    try:
+        gen = train(arrays, config, axes=axes, stop=stop)
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as done:
+                bundle = done.value
+                break
+            if isinstance(event, TrainStep):
+                progress.update(event)
+                if log is not None:
+                    log.write(json.dumps({
+                        "step": event.step, "loss": event.loss, "val_loss": event.val_loss,
+                        "elapsed_s": event.elapsed_s, "patches_per_s": event.patches_per_s,
+                        "eta_s": event.eta_s, "learning_rate": event.learning_rate,
+                    }) + "\n")
+                    log.flush()
+            elif isinstance(event, Message):
+                progress.note(f"{event.level}: {event.text}")
+            elif isinstance(event, TrainFinished):
+                best = (f", best validation loss {event.best_val_loss:.5f}"
+                        if event.best_val_loss is not None else "")
+                progress.note(f"finished ({event.reason}) after {event.step} steps in "
+                              f"{_duration(event.elapsed_s)}{best}")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        if log is not None:
+            log.close()
+    path = bundle.save(args.out)
+    print(f"saved {bundle.method} model ({bundle.axes}, best step "
+          f"{bundle.info.get('best_step')}) to {path}")
+    return 0
