@@ -84,3 +84,49 @@ def tiny_bundle():
     cfg = TrainConfig(method="n2v", steps=5, batch_size=4, patch_size=(32, 32),
                       val_fraction=0.0, network={"depth": 1, "base_filters": 8})
     return run_to_end(train(phantom_2d((48, 48), seed=3).noisy, cfg, axes="YX"))
+
+
+def process_until(predicate, timeout_s: float, app=None) -> None:
+    """Process Qt events until ``predicate()`` is true (scripts without qtbot)."""
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    app = app or QApplication.instance()
+    t0 = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - t0 > timeout_s:
+            raise TimeoutError(f"not done after {timeout_s} s")
+        app.processEvents()
+        time.sleep(0.002)
+
+
+class LatencyProbe:
+    """A precise ``period_ms`` QTimer recording how late each tick comes (in ms)."""
+
+    def __init__(self, period_ms: int = 20) -> None:
+        from qtpy.QtCore import Qt, QTimer
+
+        self.period_ms = period_ms
+        self.lateness: list[float] = []
+        self._timer = QTimer()
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._tick)
+        self._last = 0.0
+
+    def _tick(self) -> None:
+        import time
+
+        now = time.perf_counter()
+        self.lateness.append(max(0.0, (now - self._last) * 1000 - self.period_ms))
+        self._last = now
+
+    def start(self) -> None:
+        import time
+
+        self._last = time.perf_counter()
+        self._timer.start(self.period_ms)
+
+    def stop(self) -> np.ndarray:
+        self._timer.stop()
+        return np.asarray(self.lateness)

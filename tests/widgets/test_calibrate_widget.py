@@ -53,3 +53,20 @@ def test_custom_range_round_trips_and_bad_range_is_a_message(viewer, dock, tmp_p
     widget.range_to.setValue(0.5)  # below "from": a clear message, no exception
     assert widget.guarded(widget.run) is None
     assert "range needs from < to" in widget.status.text()
+
+
+def test_batch_over_selected_layers_adds_one_layer_each(viewer, dock, qtbot, noisy2d):
+    noisy, _ = noisy2d
+    a = viewer.add_image(noisy, name="a")
+    b = viewer.add_image(noisy[::-1].copy(), name="b", scale=(2, 2))
+    viewer.add_image(noisy, name="not selected")
+    widget = dock("Calibrate")
+    widget.denoiser.setCurrentIndex(widget.denoiser.findData("mean"))
+    viewer.layers.selection = {a, b}
+    widget._batch_layers_clicked()
+    wait_until(qtbot, lambda: hasattr(widget, "last_batch_report"), 60)
+    assert sorted(widget.last_batch_report.outputs) == ["a", "b"]
+    assert "a [calibrate]" in viewer.layers and "b [calibrate]" in viewer.layers
+    assert "not selected [calibrate]" not in viewer.layers
+    assert tuple(viewer.layers["b [calibrate]"].scale) == (2, 2)
+    assert PROVENANCE_KEY in viewer.layers["a [calibrate]"].metadata

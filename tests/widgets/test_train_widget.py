@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
-from conftest import wait_until
-from qtpy.QtCore import QTimer
+from conftest import LatencyProbe, wait_until
 
 from napari_selfdenoise._widgets import _common
 from napari_selfdenoise._widgets.train_widget import PREVIEW_SUFFIX, TrainWidget
@@ -164,25 +161,13 @@ def test_event_loop_stays_responsive_while_training(viewer, dock, qtbot, trained
     """A 20 ms QTimer during a real training run: p95 lateness under 100 ms."""
     widget = dock("Train")
     tiny(widget, steps=100_000)
-    widget.options.preview_every.setValue(0.5)
-    lateness: list[float] = []
-    period_ms = 20
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        lateness.append(max(0.0, (now - last[0]) * 1000 - period_ms))
-        last[0] = now
-
-    timer = QTimer()
-    timer.setTimerType(timer.timerType().PreciseTimer)
-    timer.timeout.connect(tick)
+    widget.options.preview_every.setValue(2.0)
+    probe = LatencyProbe(20)
     widget.start()
     wait_until(qtbot, lambda: len(widget.loss_plot.steps) >= 1, 60)
-    last[0] = time.perf_counter()
-    timer.start(period_ms)
+    probe.start()
     qtbot.wait(4000)
-    timer.stop()
+    lateness = probe.stop()
     widget.stop()
     wait_until(qtbot, lambda: widget.start_button.isEnabled(), 60)
     p95 = float(np.percentile(lateness, 95))
@@ -199,3 +184,25 @@ def test_closing_the_widget_stops_training(viewer, dock, qtbot, trained_layer):
     viewer.window.remove_dock_widget(widget)
     assert not runner.running  # shutdown waited for the thread
     assert runner.stop_event.is_set()
+
+
+def test_preview_region_is_the_displayed_slice(viewer):
+    from napari_selfdenoise._widgets import _view
+
+    stack = np.arange(5 * 300 * 200, dtype=np.float32).reshape(5, 300, 200)
+    layer = viewer.add_image(stack, name="stack", scale=(1, 0.5, 0.5), translate=(0, 10, 20))
+    viewer.dims.set_point(0, 2)
+    viewer.camera.center = (0, 10 + 150 * 0.5, 20 + 100 * 0.5)  # data pixel (150, 100)
+    viewer.camera.zoom = 4.0  # 512 screen pixels show 128 world units = 256 data pixels
+    image, index, axes = _view.view_region(viewer, layer, "TYX", canvas_px=512, max_side=128)
+    assert axes == "YX" and index[0] == 2
+    assert image.shape == (128, 128)
+    assert index[1] == slice(86, 214) and index[2] == slice(36, 164)
+    np.testing.assert_array_equal(image, stack[index])
+    geometry = _view.region_geometry(layer, index)
+    assert geometry["translate"] == (2.0, 10 + 86 * 0.5, 20 + 36 * 0.5)
+    assert _view.expand_to_layer(image, index).shape == (1, 128, 128)
+    # zoomed out: everything is visible, and the crop never exceeds the data
+    viewer.camera.zoom = 0.5
+    image, index, _ = _view.view_region(viewer, layer, "TYX", canvas_px=100, max_side=512)
+    assert image.shape == (300, 200)

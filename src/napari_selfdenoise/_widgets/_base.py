@@ -167,6 +167,13 @@ class DockWidget(QWidget):
         self.status.setText(text)
         {"error": show_error, "warning": show_warning}.get(level, show_info)(text)
 
+    def on_message(self, event: Any) -> None:
+        """An engine's Message: warnings are notified, notes only shown in the status."""
+        if event.level == "info":
+            self.status.setText(event.text)
+        else:
+            self.notify(event.text, event.level)
+
     def guarded(self, action: Callable[[], Any]) -> Any:
         """Run ``action``; a user mistake becomes a message instead of a traceback."""
         try:

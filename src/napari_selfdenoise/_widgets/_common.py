@@ -100,8 +100,10 @@ def add_or_update_image(viewer: Any, name: str, data: Any, source: Any, metadata
         for key in ("scale", "translate"):
             setattr(layer, key, geometry[key])
         return layer
-    layer = viewer.add_image(data, name=name, metadata=dict(metadata), **geometry)
-    return layer
+    geometry.setdefault("contrast_limits", getattr(source, "contrast_limits", None))
+    if geometry["contrast_limits"] is None:
+        del geometry["contrast_limits"]
+    return viewer.add_image(data, name=name, metadata=dict(metadata), **geometry)
 
 
 def image_layers(viewer: Any) -> list:

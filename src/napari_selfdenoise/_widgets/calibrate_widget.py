@@ -165,7 +165,7 @@ class CalibrateWidget(DockWidget):
                               f"loss {event.loss:.4g} ({event.index + 1}/{event.total}, "
                               f"{_common.format_duration(event.elapsed_s)})")
         elif isinstance(event, events.Message):
-            self.notify(event.text, event.level)
+            self.on_message(event)
 
     def _finished(self, source: str, settings: CalibrateSettings, result: Any) -> None:
         self.result = result

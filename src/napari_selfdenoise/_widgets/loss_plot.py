@@ -3,11 +3,13 @@
 :class:`PlotCanvas` owns a figure styled like napari's dark theme; subclasses override
 :meth:`~PlotCanvas.clear` and :meth:`~PlotCanvas.draw` only (cf. napari-matplotlib's
 ``base.py``). Data arrive through cheap appends; :meth:`~PlotCanvas.request_redraw`
-coalesces redraws with a timer, so a fast stream of events never blocks the event loop.
+coalesces redraws with a timer whose interval adapts to the measured render time, so the
+plot never takes more than about a tenth of the event loop however slow the machine.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import numpy as np
@@ -25,17 +27,21 @@ VAL_COLOUR = "#48dbfb"
 class PlotCanvas(QWidget):
     """A matplotlib canvas in a QWidget; subclasses implement ``clear`` and ``draw``."""
 
-    min_interval_ms = 400
+    min_interval_ms = 500
+    max_share = 0.1  # at most this fraction of the main thread goes to rendering
 
     def __init__(self, parent: Optional[QWidget] = None, height: float = 2.4) -> None:
         super().__init__(parent)
-        self.figure = Figure(figsize=(4, height), facecolor=BACKGROUND, layout="constrained")
+        self.figure = Figure(figsize=(4, height), facecolor=BACKGROUND)
+        self.figure.subplots_adjust(left=0.2, right=0.97, bottom=0.2, top=0.95)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(int(height * 70))
         self.axes = self.figure.add_subplot(111)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.refresh)
+        self.interval_ms = self.min_interval_ms
+        self.last_render_ms = 0.0
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
@@ -49,16 +55,19 @@ class PlotCanvas(QWidget):
         """Draw the current data on ``self.axes`` (subclasses override)."""
 
     def refresh(self) -> None:
-        """Clear, draw and repaint now."""
+        """Clear, draw and render now; the next timed redraw waits in proportion."""
+        t0 = time.perf_counter()
         self.clear()
         self._style()
         self.draw()
-        self.canvas.draw_idle()
+        self.canvas.draw()
+        self.last_render_ms = (time.perf_counter() - t0) * 1000
+        self.interval_ms = max(self.min_interval_ms, self.last_render_ms / self.max_share)
 
     def request_redraw(self) -> None:
-        """Redraw soon (at most every ``min_interval_ms``)."""
+        """Redraw soon (after ``interval_ms``; appends in between are coalesced)."""
         if not self._timer.isActive():
-            self._timer.start(self.min_interval_ms)
+            self._timer.start(int(self.interval_ms))
 
     def _style(self) -> None:
         ax = self.axes
@@ -172,23 +181,35 @@ class CalibrationPlot(PlotCanvas):
         self.refresh()
 
     def draw(self) -> None:
+        """One curve per denoiser; with several denoisers (different parameters) each is
+        drawn against its position in its own grid, on a log loss axis."""
         ax = self.axes
         ax.set_ylabel("self-supervised loss", fontsize=8)
         if not self.curves:
             return
-        names = []
+        single = len(self.curves) == 1
         for denoiser, (parameter, xs, ys) in self.curves.items():
-            order = np.argsort(xs)
-            ax.plot(np.array(xs)[order], np.array(ys)[order], "o-", ms=3, lw=1.2,
-                    label=f"{denoiser} ({parameter})")
-            names.append(parameter)
-        if len(set(names)) == 1:
-            ax.set_xlabel(names[0], fontsize=8)
-        else:  # different parameters: compare positions, not values
-            ax.set_xlabel("parameter value", fontsize=8)
-        if self.best is not None:
+            x, y = self._positions(xs, single), np.asarray(ys)[np.argsort(xs)]
+            ax.plot(x, y, "o-", ms=3, lw=1.2, label=f"{denoiser} ({parameter})")
+        if single:
+            ax.set_xlabel(next(iter(self.curves.values()))[0], fontsize=8)
+        else:
+            ax.set_xlabel("position in each denoiser's parameter grid", fontsize=8)
+            if all(v > 0 for _, _, ys in self.curves.values() for v in ys):
+                ax.set_yscale("log")
+        if self.best is not None and self.best[0] in self.curves:
             denoiser, value, loss = self.best
-            ax.plot([value], [loss], "*", color="#ff4757", ms=14, label=f"chosen: {denoiser}")
+            ranked = sorted(self.curves[denoiser][1])
+            x = value if single else ranked.index(value) / max(len(ranked) - 1, 1)
+            ax.plot([x], [loss], "*", color="#ff4757", ms=14, label=f"chosen: {denoiser}")
         legend = ax.legend(fontsize=7, facecolor=BACKGROUND, edgecolor=FOREGROUND)
         for text in legend.get_texts():
             text.set_color(FOREGROUND)
+
+    @staticmethod
+    def _positions(xs: list, values: bool) -> np.ndarray:
+        """Sorted parameter values, or their positions 0..1 in the grid."""
+        order = np.sort(np.asarray(xs, dtype=float))
+        if values:
+            return order
+        return np.linspace(0.0, 1.0, len(order)) if len(order) > 1 else np.zeros(1)

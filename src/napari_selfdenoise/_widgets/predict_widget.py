@@ -251,7 +251,7 @@ class PredictWidget(DockWidget):
                 f"elapsed {_common.format_duration(event.elapsed_s)} · "
                 f"ETA {_common.format_duration(event.eta_s)}")
         elif isinstance(event, events.Message):
-            self.notify(event.text, event.level)
+            self.on_message(event)
 
     def _finished(self, source: str, settings: PredictSettings, bundle: ModelBundle,
                   result: Any) -> None:

@@ -28,6 +28,7 @@ from ..core.config import METHOD_NAMES, TrainConfig
 from ..core.presets import TrainSettings
 
 MINUTES_MODE_STEPS = 10_000_000  # the time budget ends such runs
+LOG_EVERY = 5  # loss-plot points every 5 steps (the engine's default of 10 is sparse for a plot)
 METHOD_HELP = {
     "n2v": "Noise2Void: hides ~0.2% of pixels behind random neighbours (blind spot).",
     "n2v2": "N2V2: Noise2Void without checkerboard artefacts (blur-pool, median replacement).",
@@ -122,6 +123,7 @@ class TrainOptions(QWidget):
         self.device = QLineEdit(d.device)
         self.device.setToolTip("'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'")
         self.seed = spin(-1, 2**31 - 1, d.seed, tip="-1: not seeded")
+        self.log_every = spin(1, 10_000, LOG_EVERY, tip="Steps between loss-plot points")
         self.save_model_to = QLineEdit()
         self.save_model_to.setPlaceholderText("(optional) model file written at the end")
         self._layout()
@@ -161,7 +163,7 @@ class TrainOptions(QWidget):
             ("depth", self.depth), ("filters", self.filters), ("learning rate", self.lr),
             ("masking", self.replacement), ("augmentation", self.augment),
             ("validation fraction", self.val_fraction), ("precision", self.precision),
-            ("device", self.device), ("seed", self.seed),
+            ("device", self.device), ("seed", self.seed), ("log every", self.log_every),
         ]:
             adv.addRow(label, widget)
         self.advanced.setVisible(False)
@@ -204,6 +206,7 @@ class TrainOptions(QWidget):
             precision=self.precision.currentData(),
             device=self.device.text().strip() or "auto",
             seed=None if seed < 0 else seed,
+            log_every=self.log_every.value(),
             j_invariant_inference=self.j_invariant.isChecked(),
             network={"arch": self.arch.currentData(), "depth": self.depth.value(),
                      "base_filters": self.filters.value()},
@@ -240,6 +243,7 @@ class TrainOptions(QWidget):
         set_combo(self.precision, t.precision)
         self.device.setText(t.device)
         self.seed.setValue(-1 if t.seed is None else t.seed)
+        self.log_every.setValue(t.log_every)
         self.j_invariant.setChecked(t.j_invariant_inference)
         self.masked_percent.setValue(t.masking.masked_fraction * 100.0)
         self.neighbourhood.setValue(t.masking.neighbourhood)

@@ -156,7 +156,7 @@ class TrainWidget(DockWidget):
             self.status.setText(f"training ended ({event.reason}) at step {event.step}; "
                                 "denoising the layer…")
         elif isinstance(event, events.Message):
-            self.notify(event.text, event.level)
+            self.on_message(event)
 
     def _show_step(self, e: events.TrainStep) -> None:
         budget = self._time_budget_s
