@@ -129,3 +129,16 @@ def test_grids_and_errors():
     with pytest.raises(ValueError, match="unknown denoiser"):
         D.get_denoiser("bm3d")
     assert D.get_denoiser("Median") is D.DENOISERS["median"]
+
+
+def test_median_network_is_exact():
+    gen = torch.Generator().manual_seed(0)
+    for n in range(1, D.NETWORK_MEDIAN_MAX + 1):
+        vals = [torch.randint(0, 5, (300,), generator=gen).float() for _ in range(n)]
+        s = torch.stack(vals).sort(dim=0).values
+        ref = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+        torch.testing.assert_close(D._network_median(vals), ref, rtol=0, atol=0)
+    assert len(D.median_network(13)) < 13 * 12 // 2  # fewer than a full bubble sort
+    # windows larger than the network's limit are sorted
+    big = D.median(_t(IMG3), [4])[0, 0].numpy()
+    np.testing.assert_array_equal(big, ndi.median_filter(IMG3, footprint=ball(4), mode="nearest"))

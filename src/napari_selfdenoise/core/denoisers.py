@@ -18,10 +18,11 @@ the units of the data; their default grids are multiples of the estimated noise 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 
 Lattice = Optional[tuple[tuple[int, ...], int]]  # (offset per spatial dim, stride) or None
 
+NETWORK_MEDIAN_MAX = 128  # windows up to this size use a sorting network, larger ones sort
 _MAX_ELEMENTS = 2**24  # largest stacked neighbourhood tensor (elements) built at once
 TV_EPS = 2e-4  # scikit-image's stopping rule for Chambolle's algorithm
 TV_MAX_ITER = 200
@@ -76,6 +78,18 @@ def _separable(x: torch.Tensor, kernels: torch.Tensor, lattice: Lattice) -> torc
     fmt = torch.channels_last if nd == 2 else torch.channels_last_3d
     offset, stride = lattice if lattice is not None else ((0,) * nd, 1)
     y = _pad(x, r)
+    if p == 1:  # one kernel: shifted multiply-adds beat a 1-channel convolution ~5x on CPU
+        taps = [(k, float(v)) for k, v in enumerate(kernels[0].tolist()) if v != 0.0]
+        for d in range(nd):
+            dim = 2 + d
+            n_out = -(-(y.shape[dim] - 2 * r - offset[d]) // stride)
+            acc = None
+            for k, v in taps:
+                idx = [slice(None)] * y.ndim
+                idx[dim] = slice(offset[d] + k, offset[d] + k + (n_out - 1) * stride + 1, stride)
+                acc = y[tuple(idx)] * v if acc is None else acc.add_(y[tuple(idx)], alpha=v)
+            y = acc
+        return y.contiguous()
     for d in range(nd):
         dim = 2 + d
         y = y.narrow(dim, offset[d], y.shape[dim] - offset[d])
@@ -109,6 +123,51 @@ def _middle(stack: torch.Tensor) -> torch.Tensor:
     return 0.5 * (stack.median(dim=-1).values - (-stack).median(dim=-1).values)
 
 
+def _batcher_merge(lo: int, hi: int, r: int) -> Iterator[tuple[int, int]]:
+    step = r * 2
+    if step < hi - lo:
+        yield from _batcher_merge(lo, hi, step)
+        yield from _batcher_merge(lo + r, hi, step)
+        yield from ((i, i + r) for i in range(lo + r, hi - r, step))
+    else:
+        yield (lo, lo + r)
+
+
+def _batcher_sort(lo: int, hi: int) -> Iterator[tuple[int, int]]:
+    if hi - lo >= 1:
+        mid = lo + (hi - lo) // 2
+        yield from _batcher_sort(lo, mid)
+        yield from _batcher_sort(mid + 1, hi)
+        yield from _batcher_merge(lo, hi, 1)
+
+
+@functools.lru_cache(maxsize=None)
+def median_network(n: int) -> tuple[tuple[int, int], ...]:
+    """Compare-exchange pairs that put the middle value(s) of ``n`` values in place.
+
+    Batcher's odd-even merge sort for the next power of two (pairs reaching past ``n`` act
+    on +inf padding and are dropped), pruned to the pairs the middle positions depend on.
+    """
+    size = 1 << max(0, (n - 1).bit_length())
+    pairs = [(i, j) for i, j in _batcher_sort(0, size - 1) if j < n]
+    need = {n // 2} if n % 2 else {n // 2 - 1, n // 2}
+    kept = []
+    for i, j in reversed(pairs):
+        if i in need or j in need:
+            kept.append((i, j))
+            need |= {i, j}
+    return tuple(reversed(kept))
+
+
+def _network_median(values: list[torch.Tensor]) -> torch.Tensor:
+    """Median of equally shaped tensors (mean of the two middle ones for an even count)."""
+    v = list(values)
+    n = len(v)
+    for i, j in median_network(n):
+        v[i], v[j] = torch.minimum(v[i], v[j]), torch.maximum(v[i], v[j])
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
 def _check_radius(values: Sequence[float]) -> list[int]:
     radii = [int(round(v)) for v in values]
     if any(abs(r - v) > 1e-6 or r < 1 for r, v in zip(radii, values)):
@@ -136,8 +195,11 @@ def median(x: torch.Tensor, values: Sequence[float], *, exclude_centre: bool = F
             n0 = min(rows, out_shape[0] - start)
             sub = ((off0[0] + start * stride,) + tuple(off0[1:]), stride)
             shape = (n0,) + tuple(out_shape[1:])
-            stack = torch.stack([_shifted(xp, d, shape, sub, r) for d in offs], dim=-1)
-            parts.append(_middle(stack))
+            views = [_shifted(xp, d, shape, sub, r) for d in offs]
+            if len(views) <= NETWORK_MEDIAN_MAX:  # a sorting network: 2-4x faster than sort
+                parts.append(_network_median(views))
+            else:
+                parts.append(_middle(torch.stack(views, dim=-1)))
         outs.append(torch.cat(parts, dim=2))
     return torch.cat(outs, dim=1)
 
