@@ -1,7 +1,7 @@
 """Screenshots of each dock widget with a real result, for docs/images (headless).
 
 Run: ``xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python tests/widgets/make_screenshots.py``
-(about five minutes on a 2-core CPU). Writes ``docs/images/{train,calibrate,predict}.png``.
+(about seven minutes on a busy 2-core CPU). Writes ``docs/images/{train,calibrate,predict}.png``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "docs" / "images"
-TRAIN_SECONDS = 120
+TRAIN_SECONDS = 300
 
 
 def shoot(viewer, app, name: str) -> None:
