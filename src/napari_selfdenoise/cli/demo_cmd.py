@@ -19,6 +19,8 @@ from ..core.config import METHOD_NAMES
 
 DEFAULT_SECONDS = 40.0
 DEFAULT_METHOD = "n2v2"
+#: fewer steps than this give a visibly under-trained network (warned about)
+FEW_STEPS = 100
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -169,6 +171,10 @@ def run(args: argparse.Namespace) -> int:
              f"{scores['noisy']:.2f} dB -> {scores['denoised']:.2f} dB")
     _figure(paths["figure"], phantom, denoised, progress.steps, scores, title)
 
+    if n_steps < FEW_STEPS:
+        print(f"demo: only {n_steps} training steps fitted in {args.seconds:g} s (a busy or slow "
+              f"CPU?); the result improves with more, e.g. --seconds {4 * args.seconds:g}",
+              file=sys.stderr)
     print(f"PSNR noisy:    {scores['noisy']:.2f} dB")
     print(f"PSNR denoised: {scores['denoised']:.2f} dB  ({name}, {train_s:.1f} s, "
           f"{n_steps} steps, gain {scores['denoised'] - scores['noisy']:+.2f} dB)")
