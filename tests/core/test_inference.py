@@ -314,3 +314,13 @@ def test_provenance_is_json_safe(b2):
     assert prov["source"] == "noisy" and prov["settings"]["tta"] is True
     assert prov["method_name"] == "Noise2Void" and prov["package_version"]
     json.dumps(prov)
+
+
+@pytest.mark.gpu
+def test_cuda_tiled_prediction_matches_cpu(b2, stack2d):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cpu = inference.predict_array(b2, stack2d, axes="TYX", device="cpu")
+    gpu = inference.predict_array(b2, stack2d, axes="TYX", device="cuda", precision="fp32",
+                                  tile_shape=(48, 40), batch_size=3)
+    assert np.abs(gpu - cpu).max() < 1e-3
