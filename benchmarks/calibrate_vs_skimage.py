@@ -2,6 +2,7 @@
 
 Sections (all measured in one run, on the same images and the same grids):
 
+* ``mice``: the same on the 512 x 512 original (the issue's reference image).
 * ``2d``: a 1024 x 1024 image (FMD confocal ``mice`` noisy frame mirrored 2 x 2, ground truth
   mirrored the same way); median, Gaussian and TV. scikit-image: ``calibrate_denoiser``
   (its default one-mask loss) plus the plain denoiser at its choice. Ours: ``calibrate``
@@ -13,7 +14,8 @@ Sections (all measured in one run, on the same images and the same grids):
   J-invariant output of every denoiser at its calibrated value.
 
 PSNR: CSBDeep ``norm_minmse`` (ground truth percentile-normalised to 0.1 / 99.9, output
-fitted by least squares), data range 1.
+fitted by least squares), peak = range of the normalised ground truth (as
+``benchmarks/quality_fmd.py``).
 
 Usage::
 
@@ -33,11 +35,12 @@ import numpy as np
 
 
 def psnr_minmse(gt: np.ndarray, x: np.ndarray) -> float:
-    """PSNR (dB, range 1) after CSBDeep ``norm_minmse``."""
+    """PSNR (dB) after CSBDeep ``norm_minmse``, peak = the normalised ground truth's range
+    (as ``benchmarks/quality_fmd.py``; reproduces the issue's reference figures)."""
     from napari_selfdenoise.core.normalization import norm_minmse
+    from napari_selfdenoise.core.samples import psnr
 
-    g, fit = norm_minmse(gt, x)
-    return float(10 * np.log10(1.0 / np.mean((g.astype(np.float64) - fit) ** 2)))
+    return psnr(*norm_minmse(gt, x))
 
 
 def mirror2(a: np.ndarray) -> np.ndarray:
@@ -98,14 +101,16 @@ def grids(image: np.ndarray, axes: str) -> dict[str, list[float]]:
     return {k: DENOISERS[k].default_values(sigma, nd) for k in ("median", "gaussian", "tv")}
 
 
-def section_2d(data: Path) -> None:
+def section_2d(data: Path, mirror: bool = True) -> None:
     import tifffile
 
     folder = data / "fmd_confocal_n2f"
-    noisy = mirror2(tifffile.imread(folder / "noisy" / "mice.tif").astype(np.float64) / 255)
-    gt = mirror2(tifffile.imread(folder / "gt" / "mice.tif"))
+    noisy = tifffile.imread(folder / "noisy" / "mice.tif").astype(np.float64) / 255
+    gt = tifffile.imread(folder / "gt" / "mice.tif")
+    if mirror:
+        noisy, gt = mirror2(noisy), mirror2(gt)
     img32 = noisy.astype(np.float32)
-    print(f"\n### 2D: FMD mice mirrored to {noisy.shape}; noisy PSNR "
+    print(f"\n### 2D: FMD mice{' mirrored to' if mirror else ''} {noisy.shape}; noisy PSNR "
           f"{psnr_minmse(gt, noisy):.2f} dB\n")
     print("| denoiser | grid | skimage: choice, calib s, calib+apply s, PSNR | ours (crop 512): "
           "choice, calib s, total s, PSNR | speed-up (total) | ours (whole image): choice, "
@@ -187,7 +192,7 @@ def section_fmd(data: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", nargs="+", default=["2d", "3d", "fmd"],
-                        choices=["2d", "3d", "fmd"])
+                        choices=["mice", "2d", "3d", "fmd"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--skimage-3d", action="store_true",
                         help="also run scikit-image median and TV in 3D (slow)")
@@ -201,6 +206,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    if "mice" in args.sections:
+        section_2d(args.data, mirror=False)
     if "2d" in args.sections:
         section_2d(args.data)
     if "3d" in args.sections:
