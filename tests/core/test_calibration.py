@@ -249,3 +249,14 @@ def test_network_grid_calibration(clean_noisy):
     assert json.dumps(trained.to_report())
     with pytest.raises(ValueError, match="integers"):
         run_to_end(cal.calibrate_network(_dncnn_bundle(False), noisy, grids=(1.5,)))
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(clean_noisy):
+    _, noisy = clean_noisy
+    for name in ("median", "mean", "gaussian", "tv", "bilateral", "wavelet"):
+        cpu, _ = _run(noisy, denoiser=name, crop=None, device="cpu")
+        gpu, _ = _run(noisy, denoiser=name, crop=None, device="cuda")
+        assert gpu.best_value == cpu.best_value, name
+        np.testing.assert_allclose(gpu.losses, cpu.losses, rtol=1e-3)
+        np.testing.assert_allclose(gpu.image, cpu.image, atol=1e-4)

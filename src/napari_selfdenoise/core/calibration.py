@@ -272,7 +272,7 @@ def _grid_for(den: Denoiser, values: Optional[Sequence[float]], sigma: float,
 # ----------------------------------------------------------------------- engine
 def calibrate(
     image: Any,
-    config: CalibrateConfig = CalibrateConfig(),
+    config: Optional[CalibrateConfig] = None,
     *,
     axes: Optional[str] = None,
     stop: Optional[threading.Event] = None,
@@ -284,7 +284,7 @@ def calibrate(
     ----------
     image : array-like
         numpy, dask, zarr or memory-mapped data; only the crop is read for the calibration.
-    config : CalibrateConfig
+    config : CalibrateConfig, optional
         Denoiser name (or ``"auto"``: every registered denoiser, lowest loss wins), grid
         (``None``: from the estimated noise level), crop, output kind, device.
     axes : str, optional
@@ -306,6 +306,7 @@ def calibrate(
     CalibrationResult
     """
     t0 = time.perf_counter()
+    config = config if config is not None else CalibrateConfig()
     axes = _resolve_axes(image, axes or config.axes)
     nd = len(spatial_axes(axes))
     if nd not in (2, 3):
@@ -464,7 +465,7 @@ def denoise_image(
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
     halo = den.halo(value, nd) + (1 if j_invariant else 0)
     halo = -(-halo // GRID) * GRID
-    side = int(round(BLOCK_VOXELS ** (1.0 / nd)))
+    side = round(BLOCK_VOXELS ** (1.0 / nd))
     sdims = [axes.index(a) for a in sp]  # positions of Z, Y, X in the input
     blocks = [_block_side(shape[d], side) for d in sdims]
     other = [d for d in range(len(shape)) if d not in sdims]

@@ -169,7 +169,7 @@ def _network_median(values: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _check_radius(values: Sequence[float]) -> list[int]:
-    radii = [int(round(v)) for v in values]
+    radii = [round(v) for v in values]
     if any(abs(r - v) > 1e-6 or r < 1 for r, v in zip(radii, values)):
         raise ValueError(f"radii must be positive integers, got {list(values)}")
     return radii
