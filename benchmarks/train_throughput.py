@@ -5,9 +5,14 @@ Both train the same network (U-Net depth 2, 32 base filters, batch norm) with N2
 straightforward implementation does: numpy patch extraction and N2V masking on the host,
 contiguous (NCHW) tensors, fp32. The two alternate in rounds so machine noise hits both.
 
+``--quality`` instead trains the same seeded Noise2Self run on a 128 x 128 phantom with
+channels_last on / off and fp32 / bf16 autocast and prints each PSNR (the memory format
+and precision must not cost quality: within 0.1 dB).
+
 Usage::
 
     python benchmarks/train_throughput.py [--steps 30] [--rounds 3] [--threads N]
+    python benchmarks/train_throughput.py --quality [--threads N]
 """
 
 from __future__ import annotations
@@ -86,14 +91,40 @@ def run_ours(img: np.ndarray, steps: int, **settings) -> float:
     return len(rates) / sum(1.0 / r for r in rates)
 
 
+def quality_effect(steps: int = 150) -> None:
+    """PSNR of the same seeded run under each memory format / precision."""
+    from napari_selfdenoise.core.events import run_to_end
+    from napari_selfdenoise.core.models import apply_padded
+    from napari_selfdenoise.core.samples import psnr
+
+    ph = phantom_2d((128, 128), seed=4)
+    print(f"noisy: {psnr(ph.clean, ph.noisy):.2f} dB")
+    for channels_last, precision in [(True, "fp32"), (False, "fp32"), (True, "bf16")]:
+        cfg = default_config("n2s", steps=steps, batch_size=8, patch_size=(32, 32), seed=0,
+                             channels_last=channels_last, precision=precision,
+                             network={"base_filters": 16})
+        t = time.perf_counter()
+        bundle = run_to_end(train(ph.noisy, cfg))
+        net = bundle.build_model()
+        x = torch.from_numpy(bundle.normalize(ph.noisy[None, None]))
+        with torch.no_grad():
+            out = bundle.denormalize(apply_padded(net, x).numpy())[0, 0]
+        print(f"channels_last={channels_last!s:5s} precision={precision}: "
+              f"{psnr(ph.clean, out):.2f} dB ({time.perf_counter() - t:.0f} s)", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--quality", action="store_true", help="PSNR per memory format / precision")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.quality:
+        quality_effect()
+        return
     img = phantom_2d((512, 512), seed=0).noisy
     img = (img - img.mean()) / img.std()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

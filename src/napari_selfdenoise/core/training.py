@@ -40,6 +40,7 @@ FLOAT32_EXACT = 2**24
 MAX_VAL_PATCHES = 48
 #: the learning rate decays (cosine) from its value to this fraction of it
 FINAL_LR_FRACTION = 0.05
+#: linear learning-rate warm-up (steps)
 WARMUP_STEPS = 20
 
 #: per-method defaults, applied to settings the caller did not set explicitly. No method
