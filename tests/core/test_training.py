@@ -110,6 +110,18 @@ def test_stop_request_returns_a_usable_model(phantom):
     assert out.shape == phantom.noisy.shape and np.isfinite(out).all()
 
 
+def test_continue_training_keeps_network_and_normalisation(phantom):
+    first, _ = run(phantom.noisy, method="n2s", steps=10, **SMALL)
+    events = []
+    again = run_to_end(train(phantom.noisy * 2, default_config("n2s", steps=10, **SMALL),
+                             init=first), events.append)
+    assert again.norm_offset == first.norm_offset and again.norm_scale == first.norm_scale
+    assert again.state_dict.keys() == first.state_dict.keys()
+    assert not all(torch.equal(again.state_dict[k], first.state_dict[k]) for k in first.state_dict)
+    with pytest.raises(TrainingDataError, match="cannot continue"):
+        run_to_end(train(phantom.noisy, default_config("n2v2", steps=2, **SMALL), init=first))
+
+
 def test_time_budget_is_honoured(phantom):
     t = time.perf_counter()
     bundle, events = run(phantom.noisy, method="n2v", steps=10**6, time_budget_s=1.5, **SMALL)

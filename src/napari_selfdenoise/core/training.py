@@ -270,7 +270,10 @@ def train(
     t0 = time.perf_counter()
     config = resolve_config(config)
     if init is not None:
-        config = config.model_copy(update={"network": init.config.network})
+        network = init.config.network
+        if init.config.method == "n2v2":
+            network = network.model_copy(update={"n2v2": True})
+        config = config.model_copy(update={"network": network})
     arrays, axes = prepare_data(data, axes or config.axes or (init.axes if init else None))
     spatial_dims = arrays[0].ndim - 2
     n_channels = arrays[0].shape[1]
@@ -302,7 +305,13 @@ def train(
         yield Message(note, "warning")
     config = config.model_copy(update={"axes": axes, "patch_size": patch})
     if init is not None:
-        net.load_state_dict(init.state_dict)
+        try:
+            net.load_state_dict(init.state_dict)
+        except RuntimeError:
+            raise TrainingDataError(
+                f"cannot continue the {init.config.method} model with method "
+                f"{config.method}: the networks differ (N2V2 uses its own U-Net variant)"
+            ) from None
         offsets, scales = list(init.norm_offset), list(init.norm_scale)
     else:
         offsets, scales = compute_normalization(arrays, config.normalization)
