@@ -73,4 +73,6 @@ def test_calibrate_errors(tmp_path, capsys):
     np.save(flat, np.zeros((32, 32), np.float32))
     assert main(["calibrate", str(flat), "--out", str(tmp_path / "o.zarr")]) == 2
     assert "constant" in capsys.readouterr().err
+    assert main(["calibrate", str(bad), "--denoiser", "bm3d", "--out", str(tmp_path / "o.tif")])
+    assert "unknown denoiser 'bm3d'; choose one of" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.zarr*")) and not list(tmp_path.glob(".o.zarr*"))

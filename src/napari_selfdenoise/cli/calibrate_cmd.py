@@ -21,16 +21,15 @@ from typing import Any
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``calibrate`` sub-command."""
-    from ..core.denoisers import DENOISERS
-
     parser = subparsers.add_parser(
         "calibrate",
         help="calibrate a classical denoiser (J-invariant, self-supervised) and apply it",
         description=__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument("input", type=Path, help="image (.tif, .zarr, .npy)")
-    parser.add_argument("--denoiser", default="auto", choices=["auto", *DENOISERS],
-                        help="denoiser to calibrate, or 'auto' to try them all (default)")
+    parser.add_argument("--denoiser", default="auto",
+                        help="median, mean, gaussian, tv, wavelet, nlm, bilateral, or 'auto' "
+                        "to try them all and keep the lowest loss (default)")
     parser.add_argument("--out", required=True, type=Path, help="output .tif or .zarr")
     parser.add_argument("--report", type=Path, default=None, help="write a JSON report here")
     parser.add_argument("--axes", default=None, help="axes of the input, e.g. YX, ZYX, TYX")

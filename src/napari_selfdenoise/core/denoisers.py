@@ -349,12 +349,12 @@ def wavelet(x: torch.Tensor, values: Sequence[float], **_: object) -> torch.Tens
 def _nlm_one(a: np.ndarray, h: float) -> np.ndarray:
     from skimage.restoration import denoise_nl_means
 
-    size, dist = (5, 6) if a.ndim == 2 else (3, 3)
+    size, dist = (5, 6) if a.ndim == 2 else (3, 2)
     return denoise_nl_means(a, h=h, patch_size=size, patch_distance=dist, fast_mode=True)
 
 
 def nlm(x: torch.Tensor, values: Sequence[float], **_: object) -> torch.Tensor:
-    """Non-local means (scikit-image, fast mode; patch 5 / distance 6, 3D: 3 / 3)."""
+    """Non-local means (scikit-image, fast mode; patch 5 / distance 6, 3D: 3 / 2)."""
     if any(v <= 0 for v in values):
         raise ValueError(f"NL-means h values must be positive, got {list(values)}")
     return _numpy_loop(_nlm_one, x, values)
@@ -434,7 +434,7 @@ DENOISERS: dict[str, Denoiser] = {
         lambda v, nd: 32, cost=4.0),
     "nlm": Denoiser(
         "nlm", "h", nlm, lambda s, nd: _geom(0.3, 2.0, 7, s),
-        lambda v, nd: 8 if nd == 2 else 4, cost=60.0),
+        lambda v, nd: 8 if nd == 2 else 3, cost=60.0),
     "bilateral": Denoiser(
         "bilateral", "range_sigma", bilateral, lambda s, nd: _geom(0.5, 8.0, 8, s),
         lambda v, nd: 3 if nd == 2 else 2, local=True, cost=8.0),
