@@ -256,8 +256,10 @@ def _sse(den: Denoiser, x: torch.Tensor, interp: torch.Tensor, values: Sequence[
     return total
 
 
-def _chunks(den: Denoiser, values: list[float], elements: int) -> list[list[float]]:
-    size = max(1, int(CHUNK_ELEMENTS // max(1.0, elements * den.cost / 4.0)))
+def _chunks(den: Denoiser, values: list[float], elements: int,
+            device: torch.device) -> list[list[float]]:
+    budget = CHUNK_ELEMENTS * (16 if device.type == "cuda" else 1)  # GPUs like large batches
+    size = max(1, int(budget // max(1.0, elements * den.cost / 4.0)))
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
@@ -337,7 +339,7 @@ def calibrate(
             loss_pixels = max(loss_pixels, npix)
             elements = x.numel() * (1 if den.local else len(offsets))
             curve = DenoiserCurve(den.name, den.parameter, [], [])
-            for chunk in _chunks(den, grids[den.name], elements):
+            for chunk in _chunks(den, grids[den.name], elements, device):
                 if stop is not None and stop.is_set():
                     stopped = True
                     break
