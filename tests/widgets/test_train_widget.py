@@ -88,6 +88,7 @@ def test_stop_keeps_the_model_and_continue_trains_it(viewer, dock, qtbot, traine
     wait_until(qtbot, lambda: widget.bundle is not bundle, 60)
     assert widget.bundle.info["stop_reason"] == "steps"
     assert len(widget.loss_plot.steps) > first_steps  # the curve goes on
+    assert np.all(np.diff(widget.loss_plot.steps) > 0)
 
 
 def test_user_mistakes_are_messages(viewer, dock):
@@ -206,3 +207,13 @@ def test_preview_region_is_the_displayed_slice(viewer):
     viewer.camera.zoom = 0.5
     image, index, _ = _view.view_region(viewer, layer, "TYX", canvas_px=100, max_side=512)
     assert image.shape == (300, 200)
+
+
+def test_closing_the_viewer_stops_training(viewer, dock, qtbot, trained_layer):
+    widget = dock("Train")
+    tiny(widget, steps=100_000)
+    widget.start()
+    wait_until(qtbot, lambda: len(widget.loss_plot.steps) >= 1, 60)
+    runner = widget.runner
+    viewer.close()
+    assert runner.closing.is_set() and not runner.running

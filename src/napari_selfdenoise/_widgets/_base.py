@@ -8,6 +8,7 @@ Subclasses set :attr:`kind` and implement :meth:`settings`, :meth:`set_settings`
 from __future__ import annotations
 
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Generator, Optional
 
@@ -237,6 +238,7 @@ class DockWidget(QWidget):
             self.notify("a run is already going on: stop it first", "warning")
             return False
         _common.remember_settings(self.settings())
+        self._watch_window()  # docked by now: closing the viewer must stop this run
         self.run_started = time.perf_counter()
         self.progress.setValue(0)
         self.status.setText(label)
@@ -324,6 +326,16 @@ class DockWidget(QWidget):
             self.guarded(lambda: self.run_batch(presets.expand_inputs([folder]), out))
 
     # ------------------------------------------------------------------- shutdown
+    def _watch_window(self) -> None:
+        """Watch the top-level window (napari's main window once docked) for Close."""
+        top = self.window()
+        watched = self._watched() if self._watched is not None else None
+        if top is not self and top is not watched:
+            if watched is not None:
+                watched.removeEventFilter(self)
+            self._watched = weakref.ref(top)  # never keep napari's window alive
+            top.installEventFilter(self)
+
     def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
         if event.type() == QEvent.Type.Close:
             self.shutdown()
@@ -336,12 +348,7 @@ class DockWidget(QWidget):
         if kind == QEvent.Type.ParentChange and self.parent() is None:
             self.shutdown()
         elif kind in (QEvent.Type.ParentChange, QEvent.Type.Show):
-            top = self.window()
-            if top is not self and top is not self._watched:
-                if self._watched is not None:
-                    self._watched.removeEventFilter(self)
-                self._watched = top
-                top.installEventFilter(self)
+            self._watch_window()
         return super().event(event)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API

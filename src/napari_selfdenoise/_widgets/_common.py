@@ -276,7 +276,15 @@ class Runner:
         self._closed = True
         self.closing.set()
         self.stop_event.set()  # the engines check it between steps and return
-        return self._finished.wait(timeout_s)
+        ended = self._finished.wait(timeout_s)
+        worker, self.worker = self.worker, None
+        if worker is not None:  # napari keeps finished workers until their signals land:
+            for signal in (worker.yielded, worker.returned, worker.errored, worker.finished):
+                try:  # ... drop our callbacks so they do not keep the widget alive
+                    signal.disconnect()
+                except (TypeError, RuntimeError):
+                    pass
+        return ended
 
 
 def format_duration(seconds: Optional[float]) -> str:

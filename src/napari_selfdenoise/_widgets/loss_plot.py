@@ -33,7 +33,7 @@ class PlotCanvas(QWidget):
     def __init__(self, parent: Optional[QWidget] = None, height: float = 2.4) -> None:
         super().__init__(parent)
         self.figure = Figure(figsize=(4, height), facecolor=BACKGROUND)
-        self.figure.subplots_adjust(left=0.2, right=0.97, bottom=0.2, top=0.95)
+        self.figure.subplots_adjust(left=0.24, right=0.97, bottom=0.2, top=0.95)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(int(height * 70))
         self.axes = self.figure.add_subplot(111)

@@ -67,6 +67,7 @@ class TrainWidget(DockWidget):
         self.first_preview_s: Optional[float] = None
         self._time_budget_s: Optional[float] = None
         self._source = ""
+        self._step_offset = 0
         self._layout()
         self.start_button.clicked.connect(lambda: self.guarded(self.start))
         self.stop_button.clicked.connect(self.stop)
@@ -118,6 +119,8 @@ class TrainWidget(DockWidget):
         preview = self._preview_request(layer, axes, settings) if settings.preview else None
         if init is None:
             self.loss_plot.reset()
+        # a continued run counts its steps from 0: plot them after the previous ones
+        self._step_offset = self.loss_plot.steps[-1] if self.loss_plot.steps else 0
         self.first_preview_s = None
         self._time_budget_s = settings.train.time_budget_s
         source = self._source = layer.name
@@ -145,7 +148,7 @@ class TrainWidget(DockWidget):
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, events.TrainStep):
-            self.loss_plot.add(event.step, event.loss, event.val_loss)
+            self.loss_plot.add(event.step + self._step_offset, event.loss, event.val_loss)
             self._show_step(event)
         elif isinstance(event, events.TrainPreview):
             self._show_preview(event)
