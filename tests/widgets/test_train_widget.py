@@ -176,17 +176,6 @@ def test_event_loop_stays_responsive_while_training(viewer, dock, qtbot, trained
     assert p95 < 100, f"p95 event-loop lateness {p95:.1f} ms"
 
 
-def test_closing_the_widget_stops_training(viewer, dock, qtbot, trained_layer):
-    widget = dock("Train")
-    tiny(widget, steps=100_000)
-    widget.start()
-    wait_until(qtbot, lambda: len(widget.loss_plot.steps) >= 1, 60)
-    runner = widget.runner
-    viewer.window.remove_dock_widget(widget)
-    assert not runner.running  # shutdown waited for the thread
-    assert runner.stop_event.is_set()
-
-
 def test_preview_region_is_the_displayed_slice(viewer):
     from napari_selfdenoise._widgets import _view
 
@@ -209,11 +198,16 @@ def test_preview_region_is_the_displayed_slice(viewer):
     assert image.shape == (300, 200)
 
 
-def test_closing_the_viewer_stops_training(viewer, dock, qtbot, trained_layer):
+@pytest.mark.parametrize("close", ["dock", "viewer"])
+def test_closing_stops_training(viewer, dock, qtbot, trained_layer, close):
     widget = dock("Train")
     tiny(widget, steps=100_000)
     widget.start()
     wait_until(qtbot, lambda: len(widget.loss_plot.steps) >= 1, 60)
     runner = widget.runner
-    viewer.close()
-    assert runner.closing.is_set() and not runner.running
+    if close == "dock":
+        viewer.window.remove_dock_widget(widget)
+    else:
+        viewer.close()
+    assert runner.closing.is_set() and runner.stop_event.is_set()
+    assert not runner.running  # shutdown waited for the thread
