@@ -43,8 +43,10 @@ def layer(bundle):
     return data, meta
 
 
-@pytest.mark.parametrize("suffix,write", [(".zarr", _writer.write_zarr), (".tif", _writer.write_tiff)])
-def test_round_trip_restores_a_model_that_predicts_identically(tmp_path, layer, bundle, suffix, write):
+@pytest.mark.parametrize("suffix,write",
+                         [(".zarr", _writer.write_zarr), (".tif", _writer.write_tiff)])
+def test_round_trip_restores_a_model_that_predicts_identically(tmp_path, layer, bundle, suffix,
+                                                               write):
     data, meta = layer
     path = str(tmp_path / f"out{suffix}")
     assert write(path, data, meta) == [path]

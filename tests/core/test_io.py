@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +11,6 @@ import zarr
 
 from napari_selfdenoise.core import io
 
-DATA = Path(os.environ.get("NAPARI_SELFDENOISE_DATA", Path(__file__).parents[3] / "shared" / "data"))
 
 
 @pytest.fixture
@@ -124,9 +121,9 @@ def test_large_model_is_not_embedded(monkeypatch):
 
 
 @pytest.mark.data
-def test_real_timelapse_opens_lazily_with_imagej_axes():
-    path = DATA / "lysosome_confocal_timelapse_noisy" / "lysosome_1.tif"
+def test_real_timelapse_opens_lazily_with_imagej_axes(shared_data):
+    path = shared_data / "lysosome_confocal_timelapse_noisy" / "lysosome_1.tif"
     if not path.exists():
-        pytest.skip("shared data not available")
+        pytest.skip("lysosome time-lapse not in the shared data")
     arr, axes = io.open_image(path)
     assert axes == "TYX" and arr.shape == (50, 128, 128) and arr.dtype.str[1:] == "u2"

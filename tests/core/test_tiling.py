@@ -25,8 +25,10 @@ def test_ramp_is_a_partition_of_unity_and_smooth():
     assert np.all(np.diff(r) > 0) and np.max(np.abs(np.diff(r))) < 0.11
 
 
-@pytest.mark.parametrize("shape,tile", [((101,), (48,)), ((37, 53), (32, 40)), ((9, 64, 31), (16, 32, 24)),
-                                        ((5, 7), (64, 64)), ((130,), (64,))])
+@pytest.mark.parametrize("shape,tile", [
+    ((101,), (48,)), ((37, 53), (32, 40)), ((9, 64, 31), (16, 32, 24)), ((5, 7), (64, 64)),
+    ((130,), (64,)),
+])
 def test_weights_sum_to_one_and_chunks_tile_the_image(shape, tile):
     plan = make_plan(shape, tile, [4] * len(shape), multiple=4)
     total = np.zeros(shape)
@@ -73,7 +75,8 @@ def test_too_small_tiles_are_a_clear_error():
 def test_tiles_for_chunks_are_exactly_the_feeding_tiles():
     plan = make_plan((50, 70), (24, 24), (4, 4), multiple=4)
     for chunk in [(0, 0), (1, 2), (plan.grid[0] - 1, plan.grid[1] - 1)]:
-        feeders = sorted(idx for idx in plan.tiles() if any(c == chunk for c, _, _ in plan.pieces(idx)))
+        feeders = sorted(idx for idx in plan.tiles()
+                         if any(c == chunk for c, _, _ in plan.pieces(idx)))
         assert plan.tiles_for_chunks([chunk]) == feeders
 
 

@@ -513,16 +513,15 @@ def _resolve_input(data: Any, axes: Optional[str], bundle: ModelBundle) -> tuple
     file_axes = None
     if isinstance(data, (str, os.PathLike)):
         data, file_axes = io.open_image(data)
-    shape = tuple(int(s) for s in np.shape(data)) if not hasattr(data, "shape") else tuple(
-        int(s) for s in data.shape)
+    if not hasattr(data, "shape") or not hasattr(data, "__getitem__"):
+        data = np.asarray(data)
+    shape = tuple(int(s) for s in data.shape)
     if axes is None:
         axes = file_axes
     if axes is None and len(bundle.axes) == len(shape):
         axes = bundle.axes
     if axes is None:
         axes = infer_axes(shape, allow_rgb=True)
-    if not hasattr(data, "shape"):
-        data = np.asarray(data)
     return data, validate_axes(axes, shape)
 
 

@@ -13,6 +13,7 @@ TIFF readers simply ignore it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -357,18 +358,26 @@ def write_tiff_atomic(
         for idx in np.ndindex(*shape[:-2]) if len(shape) > 2 else [()]:
             yield np.asarray(data[idx], dtype=data.dtype)
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    with _temporary_sibling(path) as tmp:
         with tifffile.TiffWriter(tmp, bigtiff=True) as tif:
             tif.write(
                 pages(), shape=shape, dtype=np.dtype(data.dtype), metadata=metadata,
                 extratags=extratags, resolution=resolution, photometric="minisblack",
                 planarconfig=None, contiguous=False,
             )
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
+
+
+@contextlib.contextmanager
+def _temporary_sibling(path: Path) -> Iterator[str]:
+    """A temporary file beside ``path``, renamed onto it on success, removed on failure."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    ok = False
+    try:
+        yield tmp
+        os.replace(tmp, path)
+        ok = True
+    finally:
+        if not ok and os.path.exists(tmp):
+            os.unlink(tmp)
