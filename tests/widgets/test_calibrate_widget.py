@@ -66,7 +66,7 @@ def test_batch_over_selected_layers_adds_one_layer_each(viewer, dock, qtbot, noi
     widget._batch_layers_clicked()
     wait_until(qtbot, lambda: hasattr(widget, "last_batch_report"), 60)
     assert sorted(widget.last_batch_report.outputs) == ["a", "b"]
-    assert "a [calibrate]" in viewer.layers and "b [calibrate]" in viewer.layers
-    assert "not selected [calibrate]" not in viewer.layers
-    assert tuple(viewer.layers["b [calibrate]"].scale) == (2, 2)
-    assert PROVENANCE_KEY in viewer.layers["a [calibrate]"].metadata
+    assert "a [mean]" in viewer.layers and "b [mean]" in viewer.layers
+    assert "not selected [mean]" not in viewer.layers
+    assert tuple(viewer.layers["b [mean]"].scale) == (2, 2)
+    assert PROVENANCE_KEY in viewer.layers["a [mean]"].metadata

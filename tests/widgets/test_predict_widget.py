@@ -82,3 +82,21 @@ def test_session_model_and_mistakes(viewer, dock, tiny_bundle, tmp_path):
     assert widget.load_preset(preset) == widget.settings()
     assert not widget.tta.isChecked()
     _common.SESSION.models.clear()
+
+
+def test_batch_over_selected_layers_with_the_session_model(viewer, dock, qtbot, tiny_bundle):
+    rng = np.random.default_rng(1)
+    a = viewer.add_image(rng.poisson(4, (40, 40)).astype(np.float32), name="a")
+    b = viewer.add_image(rng.poisson(4, (48, 32)).astype(np.float32), name="b")
+    widget = dock("Predict")
+    _common.SESSION.add("model [n2v]", tiny_bundle)
+    widget.model_combo.setCurrentText("trained: model [n2v]")
+    viewer.layers.selection = {a, b}
+    widget._batch_layers_clicked()
+    wait_until(qtbot, lambda: hasattr(widget, "last_batch_report"), 60)
+    assert not widget.last_batch_report.failures
+    for name, layer in (("a", a), ("b", b)):
+        out = viewer.layers[f"{name} [n2v]"]
+        np.testing.assert_allclose(out.data, predict_array(tiny_bundle, layer.data, axes="YX"),
+                                   rtol=1e-4, atol=1e-4)
+    _common.SESSION.models.clear()

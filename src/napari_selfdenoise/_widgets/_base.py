@@ -272,6 +272,7 @@ class DockWidget(QWidget):
         """
         settings = self.settings()
         model = self.batch_model()
+        tag = batch_tag(settings, model)
 
         def make(stop: Any) -> Generator:
             return presets.run_batch(settings, inputs, out_dir, stop=stop, model=model)
@@ -282,7 +283,7 @@ class DockWidget(QWidget):
                               f"batch {progress.index + 1}/{progress.total}: {progress.name} "
                               f"{progress.status} {progress.message}".strip())
             if progress.status == "done" and out_dir is None:
-                self.add_batch_layer(progress.name, progress.output, settings)
+                self.add_batch_layer(progress.name, progress.output, settings, tag)
 
         def on_done(report: presets.BatchReport) -> None:
             self.last_batch_report = report
@@ -295,10 +296,9 @@ class DockWidget(QWidget):
         """The model a predict batch uses (None for the other kinds)."""
         return None
 
-    def add_batch_layer(self, name: str, data: Any, settings: Any) -> None:
-        """Show one in-memory batch output as a layer next to its source."""
+    def add_batch_layer(self, name: str, data: Any, settings: Any, tag: str) -> None:
+        """Show one in-memory batch output as ``"<name> [<tag>]"`` next to its source."""
         source = self.viewer.layers[name] if name in self.viewer.layers else None
-        tag = getattr(getattr(settings, "train", None), "method", self.kind)
         meta = {_common.PROVENANCE_KEY: _common.provenance(f"batch {self.kind}", name, settings)}
         if source is not None:
             _common.add_or_update_image(self.viewer, f"{name} [{tag}]", data, source, meta)
@@ -377,3 +377,12 @@ def refill(box: QComboBox, items: list[str]) -> bool:
         box.setCurrentText(current)
     box.blockSignals(False)
     return box.currentText() != current
+
+
+def batch_tag(settings: Any, model: Any) -> str:
+    """The ``[tag]`` of batch outputs: the method, or the denoiser asked for."""
+    if model is not None:
+        return model.method
+    if isinstance(settings, presets.TrainSettings):
+        return settings.train.method
+    return settings.calibrate.denoiser
