@@ -9,6 +9,7 @@ import tifffile
 from napari_selfdenoise.cli import main
 from napari_selfdenoise.core.bundle import ModelBundle
 from napari_selfdenoise.core.config import CalibrateConfig, PredictConfig, TrainConfig
+from napari_selfdenoise.core.io import read_document
 from napari_selfdenoise.core.presets import (
     CalibrateSettings,
     PredictSettings,
@@ -41,6 +42,8 @@ def test_calibrate_batch_continues_past_a_bad_file(tmp_path, inputs, capsys):
     assert "FAILED" in captured.err
     img = tifffile.imread(out / "img1_gaussian.tif")
     assert img.shape == (48, 48) and img.dtype == np.float32
+    report = read_document(out / "img1_gaussian.tif")["provenance"]["calibration"]
+    assert report["denoiser"] == "gaussian"
 
 
 def test_train_then_predict_presets(tmp_path, inputs):
@@ -55,6 +58,10 @@ def test_train_then_predict_presets(tmp_path, inputs):
     bundle = ModelBundle.load(model_file)
     assert bundle.config.steps == 4 and bundle.config.network.base_filters == 8
     assert tifffile.imread(out / "img2_n2v.tif").shape == (48, 48)
+    doc = read_document(out / "img2_n2v.tif")  # the output carries its model and provenance
+    assert ModelBundle.from_metadata(doc["model"]).config == ModelBundle.load(
+        out / "img2_n2v.sdmodel").config
+    assert doc["provenance"]["source"] == "img2.tif" and doc["axes"] == "YX"
     # the model file drives a predict preset, on the same inputs plus the broken one
     pred = save_preset(tmp_path / "pred.json", PredictSettings(
         model_source="file", model_file=str(model_file), predict=PredictConfig(tta=True)))

@@ -282,14 +282,6 @@ def _output_stem(name: str, tag: str) -> str:
     return f"{stem}_{tag}"
 
 
-def _write_tiff(path: Path, array: np.ndarray) -> Path:
-    import tifffile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(path, np.asarray(array, dtype=np.float32), bigtiff=array.nbytes > 2**31)
-    return path
-
-
 def run_batch(
     settings: Settings,
     inputs: Sequence[BatchInput],
@@ -379,25 +371,31 @@ def _preset_model(settings: PredictSettings) -> Any:
 
 
 def _one(kind, settings, data, axes, name, out, stop, model) -> Generator[Any, None, Any]:
-    """Process one input; returns the output path (``out`` given) or array."""
+    """Process one input; returns the output path (``out`` given) or array.
+
+    Written TIFFs carry the axes, the model (train / predict) and the provenance in the
+    package's metadata document, so our napari reader opens them with their model.
+    """
+    record = {"tool": "napari-selfdenoise run", "kind": kind, "source": name,
+              "settings": settings.model_dump(mode="json")}
     if kind == "train":
         from .inference import predict
         from .training import train
 
         cfg = settings.train
-        bundle = yield from train(data, cfg, axes=axes or cfg.axes, stop=stop)
-        bundle.info.setdefault("source", name)
+        model = yield from train(data, cfg, axes=axes or cfg.axes, stop=stop)
+        model.info.setdefault("source", name)
         pcfg = PredictConfig(device=cfg.device, precision=cfg.precision)
-        denoised = yield from predict(bundle, data, axes=axes or bundle.axes, config=pcfg)
+        axes = axes or model.axes
+        denoised = yield from predict(model, data, axes=axes, config=pcfg)
         tag = cfg.method
         if out is not None:
-            bundle.save(out / f"{_output_stem(name, tag)}.sdmodel")
+            model.save(out / f"{_output_stem(name, tag)}.sdmodel")
     elif kind == "predict":
         from .inference import predict
 
-        denoised = yield from predict(
-            model, data, axes=axes or settings.axes, config=settings.predict, stop=stop
-        )
+        axes = axes or settings.axes
+        denoised = yield from predict(model, data, axes=axes, config=settings.predict, stop=stop)
         tag = model.method
     else:
         from .calibration import calibrate
@@ -406,7 +404,14 @@ def _one(kind, settings, data, axes, name, out, stop, model) -> Generator[Any, N
         result = yield from calibrate(data, cfg, axes=axes or cfg.axes, stop=stop)
         if result.image is None:
             raise RuntimeError("calibration was stopped before the image was denoised")
-        denoised, tag = result.image, result.denoiser
+        denoised, tag, axes, model = result.image, result.denoiser, result.axes, None
+        record["calibration"] = result.to_report()
     if out is None:
         return denoised
-    return _write_tiff(out / f"{_output_stem(name, tag)}.tif", np.asarray(denoised))
+    from . import io
+
+    doc = io.make_document(axes=axes, model=model.to_metadata() if model else None,
+                           provenance=record)
+    return io.write_tiff_atomic(out / f"{_output_stem(name, tag)}.tif",
+                                np.asarray(denoised, dtype=np.float32), axes=axes,
+                                document=doc, overwrite=True)
