@@ -7,10 +7,15 @@ J-invariant prediction). PSNR against the 50-frame average after CSBDeep ``norm_
 (ground truth percentile-normalised, prediction affinely fitted), as in algorithms.md,
 with the normalised ground truth's range as peak value.
 
+``--cpu-time`` counts the budget in CPU seconds of this process (checked every step)
+instead of wall-clock seconds: with ``--threads 1`` that is what an idle core would give,
+whatever else runs on a shared machine.
+
 Usage::
 
     python benchmarks/quality_fmd.py [--methods n2v n2v2 n2s n2same] [--images BPAE_B ...]
-        [--seconds 60] [--threads N] [--tta] [--json out.json]
+        [--seconds 60] [--cpu-time] [--threads N] [--tta] [--j-invariant]
+        [--set KEY=JSON ...] [--json out.jsonl]
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -68,12 +74,26 @@ def predict(bundle, image: np.ndarray, *, tta: bool, j_invariant: bool) -> np.nd
     return bundle.denormalize(out.numpy())[0, 0]
 
 
+def cpu_watch(seconds: float, stop: threading.Event):
+    """An event callback that sets ``stop`` once this process used ``seconds`` of CPU."""
+    start = time.process_time()
+
+    def on_event(event) -> None:
+        if time.process_time() - start >= seconds:
+            stop.set()
+
+    return on_event
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     ap.add_argument("--images", nargs="+", default=IMAGES)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="budget in CPU seconds of this process instead of wall-clock seconds "
+                    "(robust to other load on a shared machine; use with --threads 1)")
     ap.add_argument("--tta", action="store_true", help="8-fold dihedral test-time averaging")
     ap.add_argument("--j-invariant", action="store_true", help="n2s: J-invariant prediction")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
@@ -86,20 +106,24 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.seconds:g} s per run, tta={args.tta}, extra={extra}", flush=True)
     rows = []
+    stop = threading.Event()
     for name in args.images:
         noisy = tifffile.imread(FMD / "noisy" / f"{name}.tif")
         gt = tifffile.imread(FMD / "gt" / f"{name}.tif")
         print(f"{name}: noisy {score(gt, noisy):.2f} dB", flush=True)
         for method in args.methods:
-            cfg = default_config(method, steps=10**9, time_budget_s=args.seconds, seed=0, **extra)
+            budget = {"log_every": 1} if args.cpu_time else {"time_budget_s": args.seconds}
+            cfg = default_config(method, steps=10**9, seed=0, **budget, **extra)
             t = time.perf_counter()
-            bundle = run_to_end(train(noisy, cfg))
+            bundle = run_to_end(train(noisy, cfg, stop=stop), cpu_watch(args.seconds, stop)
+                                if args.cpu_time else None)
             t_train = time.perf_counter() - t
             out = predict(bundle, noisy, tta=args.tta,
                           j_invariant=args.j_invariant and method == "n2s")
+            stop.clear()
             row = {"image": name, "method": method, "psnr": score(gt, out),
                    "noisy_psnr": score(gt, noisy), "steps": bundle.info["steps"],
-                   "best_step": bundle.info["best_step"], "train_s": t_train,
+                   "best_step": bundle.info["best_step"], "train_s": t_train, "load_avg": os.getloadavg()[0],
                    "tta": args.tta, "extra": extra}
             rows.append(row)
             print(f"  {method:7s} {row['psnr']:.2f} dB  ({row['steps']} steps, best "
