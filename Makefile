@@ -11,8 +11,6 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 # the CPU build of torch lies in /opt/wheels on these machines
 FIND_LINKS  := $(if $(wildcard /opt/wheels/*.whl),--find-links /opt/wheels,)
-# build backend for the wheel test, linter
-DEV_TOOLS   := hatchling ruff
 XVFB_RUN    := xvfb-run -a -s "-screen 0 1600x1000x24"
 PYTEST_ARGS ?= -ra
 DEMO_ARGS   ?=
@@ -22,7 +20,7 @@ DEMO_ARGS   ?=
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check $(FIND_LINKS) \
-		-c constraints.txt -e ".[testing]" $(DEV_TOOLS)
+		-c constraints.txt -e ".[dev]"
 	@touch $@
 
 venv: $(STAMP)
