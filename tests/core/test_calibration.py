@@ -260,3 +260,37 @@ def test_cuda_matches_cpu(clean_noisy):
         assert gpu.best_value == cpu.best_value, name
         np.testing.assert_allclose(gpu.losses, cpu.losses, rtol=1e-3)
         np.testing.assert_allclose(gpu.image, cpu.image, atol=1e-4)
+
+
+def test_default_grid_extends_past_an_edge_minimum():
+    """Flat signal + noise: more smoothing always helps, so the minimum sits on the upper
+    edge of the default grid and the grid is extended (up to its limit)."""
+    rng = np.random.default_rng(3)
+    noisy = (1.0 + rng.normal(0, 0.5, (96, 96))).astype(np.float32)
+    default = DENOISERS["gaussian"].default_values(0.5, 2)
+    steps = []
+    result = run_to_end(
+        cal.calibrate(noisy, CalibrateConfig(denoiser="gaussian", crop=None), axes="YX"),
+        steps.append)
+    curve = result.curves["gaussian"]
+    assert len(curve.values) == len(default) + 2 * cal.MAX_GRID_EXTENSIONS
+    assert curve.values == sorted(curve.values)
+    assert max(curve.values) > max(default)
+    assert len(steps) == len(curve.values) and steps[-1].total == len(steps)
+    # a user grid is taken as given
+    user = run_to_end(cal.calibrate(
+        noisy, CalibrateConfig(denoiser="gaussian", crop=None, values=[0.5, 1.0]), axes="YX"))
+    assert user.curves["gaussian"].values == [0.5, 1.0]
+
+
+def test_grid_extension_rules():
+    g, m = DENOISERS["gaussian"], DENOISERS["median"]
+    curve = cal.DenoiserCurve
+    assert cal.grid_extension(g, curve("gaussian", "sigma", [1.0, 2.0, 4.0], [3, 2, 1])) == [
+        8.0, 16.0]
+    assert cal.grid_extension(g, curve("gaussian", "sigma", [1.0, 2.0, 4.0], [1, 2, 3])) == [
+        0.5, 0.25]
+    assert cal.grid_extension(g, curve("gaussian", "sigma", [1.0, 2.0, 4.0], [2, 1, 3])) == []
+    # a radius never goes below 1, and steps by one
+    assert cal.grid_extension(m, curve("median", "radius", [1.0, 2.0], [1, 2])) == []
+    assert cal.grid_extension(m, curve("median", "radius", [1.0, 2.0], [2, 1])) == [3.0, 4.0]

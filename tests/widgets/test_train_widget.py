@@ -7,6 +7,7 @@ import pytest
 from conftest import LatencyProbe, wait_until
 
 from napari_selfdenoise._widgets import _common
+from napari_selfdenoise._widgets._view import camera_of
 from napari_selfdenoise._widgets.train_widget import PREVIEW_SUFFIX, TrainWidget
 from napari_selfdenoise.core.bundle import METADATA_KEY, ModelBundle
 from napari_selfdenoise.core.inference import predict_array
@@ -182,8 +183,8 @@ def test_preview_region_is_the_displayed_slice(viewer):
     stack = np.arange(5 * 300 * 200, dtype=np.float32).reshape(5, 300, 200)
     layer = viewer.add_image(stack, name="stack", scale=(1, 0.5, 0.5), translate=(0, 10, 20))
     viewer.dims.set_point(0, 2)
-    viewer.camera.center = (0, 10 + 150 * 0.5, 20 + 100 * 0.5)  # data pixel (150, 100)
-    viewer.camera.zoom = 4.0  # 512 screen pixels show 128 world units = 256 data pixels
+    camera_of(viewer).center = (0, 10 + 150 * 0.5, 20 + 100 * 0.5)  # data pixel (150, 100)
+    camera_of(viewer).zoom = 4.0  # 512 screen pixels show 128 world units = 256 data pixels
     image, index, axes = _view.view_region(viewer, layer, "TYX", canvas_px=512, max_side=128)
     assert axes == "YX" and index[0] == 2
     assert image.shape == (128, 128)
@@ -193,7 +194,7 @@ def test_preview_region_is_the_displayed_slice(viewer):
     assert geometry["translate"] == (2.0, 10 + 86 * 0.5, 20 + 36 * 0.5)
     assert _view.expand_to_layer(image, index).shape == (1, 128, 128)
     # zoomed out: everything is visible, and the crop never exceeds the data
-    viewer.camera.zoom = 0.5
+    camera_of(viewer).zoom = 0.5
     image, index, _ = _view.view_region(viewer, layer, "TYX", canvas_px=100, max_side=512)
     assert image.shape == (300, 200)
 

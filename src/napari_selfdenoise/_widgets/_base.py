@@ -191,13 +191,19 @@ class DockWidget(QWidget):
         raise NotImplementedError
 
     def restore_last_settings(self) -> None:
-        """Show the settings remembered from the last session, if any."""
+        """Show the settings remembered from the last session, else the core defaults.
+
+        The form's starting values thus always come from the settings models in
+        ``core`` (one source of defaults for the widgets, presets and the CLI).
+        """
         last = _common.load_last_settings(self.kind)
         if last is not None:
             try:
                 self.set_settings(last)
+                return
             except ValueError:
                 pass
+        self.set_settings(presets.SETTINGS_TYPES[self.kind]())
 
     def save_preset(self, path: str) -> Path:
         """Save the current settings as a preset file."""

@@ -15,6 +15,12 @@ import numpy as np
 from ._common import layer_data
 
 
+
+def camera_of(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
 def view_region(viewer: Any, layer: Any, axes: str, *, canvas_px: int = 512,
                 max_side: int = 256, z_window: int = 16) -> tuple[np.ndarray, tuple, str]:
     """The data of ``layer`` around the canvas centre, in the current slice.
@@ -66,7 +72,7 @@ def _canvas_centre(viewer: Any, layer: Any, point: np.ndarray) -> np.ndarray:
     centre = point.copy()
     displayed = list(viewer.dims.displayed)
     world = np.asarray(viewer.dims.point, dtype=float).copy()
-    cam = np.asarray(viewer.camera.center, dtype=float)
+    cam = np.asarray(camera_of(viewer).center, dtype=float)
     world[displayed] = cam[-len(displayed):]
     in_data = np.asarray(layer.world_to_data(world), dtype=float)
     offset = len(world) - layer.ndim
@@ -78,7 +84,7 @@ def _canvas_centre(viewer: Any, layer: Any, point: np.ndarray) -> np.ndarray:
 
 def _visible_half_extent(viewer: Any, layer: Any, canvas_px: int, max_side: int) -> list[int]:
     """Half the visible extent (data pixels) per layer dimension, capped at max_side/2."""
-    visible_world = canvas_px / max(viewer.camera.zoom, 1e-6)
+    visible_world = canvas_px / max(camera_of(viewer).zoom, 1e-6)
     scale = np.abs(np.asarray(layer.scale, dtype=float))
     return [int(max(16, min(max_side // 2, visible_world / (2 * s)))) for s in scale]
 

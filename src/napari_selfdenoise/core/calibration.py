@@ -36,6 +36,8 @@ from .device import select_device
 from .events import CalibrationStep, TileDone
 from .masking import grid_mask, grid_masked_input, grid_offsets, interpolate_neighbours
 
+#: rounds of :func:`grid_extension` (2 values each) when a default grid's minimum is on its edge
+MAX_GRID_EXTENSIONS = 3
 GRID = 4  # Noise2Self grid width (GRID ** ndim masks), as scikit-image's stride
 LOSS_PIXELS = 2**16  # target loss pixels for the cheap local filters (mean, Gaussian)
 MASKED_LOSS_PIXELS = 2**14  # ... for the others (scikit-image uses 1/16 of the image)
@@ -69,6 +71,12 @@ class DenoiserCurve:
     def best_loss(self) -> float:
         """The lowest loss."""
         return self.losses[self.best_index]
+
+    def sort(self) -> None:
+        """Order the tried values increasingly (extensions may append lower ones)."""
+        pairs = sorted(zip(self.values, self.losses))
+        self.values = [v for v, _ in pairs]
+        self.losses = [loss for _, loss in pairs]
 
     def to_dict(self) -> dict:
         """JSON-safe form."""
@@ -201,7 +209,8 @@ def read_crop(image: Any, axes: str, crop: Optional[int]) -> np.ndarray:
     order = [kept.index(a) for a in ("C" if "C" in kept else "") + spatial_axes(kept)]
     parts = []
     for t in tiles:
-        arr = np.transpose(np.asarray(image[tuple(t)], dtype=np.float32), order)
+        # a copy: memory-mapped input stays read-only and untouched
+        arr = np.transpose(np.array(image[tuple(t)], dtype=np.float32), order)
         parts.append(arr.reshape((-1,) + arr.shape[arr.ndim - nd:]))
     return np.concatenate(parts)
 
@@ -254,6 +263,32 @@ def _sse(den: Denoiser, x: torch.Tensor, interp: torch.Tensor, values: Sequence[
         sub = out[i * b : (i + 1) * b]
         add(sub[(slice(None), slice(None)) + tuple(slice(a, None, GRID) for a in o)], o)
     return total
+
+
+def grid_extension(den: Denoiser, curve: "DenoiserCurve", n: int = 2) -> list[float]:
+    """Values that continue ``curve``'s grid past the edge where its minimum lies.
+
+    Empty when the minimum is inside the grid. Integer parameters (radii) step by one
+    (never below 1); others continue the grid's geometric (or arithmetic) spacing.
+    """
+    vals = sorted(curve.values)
+    if len(vals) < 2:
+        return []
+    best = curve.best_value
+    if best == vals[-1]:
+        a, b, sign = vals[-2], vals[-1], 1
+    elif best == vals[0]:
+        a, b, sign = vals[1], vals[0], -1
+    else:
+        return []
+    if den.integer:
+        out = [b + sign * k for k in range(1, n + 1)]
+        return [float(v) for v in out if v >= 1]
+    if a > 0 and b > 0:
+        ratio = b / a
+        return [b * ratio**k for k in range(1, n + 1)]
+    step = b - a
+    return [b + step * k for k in range(1, n + 1)]
 
 
 def _chunks(den: Denoiser, values: list[float], elements: int,
@@ -339,17 +374,26 @@ def calibrate(
             loss_pixels = max(loss_pixels, npix)
             elements = x.numel() * (1 if den.local else len(offsets))
             curve = DenoiserCurve(den.name, den.parameter, [], [])
-            for chunk in _chunks(den, grids[den.name], elements, device):
-                if stop is not None and stop.is_set():
-                    stopped = True
-                    break
-                losses = (_sse(den, x, interp, chunk, offsets) / npix).tolist()
-                for v, loss in zip(chunk, losses):
-                    curve.values.append(v)
-                    curve.losses.append(float(loss))
-                    yield CalibrationStep(den.name, den.parameter, v, float(loss), done, total,
-                                          time.perf_counter() - t0)
-                    done += 1
+            pending = grids[den.name]
+            rounds = 0
+            while pending and not stopped:
+                for chunk in _chunks(den, pending, elements, device):
+                    if stop is not None and stop.is_set():
+                        stopped = True
+                        break
+                    losses = (_sse(den, x, interp, chunk, offsets) / npix).tolist()
+                    for v, loss in zip(chunk, losses):
+                        curve.values.append(v)
+                        curve.losses.append(float(loss))
+                        yield CalibrationStep(den.name, den.parameter, v, float(loss), done,
+                                              total, time.perf_counter() - t0)
+                        done += 1
+                # a data-derived grid whose minimum lies on its edge continues past it
+                pending = [] if config.values or rounds >= MAX_GRID_EXTENSIONS else (
+                    grid_extension(den, curve))
+                rounds += 1
+                total += len(pending)
+            curve.sort()
             if curve.values:
                 curves[den.name] = curve
             if stopped:
@@ -416,8 +460,10 @@ def apply_denoiser(den: Denoiser | str, x: np.ndarray, value: float, *,
     den = get_denoiser(den) if isinstance(den, str) else den
     if den.integer and value != int(value):
         raise ValueError(f"{den.name} needs an integer {den.parameter}, got {value}")
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(select_device(device))
-    t = t[:, None]
+    arr = np.ascontiguousarray(x, dtype=np.float32)
+    if not arr.flags.writeable:  # memory-mapped input: copy rather than alias it
+        arr = arr.copy()
+    t = torch.from_numpy(arr).to(select_device(device))[:, None]
     with torch.no_grad():
         res = j_invariant_apply(den, t, value) if j_invariant else den(t, [value])
     return res[:, 0].cpu().numpy()
