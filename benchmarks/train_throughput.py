@@ -13,6 +13,7 @@ Usage::
 
     python benchmarks/train_throughput.py [--steps 30] [--rounds 3] [--threads N]
     python benchmarks/train_throughput.py --quality [--threads N]
+    python benchmarks/train_throughput.py --profile {channels_last,contiguous} [--threads N]
 """
 
 from __future__ import annotations
@@ -137,15 +138,45 @@ def inference_effect(steps: int = 100) -> None:
               f"{psnr(ph.clean, out):.3f} dB, max |change| {np.abs(out - ref).max():.2e}")
 
 
+def profile_step(channels_last: bool = True, steps: int = 5) -> None:
+    """torch.profiler table of the network's training step alone (same network / batch)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    net = build_network(NetworkConfig(depth=2, base_filters=32, residual=False), 2, 1)
+    x = torch.randn(BATCH, 1, PATCH, PATCH)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters())
+
+    def step() -> None:
+        loss = (net(x) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quality", action="store_true", help="PSNR per memory format / precision")
+    ap.add_argument("--profile", choices=["channels_last", "contiguous"], default=None,
+                    help="profile the network's training step alone")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.profile:
+        profile_step(args.profile == "channels_last")
+        return
     if args.quality:
         inference_effect()
         quality_effect()
