@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "widgets"))  # the widget tests' helpers
 
-from conftest import PLUGIN, LatencyProbe, _ensure_manifest, process_until  # noqa: E402
+from conftest import PLUGIN, LatencyProbe, process_until  # noqa: E402
 PERIOD_MS = 20
 
 
@@ -59,7 +59,6 @@ def main(argv=None) -> int:
 
     from napari_selfdenoise.core.samples import phantom_2d
 
-    _ensure_manifest()
     viewer = napari.Viewer()
     viewer.add_image(phantom_2d((256, 256), seed=0).noisy, name="noisy")
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")

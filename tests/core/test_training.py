@@ -17,7 +17,7 @@ from napari_selfdenoise.core.events import (
 from napari_selfdenoise.core.models import apply_padded
 from napari_selfdenoise.core.samples import phantom_2d, phantom_3d, psnr
 from napari_selfdenoise.core.training import (
-    PreviewRequest, TrainingDataError, default_config, resolve_config, train,
+    LivePreview, PreviewRequest, TrainingDataError, default_config, resolve_config, train,
 )
 
 SMALL = dict(batch_size=8, patch_size=(32, 32), log_every=25, val_every=25,
@@ -140,6 +140,39 @@ def test_preview_is_in_original_units(phantom):
     assert len(previews) >= 2 and previews[-1].region == (0, 0)
     assert previews[-1].image.shape == region.shape
     assert abs(previews[-1].image.mean() - region.mean()) < 0.5 * region.std()
+
+
+def test_live_preview_follows_the_region_its_owner_updates(phantom):
+    """The viewer replaces the region while training runs; the next preview follows it, and
+    a region that does not fit the model is reported and ignored."""
+    first, second = phantom.noisy[:40, :48], phantom.noisy[50:82, 10:90]
+    live = LivePreview(PreviewRequest(first, "YX", every_s=0.0, region=("first",)))
+    gen = train(phantom.noisy, default_config("n2s", steps=12, **SMALL), preview=live)
+    seen = []
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration:
+            break
+        seen.append(event)
+        if isinstance(event, TrainPreview) and event.region == ("first",):
+            assert event.image.shape == first.shape
+            live.update(PreviewRequest(phantom.noisy[None, :8, :8], "CZX", region=("bad",)))
+            live.update(PreviewRequest(second, "YX", every_s=0.0, region=("second",)))
+    regions = [e.region for e in seen if isinstance(e, TrainPreview)]
+    assert regions[0] == ("first",) and regions[-1] == ("second",) and ("bad",) not in regions
+    last = [e for e in seen if isinstance(e, TrainPreview)][-1]
+    assert last.image.shape == second.shape
+    # an update that does not fit is a warning, never an exception in the training thread
+    live2 = LivePreview(PreviewRequest(first, "YX", every_s=0.0))
+    gen2 = train(phantom.noisy, default_config("n2s", steps=6, **SMALL), preview=live2)
+    events2 = []
+    for event in gen2:
+        events2.append(event)
+        if isinstance(event, TrainPreview):
+            live2.update(PreviewRequest(np.zeros((2, 8, 8, 8), np.float32), "CZYX"))
+    warnings = [e for e in events2 if isinstance(e, Message) and "preview region" in e.text]
+    assert warnings
 
 
 def test_several_images_of_different_sizes_and_lazy_arrays(phantom):

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 PLUGIN = "napari-selfdenoise"
 
 
@@ -23,19 +22,6 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.gui)
 
 
-def _ensure_manifest() -> None:
-    """Register our manifest when the installed package does not expose it.
-
-    (An editable install without the napari.yaml force-include cannot be discovered.)
-    """
-    from npe2 import PluginManager, PluginManifest
-
-    pm = PluginManager.instance()
-    pm.discover()
-    if PLUGIN not in pm._manifests:
-        pm.register(PluginManifest.from_file(REPO / "napari.yaml"))
-
-
 @pytest.fixture(autouse=True)
 def _config_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SELFDENOISE_CONFIG_DIR", str(tmp_path / "config"))
@@ -43,8 +29,7 @@ def _config_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def viewer(make_napari_viewer):
-    """A napari viewer with the plugin's manifest available."""
-    _ensure_manifest()
+    """A real napari viewer (the installed plugin is discovered through its manifest)."""
     return make_napari_viewer()
 
 

@@ -33,12 +33,11 @@ def main() -> int:
     os.environ.setdefault("NAPARI_SELFDENOISE_CONFIG_DIR", tempfile.mkdtemp())
     sys.path.insert(0, str(Path(__file__).parent))
     import napari
-    from conftest import PLUGIN, _ensure_manifest, process_until
+    from conftest import PLUGIN, process_until
     from qtpy.QtWidgets import QApplication
 
     from napari_selfdenoise.core.samples import phantom_2d
 
-    _ensure_manifest()
     viewer = napari.Viewer()
     viewer.window.resize(1500, 950)
     app = QApplication.instance()

@@ -199,6 +199,30 @@ def test_preview_region_is_the_displayed_slice(viewer):
     assert image.shape == (300, 200)
 
 
+def test_live_preview_follows_panning_during_training(viewer, dock, qtbot):
+    """Zoom in and pan while training runs: the preview moves to the region now in view."""
+    from napari_selfdenoise.core.samples import phantom_2d
+
+    layer = viewer.add_image(phantom_2d((320, 320), seed=2).noisy.astype(np.float32),
+                             name="big")
+    widget = dock("Train")
+    tiny(widget, steps=100_000)
+    widget.options.preview_every.setValue(0.2)
+    camera_of(viewer).zoom = 8.0
+    camera_of(viewer).center = (0, 60, 60)
+    widget.start()
+    name = layer.name + PREVIEW_SUFFIX
+    wait_until(qtbot, lambda: name in viewer.layers, 60)
+    before = tuple(viewer.layers[name].translate)
+    camera_of(viewer).center = (0, 260, 250)  # pan to the opposite corner
+    wait_until(qtbot, lambda: tuple(viewer.layers[name].translate) != before, 60)
+    after = viewer.layers[name].translate
+    assert after[0] > before[0] + 100 and after[1] > before[1] + 100
+    widget.stop()
+    wait_until(qtbot, lambda: not widget.runner.running, 60)
+    assert widget._live is None  # view events disconnected once the run ended
+
+
 @pytest.mark.parametrize("close", ["dock", "viewer"])
 def test_closing_stops_training(viewer, dock, qtbot, trained_layer, close):
     widget = dock("Train")

@@ -15,11 +15,11 @@ import numpy as np
 from ._common import layer_data
 
 
-
 def camera_of(viewer: Any) -> Any:
     """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
     scene = getattr(viewer, "scene", None)
     return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
 
 def view_region(viewer: Any, layer: Any, axes: str, *, canvas_px: int = 512,
                 max_side: int = 256, z_window: int = 16) -> tuple[np.ndarray, tuple, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Generator, Optional
 
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QPushButton, QWidget
 
 from ..core import events
@@ -22,6 +23,8 @@ from .loss_plot import LossPlot
 from .train_options import TrainOptions
 
 PREVIEW_SUFFIX = " [preview]"
+#: the live preview follows the view this long after the last pan / zoom / slice change
+VIEW_SETTLE_MS = 300
 
 
 def train_and_denoise(data: Any, settings: TrainSettings, axes: str, stop: threading.Event,
@@ -68,6 +71,12 @@ class TrainWidget(DockWidget):
         self._time_budget_s: Optional[float] = None
         self._source = ""
         self._step_offset = 0
+        self._live: Any = None  # core.training.LivePreview of the running training
+        self._live_args: tuple = ()
+        self._view_timer = QTimer(self)
+        self._view_timer.setSingleShot(True)
+        self._view_timer.setInterval(VIEW_SETTLE_MS)
+        self._view_timer.timeout.connect(self._follow_view)
         self._layout()
         self.start_button.clicked.connect(lambda: self.guarded(self.start))
         self.stop_button.clicked.connect(self.stop)
@@ -99,6 +108,45 @@ class TrainWidget(DockWidget):
         self.stop_button.setEnabled(running)
         self.continue_button.setEnabled(not running and self.bundle is not None)
         self.save_model_button.setEnabled(not running and self.bundle is not None)
+        if not running and self._live is not None:
+            self._watch_view(False)
+            self._live, self._live_args = None, ()
+
+    def shutdown(self) -> None:
+        """Also forget the camera / slice events of a running live preview."""
+        super().shutdown()
+        if self._live is not None:
+            self._watch_view(False)
+            self._live, self._live_args = None, ()
+
+    # --------------------------------------------------------------- live preview
+    def _watch_view(self, on: bool) -> None:
+        """(Dis)connect the camera and slice events that move the live preview."""
+        emitters = [_view.camera_of(self.viewer).events.center,
+                    _view.camera_of(self.viewer).events.zoom,
+                    self.viewer.dims.events.current_step]
+        for emitter in emitters:
+            if on:
+                emitter.connect(self._view_changed)
+            else:
+                emitter.disconnect(self._view_changed)
+        if not on:
+            self._view_timer.stop()
+
+    def _view_changed(self, _event: Any = None) -> None:
+        self._view_timer.start()  # restarts: one snapshot once the view settles
+
+    def _follow_view(self) -> None:
+        """Snapshot the region now in view (main thread) for the running training."""
+        if self._live is None or not self._live_args:
+            return
+        layer, axes, settings = self._live_args
+        if layer.name not in self.viewer.layers:
+            return
+        try:
+            self._live.update(self._preview_request(layer, axes, settings))
+        except ValueError as exc:  # e.g. the view left the data: keep the last region
+            self.status.setText(f"preview not moved: {exc}")
 
     # ----------------------------------------------------------------------- runs
     def start(self) -> bool:
@@ -116,7 +164,13 @@ class TrainWidget(DockWidget):
         axes = self.selected_axes(layer)
         settings = self.options.settings(axes)
         data = _common.snapshot(layer)
-        preview = self._preview_request(layer, axes, settings) if settings.preview else None
+        preview = None
+        if settings.preview:
+            from ..core.training import LivePreview
+
+            preview = self._live = LivePreview(self._preview_request(layer, axes, settings))
+            self._live_args = (layer, axes, settings)
+            self._watch_view(True)
         if init is None:
             self.loss_plot.reset()
         # a continued run counts its steps from 0: plot them after the previous ones

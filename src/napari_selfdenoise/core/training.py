@@ -82,6 +82,31 @@ class PreviewRequest:
     region: tuple = ()
 
 
+class LivePreview:
+    """The latest preview region, replaceable while :func:`train` runs.
+
+    A viewer hands it to :func:`train` instead of a fixed :class:`PreviewRequest` and calls
+    :meth:`update` (from its own thread, with a snapshot it took there) whenever the view
+    changes; the next preview denoises the newest region. Thread-safe.
+    """
+
+    def __init__(self, request: PreviewRequest) -> None:
+        self._lock = threading.Lock()
+        self._request = request
+        self._version = 0
+
+    def update(self, request: PreviewRequest) -> None:
+        """Replace the region to preview."""
+        with self._lock:
+            self._request = request
+            self._version += 1
+
+    def current(self) -> tuple[int, PreviewRequest]:
+        """``(version, request)``: the version grows with every :meth:`update`."""
+        with self._lock:
+            return self._version, self._request
+
+
 # ------------------------------------------------------------------ configuration
 def resolve_config(config: TrainConfig) -> TrainConfig:
     """Fill in the method's defaults (:data:`METHOD_DEFAULTS`) for unset settings.
@@ -235,7 +260,7 @@ def train(
     *,
     axes: Optional[str] = None,
     stop: Optional[threading.Event] = None,
-    preview: Optional[PreviewRequest] = None,
+    preview: Optional[PreviewRequest | LivePreview] = None,
     init: Optional[ModelBundle] = None,
 ) -> Generator[Any, None, ModelBundle]:
     """Train a self-supervised denoiser.
@@ -252,8 +277,9 @@ def train(
         Axes of ``data``; default ``config.axes``, else inferred from the shape.
     stop : threading.Event, optional
         Set it to stop; the best model so far is returned.
-    preview : PreviewRequest, optional
-        A region to denoise every ``preview.every_s`` seconds (yields ``TrainPreview``).
+    preview : PreviewRequest or LivePreview, optional
+        A region to denoise every ``preview.every_s`` seconds (yields ``TrainPreview``);
+        a :class:`LivePreview` follows the region its owner updates while training runs.
     init : ModelBundle, optional
         Continue training this model (its network and normalisation are kept).
 
@@ -359,10 +385,28 @@ def train(
         net.train()
         return total / len(val_x)
 
-    preview_in = None
-    if preview is not None:
-        tmp = ModelBundle(config, axes, spatial_dims, n_channels, offsets, scales, {})
-        preview_in = _preview_input(preview, tmp)
+    live = preview if isinstance(preview, LivePreview) else (
+        LivePreview(preview) if preview is not None else None)
+    preview_version, preview_in = -1, None
+    norm_only = ModelBundle(config, axes, spatial_dims, n_channels, offsets, scales, {})
+
+    def refresh_preview() -> Optional[Message]:
+        """Pick up a region the viewer changed since the last preview."""
+        nonlocal preview, preview_version, preview_in
+        version, request = live.current()
+        if version == preview_version:
+            return None
+        preview_version = version
+        try:
+            preview_in, preview = _preview_input(request, norm_only), request
+        except (TrainingDataError, AxesError) as exc:
+            if preview_in is None:  # the first region must fit: a caller mistake
+                raise
+            return Message(f"preview region ignored: {exc}", "warning")
+        return None
+
+    if live is not None:
+        refresh_preview()
 
     opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     budget = config.time_budget_s
@@ -436,7 +480,10 @@ def train(
             snapshot(val_loss)
         if step % config.log_every == 0 or val_loss is not None:
             yield log(val_loss)
-        if preview_in is not None and time.perf_counter() - last_preview >= preview.every_s:
+        if live is not None and time.perf_counter() - last_preview >= preview.every_s:
+            note = refresh_preview()
+            if note is not None:
+                yield note
             out = _denoise(net, preview_in, device, amp, channels_last)
             yield TrainPreview(step, _preview_output(out, offsets, scales, preview),
                                preview.region)
@@ -472,7 +519,10 @@ def train(
         },
     )
     yield TrainFinished(step, reason, elapsed, best_val)
-    if preview_in is not None:
+    if live is not None:
+        note = refresh_preview()
+        if note is not None:
+            yield note
         out = _denoise(net, preview_in, device, amp, channels_last)
         yield TrainPreview(step, _preview_output(out, offsets, scales, preview), preview.region)
     return bundle
