@@ -34,6 +34,17 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Small tensors: one intra-op thread avoids stalls when the 2-core machine is busy."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def phantom2d():
     """A 96 x 96 noisy 2D phantom with ground truth (seed 0)."""
     from napari_selfdenoise.core.samples import phantom_2d

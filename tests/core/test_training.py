@@ -24,13 +24,7 @@ SMALL = dict(batch_size=8, patch_size=(32, 32), log_every=25, val_every=25,
              network={"base_filters": 8})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The CI machine is small and shared: one intra-op thread is fastest and stable."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,56 @@
+"""Forward throughput of the default 2D U-Net alone (no tiling, no I/O), per tile size.
+
+The ceiling for tiled inference on this machine: BN folded, channels_last, fp32,
+``torch.inference_mode``, best of 3 after one warm-up. Also prints the practical fp32 peak
+(a 2048 x 2048 matrix product), the roofline that sections 1 and 3 of docs/benchmarks.md
+compare against.
+
+    python benchmarks/network_forward.py [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from napari_selfdenoise.core.config import NetworkConfig
+from napari_selfdenoise.core.inference import flops_per_voxel, fold_batch_norm
+from napari_selfdenoise.core.models import build_network
+
+TILES = [(128, 16), (256, 4), (384, 2), (512, 1), (768, 1), (1104, 1)]
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    """Fastest of ``repeats`` timed calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    a = torch.randn(2048, 2048)
+    peak = 2 * 2048**3 / best_of(lambda: a @ a) / 1e9
+    print(f"torch {torch.__version__}, {args.threads} threads; sgemm 2048^2: {peak:.0f} GFLOP/s")
+    net = build_network(NetworkConfig(), 2, 1, "n2v").eval()
+    flops = flops_per_voxel(net, 2, 1)
+    net = fold_batch_norm(net).to(memory_format=torch.channels_last)
+    for side, batch in TILES:
+        x = torch.randn(batch, 1, side, side).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            dt = best_of(lambda: net(x))
+        rate = batch * side * side * flops / dt / 1e9
+        print(f"tile {side} x {side}, batch {batch}: {rate:.0f} GFLOP/s ({rate / peak:.0%} of sgemm)")
+
+
+if __name__ == "__main__":
+    main()
