@@ -18,9 +18,9 @@ from typing import Any
 from ..core.config import METHOD_NAMES
 
 DEFAULT_SECONDS = 40.0
-DEFAULT_METHOD = "n2v2"
+DEFAULT_METHOD = "n2s"
 #: fewer steps than this give a visibly under-trained network (warned about)
-FEW_STEPS = 100
+FEW_STEPS = 50
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
