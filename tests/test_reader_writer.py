@@ -14,6 +14,7 @@ from napari_selfdenoise.core import inference, io
 from napari_selfdenoise.core.bundle import METADATA_KEY, ModelBundle
 from napari_selfdenoise.core.config import NetworkConfig, TrainConfig
 from napari_selfdenoise.core.models import build_network
+from napari_selfdenoise.core.provenance import make_provenance
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def layer(bundle):
         "axis_labels": ["T", "Y", "X"],
         "metadata": {
             METADATA_KEY: bundle.to_metadata(),
-            _writer.PROVENANCE_KEY: inference.provenance(bundle, "noisy", {"tta": False}),
+            _writer.PROVENANCE_KEY: make_provenance("predict", "noisy", {"tta": False}, bundle=bundle),
         },
     }
     return data, meta
@@ -128,7 +129,7 @@ def test_large_images_stay_lazy(tmp_path, layer, monkeypatch):
 def test_prediction_outputs_carry_their_model(tmp_path, bundle):
     img = np.random.default_rng(2).random((2, 30, 30)).astype(np.float32)
     out = inference.predict_array(bundle, img, axes="TYX", out=tmp_path / "pred.zarr",
-                                  provenance=inference.provenance(bundle, "raw", {}))
+                                  provenance=make_provenance("predict", "raw", {}, bundle=bundle))
     [(read_data, attrs, _)] = _reader.get_reader(str(out))(str(out))
     assert attrs["metadata"][_writer.PROVENANCE_KEY]["source"] == "raw"
     assert ModelBundle.from_metadata(attrs["metadata"][METADATA_KEY]).axes == "TYX"

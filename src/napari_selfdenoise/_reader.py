@@ -17,8 +17,8 @@ import numpy as np
 
 from .core import io
 from .core.bundle import METADATA_KEY, ModelBundle, ModelFileError
+from .core.provenance import PROVENANCE_KEY
 
-PROVENANCE_KEY = "napari_selfdenoise_provenance"
 AXES_KEY = "napari_selfdenoise_axes"
 EAGER_BYTES = 256 * 1024**2  # smaller images are read into memory, larger stay lazy
 

@@ -17,8 +17,7 @@ import numpy as np
 
 from .core import io
 from .core.bundle import METADATA_KEY, find_model_in_metadata
-
-PROVENANCE_KEY = "napari_selfdenoise_provenance"
+from .core.provenance import PROVENANCE_KEY
 _LAYER_KEYS = ("name", "scale", "translate", "axis_labels", "units")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -311,10 +312,16 @@ def test_flops_per_voxel_matches_the_hand_count():
 def test_provenance_is_json_safe(b2):
     import json
 
-    prov = inference.provenance(b2, "noisy", PredictConfig(tta=True))
+    from napari_selfdenoise.core.provenance import make_provenance
+
+    prov = make_provenance("predict", "noisy", PredictConfig(tta=True), bundle=b2,
+                           output=Path("out.zarr"))
     assert prov["source"] == "noisy" and prov["settings"]["tta"] is True
+    assert prov["operation"] == "predict" and prov["output"] == "out.zarr"
     assert prov["method_name"] == "Noise2Void" and prov["package_version"]
     json.dumps(prov)
+    # without a model: no method fields
+    assert "method" not in make_provenance("calibrate", "noisy", {"denoiser": "tv"})
 
 
 @pytest.mark.gpu

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from conftest import wait_until
 
-from napari_selfdenoise._widgets._common import PROVENANCE_KEY
+from napari_selfdenoise.core.provenance import PROVENANCE_KEY
 from napari_selfdenoise._widgets.calibrate_widget import CALIBRATION_KEY, CalibrateWidget
 
 
@@ -26,7 +26,7 @@ def test_calibrate_end_to_end(viewer, dock, qtbot, noisy2d):
     assert tuple(out.scale) == tuple(src.scale) and tuple(out.translate) == tuple(src.translate)
     report = out.metadata[CALIBRATION_KEY]
     assert report["denoiser"] == "gaussian" and report["parameter"] == "sigma"
-    assert out.metadata[PROVENANCE_KEY]["source_layer"] == "noisy"
+    assert out.metadata[PROVENANCE_KEY]["source"] == "noisy"
     # the chosen point is the minimum of the plotted curve and is marked
     _, xs, ys = widget.plot.curves["gaussian"]
     assert widget.plot.best == ("gaussian", xs[int(np.argmin(ys))], min(ys))

@@ -9,6 +9,7 @@ from napari_selfdenoise._widgets import _common
 from napari_selfdenoise._widgets.predict_widget import LAYER_PREFIX, PredictWidget
 from napari_selfdenoise.core.bundle import METADATA_KEY, ModelBundle
 from napari_selfdenoise.core.inference import predict_array
+from napari_selfdenoise.core.provenance import PROVENANCE_KEY
 
 
 def test_model_from_one_layers_metadata_predicts_on_another(viewer, dock, qtbot, tiny_bundle,
@@ -32,7 +33,7 @@ def test_model_from_one_layers_metadata_predicts_on_another(viewer, dock, qtbot,
     assert tuple(out.translate) == tuple(target.translate)
     np.testing.assert_allclose(out.data, predict_array(tiny_bundle, noisy, axes="YX"),
                                rtol=1e-4, atol=1e-4)
-    prov = out.metadata[_common.PROVENANCE_KEY]
+    prov = out.metadata[PROVENANCE_KEY]
     assert prov["operation"] == "predict" and prov["settings"]["model_name"] == "A [n2v]"
     again = ModelBundle.from_metadata(out.metadata[METADATA_KEY])
     assert again.config == tiny_bundle.config

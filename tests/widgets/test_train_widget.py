@@ -11,6 +11,7 @@ from napari_selfdenoise._widgets._view import camera_of
 from napari_selfdenoise._widgets.train_widget import PREVIEW_SUFFIX, TrainWidget
 from napari_selfdenoise.core.bundle import METADATA_KEY, ModelBundle
 from napari_selfdenoise.core.inference import predict_array
+from napari_selfdenoise.core.provenance import PROVENANCE_KEY
 from napari_selfdenoise.core.training import resolve_config
 
 
@@ -56,8 +57,9 @@ def test_train_end_to_end(viewer, dock, qtbot, trained_layer, tmp_path, noisy2d)
     assert [str(u) for u in out.units] == [str(u) for u in src.units]
     bundle = ModelBundle.from_metadata(out.metadata[METADATA_KEY])
     assert bundle.method == "n2v" and bundle.config.network.base_filters == 8
-    prov = out.metadata[_common.PROVENANCE_KEY]
-    assert prov["source_layer"] == "noisy" and prov["operation"] == "train"
+    prov = out.metadata[PROVENANCE_KEY]
+    assert prov["source"] == "noisy" and prov["operation"] == "train"
+    assert prov["method"] == "n2v" and prov["package_version"]
     assert prov["settings"]["train"]["steps"] == 30
     assert ModelBundle.load(tmp_path / "model.sdmodel").config == bundle.config
     assert "noisy" + PREVIEW_SUFFIX not in viewer.layers  # replaced by the result

@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 
 from ..core import presets
 from ..core.axes import validate_axes
+from ..core.provenance import PROVENANCE_KEY, make_provenance
 from . import _common
 
 
@@ -305,7 +306,7 @@ class DockWidget(QWidget):
     def add_batch_layer(self, name: str, data: Any, settings: Any, tag: str) -> None:
         """Show one in-memory batch output as ``"<name> [<tag>]"`` next to its source."""
         source = self.viewer.layers[name] if name in self.viewer.layers else None
-        meta = {_common.PROVENANCE_KEY: _common.provenance(f"batch {self.kind}", name, settings)}
+        meta = {PROVENANCE_KEY: make_provenance(f"batch {self.kind}", name, settings)}
         if source is not None:
             _common.add_or_update_image(self.viewer, f"{name} [{tag}]", data, source, meta)
         else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Generator, Optional
 
@@ -18,8 +17,6 @@ import numpy as np
 from ..core import presets
 from ..core.axes import AxesError, infer_axes, validate_axes
 from ..core.bundle import METADATA_KEY
-
-PROVENANCE_KEY = "napari_selfdenoise_provenance"
 CONFIG_ENV = "NAPARI_SELFDENOISE_CONFIG_DIR"
 _LABEL_LETTERS = {
     "t": "T", "time": "T", "frame": "T", "s": "S", "sample": "S",
@@ -111,22 +108,6 @@ def image_layers(viewer: Any) -> list:
     from napari.layers import Image
 
     return [lay for lay in viewer.layers if isinstance(lay, Image)]
-
-
-def provenance(kind: str, source_name: str, settings: Any, **extra: Any) -> dict:
-    """The provenance record stored in an output layer's metadata."""
-    from .. import __version__
-
-    record = {
-        "tool": f"napari-selfdenoise {__version__}",
-        "operation": kind,
-        "source_layer": source_name,
-        "settings": settings.model_dump(mode="json") if hasattr(settings, "model_dump")
-        else settings,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    record.update(extra)
-    return record
 
 
 # ------------------------------------------------------------------- session registry

@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 from ..core import events
 from ..core.config import CalibrateConfig
 from ..core.presets import CalibrateSettings
+from ..core.provenance import PROVENANCE_KEY, make_provenance
 from . import _common
 from ._base import DockWidget
 from .loss_plot import CalibrationPlot
@@ -178,7 +179,7 @@ class CalibrateWidget(DockWidget):
         report = result.to_report()
         meta = {
             CALIBRATION_KEY: report,
-            _common.PROVENANCE_KEY: _common.provenance(
+            PROVENANCE_KEY: make_provenance(
                 "calibrate", source, settings, denoiser=result.denoiser,
                 parameter=result.parameter, value=float(result.best_value)),
         }

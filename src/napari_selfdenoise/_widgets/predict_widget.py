@@ -26,6 +26,7 @@ from ..core import events
 from ..core.bundle import METADATA_KEY, ModelBundle
 from ..core.config import PredictConfig
 from ..core.presets import PredictSettings
+from ..core.provenance import PROVENANCE_KEY, make_provenance
 from . import _common
 from ._base import DockWidget, refill
 from .train_options import combo, parse_shape, set_combo, spin
@@ -267,8 +268,8 @@ class PredictWidget(DockWidget):
         name = f"{source} [{bundle.method}]"
         meta = {
             METADATA_KEY: bundle.to_metadata(),
-            _common.PROVENANCE_KEY: _common.provenance(
-                "predict", source, settings, model_created=bundle.created,
+            PROVENANCE_KEY: make_provenance(
+                "predict", source, settings, bundle=bundle,
                 output_path=str(result) if settings.output == "zarr" else None),
         }
         if source in self.viewer.layers:

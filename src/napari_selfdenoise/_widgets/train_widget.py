@@ -17,6 +17,7 @@ from ..core import events
 from ..core.bundle import METADATA_KEY
 from ..core.config import PredictConfig
 from ..core.presets import TrainSettings
+from ..core.provenance import PROVENANCE_KEY, make_provenance
 from . import _common, _view
 from ._base import DockWidget
 from .loss_plot import LossPlot
@@ -263,10 +264,7 @@ class TrainWidget(DockWidget):
         _common.SESSION.add(name, bundle)
         meta = {
             METADATA_KEY: bundle.to_metadata(),
-            _common.PROVENANCE_KEY: _common.provenance(
-                "train", source, settings,
-                steps=bundle.history[-1]["step"] if bundle.history else None,
-                stop_reason=bundle.info.get("stop_reason")),
+            PROVENANCE_KEY: make_provenance("train", source, settings, bundle=bundle),
         }
         if source in self.viewer.layers:
             src = self.viewer.layers[source]

@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     """Load the model, denoise the input tile by tile, write the output."""
     from ..core import io
     from ..core.config import PredictConfig
-    from ..core.inference import predict, provenance
+    from ..core.inference import predict
+    from ..core.provenance import make_provenance
     from ..core.events import run_to_end
 
     bundle = load_model(args.model)
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     settings = dict(config.model_dump(mode="json"), model=str(args.model))
-    prov = provenance(bundle, args.input.name, settings)
+    prov = make_provenance("predict", args.input.name, settings, bundle=bundle)
     gen = predict(bundle, data, axes=args.axes or file_axes, config=config, out=args.out,
                   provenance=prov)
     t0 = time.perf_counter()

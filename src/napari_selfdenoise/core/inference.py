@@ -12,7 +12,6 @@ stack. Output goes to numpy, a zarr store (chunked like the tiles, resumable) or
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import hashlib
 import json
 import math
@@ -30,11 +29,11 @@ import numpy as np
 from . import io
 from .axes import AxesError, infer_axes, validate_axes
 from .bundle import ModelBundle
-from .config import METHOD_NAMES, PredictConfig
+from .config import PredictConfig
 from .events import Message, TileDone, run_to_end
+from .provenance import make_provenance
 from .tiling import AxisPlan, TilePlan, make_plan, read_reflected, reflect_index
 
-PROVENANCE_KEY = "napari_selfdenoise_provenance"
 PROGRESS_KEY = "napari_selfdenoise_progress"
 _CPU_BUDGET_CAP = 1.25 * 1024**3
 _LIVE_FRACTION = 0.35  # peak live activations / sum of all layer outputs (measured, U-Net)
@@ -195,26 +194,6 @@ def auto_tile(cost: float, budget: float, spatial_dims: int) -> tuple[int, ...]:
     return (max(_MIN_TILE[spatial_dims], min(_MAX_TILE[spatial_dims], side)),) * spatial_dims
 
 
-# --------------------------------------------------------------------- provenance
-def make_provenance(bundle: ModelBundle, source_name: Optional[str], settings: Any) -> dict:
-    """Provenance of a denoised result: source, method, settings, package version, time."""
-    from .. import __version__
-
-    if hasattr(settings, "model_dump"):
-        settings = settings.model_dump(mode="json")
-    return {
-        "source": source_name,
-        "method": bundle.method,
-        "method_name": METHOD_NAMES.get(bundle.method, bundle.method),
-        "settings": json.loads(json.dumps(settings, default=str)),
-        "model_created": bundle.created,
-        "model_info": bundle.info,
-        "package_version": __version__,
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-    }
-
-
-provenance = make_provenance  # public name (``predict`` has a parameter of that name)
 
 
 # ---------------------------------------------------------------------- outputs
@@ -603,7 +582,7 @@ def predict(
     stop : threading.Event, optional
         Set it to stop after the current batch; a zarr / TIFF output is left resumable.
     provenance : dict, optional
-        Stored with the model in file outputs (see :func:`provenance`).
+        Stored with the model in file outputs (see :func:`~napari_selfdenoise.core.provenance.make_provenance`).
 
     Yields
     ------
@@ -645,7 +624,8 @@ def predict(
     sink: _Sink
     if kind in ("zarr", "tiff"):
         model_meta = bundle.to_metadata()
-        prov = provenance if provenance is not None else make_provenance(bundle, None, config)
+        prov = provenance if provenance is not None else make_provenance(
+            "predict", None, config, bundle=bundle)
         doc = io.make_document(axes=layout.axes, model=model_meta, provenance=prov)
         sig = _signature(model_meta, layout, bool(j_inv), config.tta)
         path = Path(out)

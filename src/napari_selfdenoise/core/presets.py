@@ -376,8 +376,7 @@ def _one(kind, settings, data, axes, name, out, stop, model) -> Generator[Any, N
     Written TIFFs carry the axes, the model (train / predict) and the provenance in the
     package's metadata document, so our napari reader opens them with their model.
     """
-    record = {"tool": "napari-selfdenoise run", "kind": kind, "source": name,
-              "settings": settings.model_dump(mode="json")}
+    extra: dict = {}
     if kind == "train":
         from .inference import predict
         from .training import train
@@ -405,11 +404,13 @@ def _one(kind, settings, data, axes, name, out, stop, model) -> Generator[Any, N
         if result.image is None:
             raise RuntimeError("calibration was stopped before the image was denoised")
         denoised, tag, axes, model = result.image, result.denoiser, result.axes, None
-        record["calibration"] = result.to_report()
+        extra["calibration"] = result.to_report()
     if out is None:
         return denoised
     from . import io
+    from .provenance import make_provenance
 
+    record = make_provenance(f"batch {kind}", name, settings, bundle=model, **extra)
     doc = io.make_document(axes=axes, model=model.to_metadata() if model else None,
                            provenance=record)
     return io.write_tiff_atomic(out / f"{_output_stem(name, tag)}.tif",
