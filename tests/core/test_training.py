@@ -204,9 +204,12 @@ def test_method_defaults_respect_explicit_settings():
     cfg = resolve_config(TrainConfig(method="n2v"))
     assert cfg.learning_rate == 2e-3 and cfg.network.residual is False
     assert cfg.masking.masked_fraction == 0.02
-    explicit = resolve_config(TrainConfig(method="n2v", learning_rate=1e-4,
-                                          network={"residual": True}))
+    assert cfg.network.base_filters == 16 and cfg.normalization.kind == "meanstd"
+    assert cfg.batch_size == 16 and default_config("n2same").batch_size == 8
+    explicit = resolve_config(TrainConfig(method="n2same", learning_rate=1e-4, batch_size=16,
+                                          network={"residual": True, "base_filters": 32}))
     assert explicit.learning_rate == 1e-4 and explicit.network.residual is True
+    assert explicit.batch_size == 16 and explicit.network.base_filters == 32
     assert resolve_config(cfg) == cfg
 
 

@@ -107,6 +107,24 @@ def test_user_mistakes_are_messages(viewer, dock):
     assert "train a model first" in widget.status.text()
 
 
+def test_form_shows_each_methods_defaults(viewer, dock):
+    """What the form shows is what runs: choosing a method shows its own defaults."""
+    from napari_selfdenoise.core.config import default_config
+
+    widget = dock("Train")
+    o = widget.options
+    for method in ("n2same", "n2v", "n2s", "n2v2"):
+        o.method.setCurrentIndex(o.method.findData(method))
+        shown, expected = widget.settings().train, default_config(method)
+        assert shown.learning_rate == pytest.approx(expected.learning_rate), method
+        assert shown.batch_size == expected.batch_size, method
+        assert shown.network.base_filters == expected.network.base_filters, method
+        assert shown.normalization == expected.normalization, method
+        assert shown.masking.grid == expected.masking.grid, method
+        assert shown.masking.masked_fraction == pytest.approx(
+            expected.masking.masked_fraction), method
+
+
 def test_preset_save_load_run_reproduces_settings(viewer, dock, qtbot, trained_layer,
                                                   tmp_path):
     widget = dock("Train")

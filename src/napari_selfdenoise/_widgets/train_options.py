@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.config import METHOD_NAMES, TrainConfig
+from ..core.config import METHOD_NAMES, TrainConfig, default_config
 from ..core.presets import TrainSettings
 
 MINUTES_MODE_STEPS = 10_000_000  # the time budget ends such runs
@@ -86,7 +86,7 @@ class TrainOptions(QWidget):
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        d = TrainConfig()
+        d = default_config("n2v")
         self.method = combo(METHOD_NAMES, "Self-supervised method")
         self.method_help = QLabel()
         self.method_help.setWordWrap(True)
@@ -177,13 +177,15 @@ class TrainOptions(QWidget):
 
     def _method_changed(self) -> None:
         """Show the method's own options, with its defaults (what is shown is what runs)."""
-        from ..core.training import default_config
-
         method = self.method.currentData()
         self.method_help.setText(METHOD_HELP[method])
         defaults = default_config(method)
         self.masked_percent.setValue(defaults.masking.masked_fraction * 100.0)
         self.grid.setValue(defaults.masking.grid)
+        # the settings a method sets its own defaults for follow the method
+        self.batch.setValue(defaults.batch_size)
+        self.filters.setValue(defaults.network.base_filters)
+        self.lr.setValue(defaults.learning_rate)
         for _, widget, methods in self._method_rows.values():
             self._form.setRowVisible(widget, method in methods)
 

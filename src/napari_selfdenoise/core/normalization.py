@@ -1,8 +1,9 @@
 """Intensity normalisation statistics, computed once on the training data.
 
 A model stores ``offset`` and ``scale`` per channel and works on ``(x - offset) / scale``
-(see :meth:`~napari_selfdenoise.core.bundle.ModelBundle.normalize`). Percentile
-normalisation maps the ``pmin`` / ``pmax`` percentiles to 0 / 1 (robust to hot pixels).
+(see :meth:`~napari_selfdenoise.core.bundle.ModelBundle.normalize`): by default the
+mean and standard deviation (zero mean, unit variance); percentile normalisation maps the
+``pmin`` / ``pmax`` percentiles to 0 / 1.
 Also here: the CSBDeep-style percentile + affine fit used to compare a prediction with a
 ground truth of another scale (:func:`norm_minmse`).
 """

@@ -25,7 +25,7 @@ from typing import Any, Generator, Literal, Optional, Sequence, Union
 import numpy as np
 from pydantic import Field, ValidationError
 
-from .config import CalibrateConfig, PredictConfig, StrictModel, TrainConfig
+from .config import CalibrateConfig, PredictConfig, StrictModel, TrainConfig, default_config
 
 PRESET_FORMAT = "napari-selfdenoise/preset"
 PRESET_VERSION = 1
@@ -40,7 +40,10 @@ class PresetError(ValueError):
 class TrainSettings(StrictModel):
     """Settings of the Train widget."""
 
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    train: TrainConfig = Field(
+        default_factory=lambda: default_config("n2v"),
+        description="Training settings (default: N2V with its method defaults).",
+    )
     budget_unit: Literal["steps", "minutes"] = Field(
         "steps", description="How the budget is shown: steps, or minutes (time_budget_s)."
     )

@@ -19,7 +19,7 @@ import torch
 
 from .axes import AxesError, from_canonical, infer_axes, to_canonical, validate_axes
 from .bundle import ModelBundle
-from .config import TrainConfig
+from .config import METHOD_DEFAULTS, TrainConfig, default_config, resolve_config
 from .device import autocast, resolve_precision, select_device, use_channels_last
 from .events import Message, TrainFinished, TrainPreview, TrainStep
 from .masking import (
@@ -42,17 +42,6 @@ MAX_VAL_PATCHES = 48
 FINAL_LR_FRACTION = 0.05
 #: linear learning-rate warm-up (steps)
 WARMUP_STEPS = 20
-
-#: per-method defaults, applied to settings the caller did not set explicitly. No method
-#: uses a residual (input + correction) output: a blind-spot network is trained on masked
-#: inputs, and at inference the skip would pass the unmasked noisy pixel straight through.
-_COMMON: dict[str, Any] = {"learning_rate": 2e-3, "network": {"residual": False}}
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "n2v": {**_COMMON, "masking": {"masked_fraction": 0.02}},
-    "n2v2": {**_COMMON, "masking": {"masked_fraction": 0.02}},
-    "n2s": {**_COMMON, "masking": {"grid": 4}},
-    "n2same": {**_COMMON, "masking": {"grid": 4}},
-}
 
 
 class TrainingDataError(ValueError):
@@ -105,28 +94,6 @@ class LivePreview:
         """``(version, request)``: the version grows with every :meth:`update`."""
         with self._lock:
             return self._version, self._request
-
-
-# ------------------------------------------------------------------ configuration
-def resolve_config(config: TrainConfig) -> TrainConfig:
-    """Fill in the method's defaults (:data:`METHOD_DEFAULTS`) for unset settings.
-
-    Settings given explicitly (even to their generic default) are kept. The result has
-    every field set, so resolving it again changes nothing.
-    """
-    data = config.model_dump()
-    for key, value in METHOD_DEFAULTS.get(config.method, {}).items():
-        if isinstance(value, dict):
-            given = getattr(config, key).model_fields_set
-            data[key].update({k: v for k, v in value.items() if k not in given})
-        elif key not in config.model_fields_set:
-            data[key] = value
-    return TrainConfig.model_validate(data)
-
-
-def default_config(method: str = "n2v", **settings: Any) -> TrainConfig:
-    """A :class:`TrainConfig` with the defaults of ``method`` and the given settings."""
-    return resolve_config(TrainConfig(method=method, **settings))
 
 
 # ----------------------------------------------------------------------- data
