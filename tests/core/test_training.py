@@ -200,6 +200,18 @@ def test_patch_larger_than_image_shrinks_with_a_message(phantom):
     assert bundle.info["validation_patches"] == 0  # too small to hold out a band
 
 
+def test_few_held_out_tiles_are_validated_under_several_fixed_masks():
+    """A small band gives few tiles: each is repeated with its own mask, up to the cap."""
+    from napari_selfdenoise.core.training import MAX_VAL_PATCHES
+
+    img = phantom_2d((128, 128), seed=1).noisy  # band of 32 rows -> 4 tiles of 32 x 32
+    bundle, events = run(img, method="n2v", steps=2, batch_size=4, patch_size=(32, 32),
+                         val_fraction=0.1, network={"base_filters": 4, "depth": 1})
+    assert bundle.info["validation_patches"] == MAX_VAL_PATCHES
+    notes = [e.text for e in events if isinstance(e, Message)]
+    assert any("4 tiles of a held-out band" in n and "12 fixed mask(s)" in n for n in notes)
+
+
 def test_method_defaults_respect_explicit_settings():
     cfg = resolve_config(TrainConfig(method="n2v"))
     assert cfg.learning_rate == 2e-3 and cfg.network.residual is False

@@ -36,7 +36,8 @@ from .patches import tile_patches
 
 #: integer data beyond this magnitude is not represented exactly in float32
 FLOAT32_EXACT = 2**24
-#: at most this many fixed validation patches
+#: at most this many fixed validation patches (held-out tiles, repeated with different
+#: fixed masks when there are fewer tiles)
 MAX_VAL_PATCHES = 48
 #: the learning rate decays (cosine) from its value to this fraction of it
 FINAL_LR_FRACTION = 0.05
@@ -329,6 +330,10 @@ def train(
     if val_regions and config.val_fraction > 0:
         tiles = tile_patches(val_regions, patch, MAX_VAL_PATCHES)
         if len(tiles):
+            # few held-out tiles (a 512 x 512 image gives 8) mask too few pixels for a
+            # steady loss: repeat them, each copy with its own fixed mask, up to the cap
+            n_tiles = len(tiles)
+            tiles = np.concatenate([tiles] * max(1, MAX_VAL_PATCHES // n_tiles))
             val_x = _to_memory_format(torch.from_numpy(tiles).to(device), channels_last)
             val_gen = torch.Generator(device=device)
             val_gen.manual_seed(12345)  # fixed masks: comparable across steps and runs
@@ -339,7 +344,8 @@ def train(
             "lowest training loss is kept", "warning"
         )
     else:
-        yield Message(f"validation: {len(val_x)} fixed patches from a held-out band of each image")
+        yield Message(f"validation: {n_tiles} tiles of a held-out band of each image, "
+                      f"{len(val_x) // n_tiles} fixed mask(s) each")
 
     def validate() -> float:
         net.eval()
