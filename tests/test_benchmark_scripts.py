@@ -1,0 +1,32 @@
+"""The GPU roofline benchmark keeps working on CPU (CI has no GPU; issue #3)."""
+
+from __future__ import annotations
+
+import json
+import math
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "predict_roofline.py"
+
+
+def test_predict_roofline_reports_rates_and_fractions(monkeypatch, capsys, one_torch_thread):
+    args = ["--device", "cpu", "--planes", "1", "--size", "128", "--depth-3d", "4",
+            "--size-3d", "32", "--matmul", "256", "--repeats", "1", "--json"]
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["device"] == "CPU" and result["precision"] in ("fp32", "bfloat16")
+    assert result["peak_gflop_s"] > 0
+    assert [r["model"] for r in result["rows"]] == ["2D U-Net", "3D U-Net"]
+    for row in result["rows"]:
+        assert row["flops_per_voxel"] > 1e5
+        for key in ("network", "predict"):
+            assert row[f"{key}_vox_s"] > 0
+            frac = row[f"{key}_fraction_of_peak"]
+            assert math.isfinite(frac) and 0 < frac < 2.0  # a rate above peak is a bug
+            assert row[f"{key}_gflop_s"] == pytest.approx(
+                row[f"{key}_vox_s"] * row["flops_per_voxel"] / 1e9)
