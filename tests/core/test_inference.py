@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
@@ -332,3 +333,20 @@ def test_cuda_tiled_prediction_matches_cpu(b2, stack2d):
     gpu = inference.predict_array(b2, stack2d, axes="TYX", device="cuda", precision="fp32",
                                   tile_shape=(48, 40), batch_size=3)
     assert np.abs(gpu - cpu).max() < 1e-3
+
+
+def test_auto_tile_fits_thin_volumes_and_keeps_within_budget():
+    """A thin axis gets its whole length plus context; the others share the rest."""
+    cost = 100.0
+    budget = cost * 117**3  # what a CPU gives the default 3D U-Net (~1.6 M voxels)
+    tile = inference.auto_tile(cost, budget, (16, 256, 256), (29, 29, 29), multiple=4)
+    assert tile[0] == 16 + 2 * 32 + 16  # length + context + the blend make_plan checks
+    assert tile[1] == tile[2] > 117  # more than a cube's side: the budget went to Y / X
+    assert math.prod(tile) <= budget / cost
+    # a GPU-sized budget: a volume within the voxel cap is one tile, not several cubes
+    big = inference.auto_tile(cost, cost * 1e9, (16, 64, 64), (29, 29, 29), multiple=4)
+    plan = make_plan((16, 64, 64), big, (29, 29, 29), multiple=4)
+    assert all(a.stride >= a.length for a in plan.axes)
+    # large 2D planes: square tiles as large as the budget allows (capped)
+    assert inference.auto_tile(cost, cost * 1000**2, (4096, 8192), (32, 32), 4) == (1000, 1000)
+    assert inference.auto_tile(cost, cost * 1e9, (4096, 8192), (32, 32), 4) == (1536, 1536)

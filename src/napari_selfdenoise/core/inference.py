@@ -188,10 +188,38 @@ def batch_size(tile_voxels: int, cost: float, budget: float, device_type: str) -
     return int(max(1, min(16, cap, budget // (cost * tile_voxels))))
 
 
-def auto_tile(cost: float, budget: float, spatial_dims: int) -> tuple[int, ...]:
-    """Largest cubic tile (context included) whose batch of one fits in ``budget``."""
-    side = int((budget / cost) ** (1.0 / spatial_dims))
-    return (max(_MIN_TILE[spatial_dims], min(_MAX_TILE[spatial_dims], side)),) * spatial_dims
+def auto_tile(cost: float, budget: float, shape: tuple[int, ...], context: tuple[int, ...],
+              multiple: int = 1) -> tuple[int, ...]:
+    """Largest tile (context included) whose batch of one fits in ``budget``, fitted to
+    the data.
+
+    An axis whose whole length plus context is shorter than an even share of the voxels
+    gets exactly that (a 16-plane volume is not tiled as if it were a cube), and the other
+    axes share the rest equally. The tile holds at most ``_MAX_TILE[d] ** d`` voxels
+    (larger tiles do not run faster) and at least ``_MIN_TILE[d]`` per tiled axis.
+    """
+    nd = len(shape)
+    m = max(1, int(multiple))
+    voxels = min(budget / cost, float(_MAX_TILE[nd]) ** nd)
+    up = lambda v: -(-int(v) // m) * m  # noqa: E731 - round up to the multiple
+    # one tile covering the axis: its length, context on both sides (and the blend width
+    # make_plan checks room for, though a single tile blends nothing)
+    whole = [up(n) + 2 * up(c) + up(max(m, int(c) // 2)) for n, c in zip(shape, context)]
+    tile = [0] * nd
+    free = list(range(nd))
+    side = voxels ** (1.0 / nd)
+    while free:
+        fixed = math.prod(tile[i] for i in range(nd) if i not in free)
+        side = (voxels / fixed) ** (1.0 / len(free))
+        fits = [i for i in free if whole[i] <= side]
+        if not fits:
+            break
+        for i in fits:
+            tile[i] = whole[i]
+            free.remove(i)
+    for i in free:
+        tile[i] = max(_MIN_TILE[nd], int(side))
+    return tuple(tile)
 
 
 
@@ -547,7 +575,8 @@ def _plan(layout: Layout, net: Any, config: PredictConfig, cost: float, budget: 
                 f"tile_shape needs {nd} entries ({layout.spatial}), got {config.tile_shape}")
         tile = tuple(int(t) for t in config.tile_shape)
     else:
-        tile = auto_tile(cost * (config.batch_size or 1), budget, nd)
+        tile = auto_tile(cost * (config.batch_size or 1), budget, layout.spatial_shape,
+                         tuple(context), multiple)
     plan = make_plan(layout.spatial_shape, tile, context, multiple=multiple)
     batch = config.batch_size or batch_size(
         math.prod(plan.tile_shape), cost, budget, device_type)
