@@ -125,6 +125,32 @@ def test_form_shows_each_methods_defaults(viewer, dock):
             expected.masking.masked_fraction), method
 
 
+def test_defaults_button_replaces_remembered_settings(viewer):
+    """Settings remembered from an older session (the paper's 4e-4, [0, 1] scaling) give
+    way to the current defaults on request."""
+    from napari_selfdenoise.core import presets
+    from napari_selfdenoise.core.config import TrainConfig, default_config
+
+    old = presets.TrainSettings(train=TrainConfig(
+        method="n2v2", learning_rate=4e-4,
+        normalization={"kind": "percentile", "pmin": 0.5, "pmax": 99.5}))
+    presets.save_preset(_common.last_settings_path("train"), old)
+    widget = TrainWidget(viewer)
+    try:
+        remembered = widget.settings().train  # remembered settings come back first
+        assert remembered.method == "n2v2" and remembered.learning_rate == pytest.approx(4e-4)
+        assert remembered.normalization == old.train.normalization
+        widget.defaults_button.click()
+        shown, expected = widget.settings().train, default_config("n2v")
+        for key in ("method", "learning_rate", "batch_size", "normalization", "masking",
+                    "steps", "seed"):
+            assert getattr(shown, key) == getattr(expected, key), key
+        assert shown.network.base_filters == expected.network.base_filters
+        assert "default settings restored" in widget.status.text()
+    finally:
+        widget.shutdown()
+
+
 def test_preset_save_load_run_reproduces_settings(viewer, dock, qtbot, trained_layer,
                                                   tmp_path):
     widget = dock("Train")

@@ -58,6 +58,9 @@ class DockWidget(QWidget):
         self.status.setWordWrap(True)
         self.save_preset_button = QPushButton("Save preset…")
         self.load_preset_button = QPushButton("Load preset…")
+        self.defaults_button = QPushButton("Defaults")
+        self.defaults_button.setToolTip(
+            "Show the default settings instead of the remembered or loaded ones")
         self.batch_button = QToolButton()
         self.batch_button.setText("Batch run…")
         self.batch_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -68,6 +71,7 @@ class DockWidget(QWidget):
         self.layer_combo.currentIndexChanged.connect(self._layer_changed)
         self.save_preset_button.clicked.connect(self._save_preset_clicked)
         self.load_preset_button.clicked.connect(self._load_preset_clicked)
+        self.defaults_button.clicked.connect(self._defaults_clicked)
         self.viewer.layers.events.inserted.connect(self._layers_changed)
         self.viewer.layers.events.removed.connect(self._layers_changed)
         self._watched: Any = None
@@ -97,7 +101,8 @@ class DockWidget(QWidget):
         box.addWidget(self.progress)
         box.addWidget(self.status)
         row = QHBoxLayout()
-        for button in (self.save_preset_button, self.load_preset_button, self.batch_button):
+        for button in (self.save_preset_button, self.load_preset_button, self.defaults_button,
+                       self.batch_button):
             row.addWidget(button)
         box.addLayout(row)
         return box
@@ -210,6 +215,16 @@ class DockWidget(QWidget):
         """Save the current settings as a preset file."""
         return presets.save_preset(path, self.settings())
 
+    def reset_settings(self) -> Any:
+        """Show the core defaults (remembered settings are replaced on the next run)."""
+        settings = presets.SETTINGS_TYPES[self.kind]()
+        self.set_settings(settings)
+        return settings
+
+    def _defaults_clicked(self) -> None:
+        if self.guarded(self.reset_settings) is not None:
+            self.notify("default settings restored")
+
     def load_preset(self, path: str) -> Any:
         """Load a preset file into the form (``PresetError`` names any bad key)."""
         settings = presets.load_preset(path, kind=self.kind)
@@ -232,7 +247,8 @@ class DockWidget(QWidget):
     # ------------------------------------------------------------------------- runs
     def _controls(self) -> list:
         """Widgets that cannot change while a run goes on."""
-        return [self.layer_combo, self.axes_edit, self.load_preset_button, self.batch_button]
+        return [self.layer_combo, self.axes_edit, self.load_preset_button, self.defaults_button,
+                self.batch_button]
 
     def _set_running(self, running: bool) -> None:
         for widget in self._controls():

@@ -116,6 +116,10 @@ class TrainOptions(QWidget):
         self.replacement = combo({None: "method default", "random": "random neighbour",
                                   "median": "median", "interpolate": "interpolate",
                                   "zero": "zero"})
+        self.scaling = combo({"meanstd": "standardise (mean, std)",
+                              "percentile": "percentiles 1 - 99.8 to 0 - 1", "none": "none"},
+                             "Intensity normalisation, stored with the model")
+        self._normalization = d.normalization  # keeps a preset's percentiles
         self.augment = QCheckBox("flips and rotations")
         self.augment.setChecked(d.augment)
         self.val_fraction = spin(0, 0.49, d.val_fraction, decimals=2, step=0.05)
@@ -161,7 +165,8 @@ class TrainOptions(QWidget):
         for label, widget in [
             ("patch size", self.patch), ("batch size", self.batch), ("network", self.arch),
             ("depth", self.depth), ("filters", self.filters), ("learning rate", self.lr),
-            ("masking", self.replacement), ("augmentation", self.augment),
+            ("masking", self.replacement), ("intensities", self.scaling),
+            ("augmentation", self.augment),
             ("validation fraction", self.val_fraction), ("precision", self.precision),
             ("device", self.device), ("seed", self.seed), ("log every", self.log_every),
         ]:
@@ -217,6 +222,7 @@ class TrainOptions(QWidget):
                      "struct_axis": self.struct_axis.currentData(),
                      "grid": self.grid.value(),
                      "replacement": self.replacement.currentData()},
+            normalization={**self._normalization.model_dump(), "kind": self.scaling.currentData()},
         )
         return TrainSettings(
             train=train,
@@ -252,6 +258,8 @@ class TrainOptions(QWidget):
         set_combo(self.struct_axis, t.masking.struct_axis)
         self.grid.setValue(t.masking.grid)
         set_combo(self.replacement, t.masking.replacement)
+        set_combo(self.scaling, t.normalization.kind)
+        self._normalization = t.normalization
         self.preview.setChecked(settings.preview)
         self.preview_every.setValue(settings.preview_every_s)
         self.save_model_to.setText(settings.save_model_to or "")
