@@ -26,14 +26,12 @@ import json
 import time
 from typing import Callable
 
-import numpy as np
 import torch
 
 from napari_selfdenoise.core.bundle import ModelBundle
-from napari_selfdenoise.core.config import TrainConfig
 from napari_selfdenoise.core.device import autocast, resolve_precision, select_device
 from napari_selfdenoise.core.inference import flops_per_voxel, fold_batch_norm, predict_array
-from napari_selfdenoise.core.models import build_network
+from predict_throughput import default_bundle, noisy_stack  # same network and data
 
 
 def synchronize(device: torch.device) -> None:
@@ -67,20 +65,6 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int) 
     return 2.0 * n**3 * inner / timed(run, device, repeats)
 
 
-def default_bundle(spatial_dims: int) -> ModelBundle:
-    """The default N2V network with plausible random batch-norm statistics."""
-    torch.manual_seed(0)
-    cfg = TrainConfig()
-    net = build_network(cfg.network, spatial_dims, 1, cfg.method)
-    for m in net.modules():
-        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 2.0)
-    axes = "TYX" if spatial_dims == 2 else "ZYX"
-    return ModelBundle(config=cfg, axes=axes, spatial_dims=spatial_dims, n_channels=1,
-                       norm_offset=[100.0], norm_scale=[400.0], state_dict=net.state_dict())
-
-
 def network_rate(bundle: ModelBundle, device: torch.device, dtype, tile: tuple[int, ...],
                  batch: int, repeats: int) -> float:
     """Voxels/s of the network alone on device-resident tiles, as the engine runs it."""
@@ -96,18 +80,11 @@ def network_rate(bundle: ModelBundle, device: torch.device, dtype, tile: tuple[i
     return x.numel() / timed(run, device, repeats)
 
 
-def stack(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    grid = np.indices(shape[-2:])
-    clean = 200 + 150 * (np.sin(grid[1] / 37.0) * np.cos(grid[0] / 53.0) > 0.3)
-    return rng.poisson(np.broadcast_to(clean, shape)).astype(np.uint16)
-
-
 def measure(spatial_dims: int, data_shape: tuple[int, ...], tile: tuple[int, ...], batch: int,
             device: torch.device, dtype, peak: float, repeats: int) -> dict:
     bundle = default_bundle(spatial_dims)
     fpv = flops_per_voxel(bundle.build_model(), spatial_dims, 1)
-    data = stack(data_shape)
+    data = noisy_stack(data_shape)
     net_vox = network_rate(bundle, device, dtype, tile, batch, repeats)
     dev = str(device)
     pred_s = timed(lambda: predict_array(bundle, data, bundle.axes, device=dev), device, repeats)

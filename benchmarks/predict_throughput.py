@@ -27,27 +27,31 @@ import numpy as np
 import torch
 
 
-def default_bundle():
+def default_bundle(spatial_dims: int = 2):
+    """The default N2V network (``TrainConfig().network``: 32 filters) with plausible
+    random batch-norm statistics, as a 2D model over ``TYX`` or a 3D one over ``ZYX``."""
     from napari_selfdenoise.core.bundle import ModelBundle
     from napari_selfdenoise.core.config import TrainConfig
     from napari_selfdenoise.core.models import build_network
 
     torch.manual_seed(0)
     cfg = TrainConfig()
-    net = build_network(cfg.network, 2, 1, cfg.method)
+    net = build_network(cfg.network, spatial_dims, 1, cfg.method)
     for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
             m.running_mean.normal_(0, 0.1)
             m.running_var.uniform_(0.5, 2.0)
-    return ModelBundle(config=cfg, axes="TYX", spatial_dims=2, n_channels=1,
+    axes = "TYX" if spatial_dims == 2 else "ZYX"
+    return ModelBundle(config=cfg, axes=axes, spatial_dims=spatial_dims, n_channels=1,
                        norm_offset=[100.0], norm_scale=[400.0], state_dict=net.state_dict())
 
 
-def noisy_stack(planes: int, size: int, seed: int = 0) -> np.ndarray:
+def noisy_stack(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """A synthetic uint16 Poisson stack of ``shape`` (the same pattern in every plane)."""
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size]
+    y, x = np.indices(shape[-2:])
     clean = 200 + 150 * (np.sin(x / 37.0) * np.cos(y / 53.0) > 0.3)
-    return np.stack([rng.poisson(clean).astype(np.uint16) for _ in range(planes)])
+    return rng.poisson(np.broadcast_to(clean, shape)).astype(np.uint16)
 
 
 def plain_loop(bundle, stack: np.ndarray) -> np.ndarray:
@@ -73,7 +77,7 @@ def main() -> None:
     from napari_selfdenoise.core.inference import flops_per_voxel, predict_array
 
     bundle = default_bundle()
-    stack = noisy_stack(args.planes, args.size)
+    stack = noisy_stack((args.planes, args.size, args.size))
     voxels = stack.size
     fpv = flops_per_voxel(bundle.build_model(), 2, 1)
     times: dict[str, list[float]] = {"plain": [], "predict": []}

@@ -17,6 +17,7 @@ def test_predict_roofline_reports_rates_and_fractions(monkeypatch, capsys, one_t
     args = ["--device", "cpu", "--planes", "1", "--size", "128", "--depth-3d", "4",
             "--size-3d", "32", "--matmul", "256", "--repeats", "1", "--json"]
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as `python benchmarks/...` does
     runpy.run_path(str(SCRIPT), run_name="__main__")
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["device"] == "CPU" and result["precision"] in ("fp32", "bfloat16")

@@ -187,6 +187,7 @@ def default_config(method: str = "n2v", **settings: Any) -> TrainConfig:
     """A :class:`TrainConfig` with the defaults of ``method`` and the given settings."""
     return resolve_config(TrainConfig(method=method, **settings))
 
+
 class PredictConfig(StrictModel):
     """Inference settings."""
 

@@ -32,7 +32,9 @@ from .bundle import ModelBundle
 from .config import PredictConfig
 from .events import Message, TileDone, run_to_end
 from .provenance import make_provenance
-from .tiling import AxisPlan, TilePlan, make_plan, read_reflected, reflect_index
+from .tiling import (
+    AxisPlan, TilePlan, default_blend, make_plan, read_reflected, reflect_index, round_up,
+)
 
 PROGRESS_KEY = "napari_selfdenoise_progress"
 _CPU_BUDGET_CAP = 1.25 * 1024**3
@@ -201,13 +203,13 @@ def auto_tile(cost: float, budget: float, shape: tuple[int, ...], context: tuple
     nd = len(shape)
     m = max(1, int(multiple))
     voxels = min(budget / cost, float(_MAX_TILE[nd]) ** nd)
-    up = lambda v: -(-int(v) // m) * m  # noqa: E731 - round up to the multiple
     # one tile covering the axis: its length, context on both sides (and the blend width
     # make_plan checks room for, though a single tile blends nothing)
-    whole = [up(n) + 2 * up(c) + up(max(m, int(c) // 2)) for n, c in zip(shape, context)]
+    whole = [round_up(n, m) + 2 * round_up(c, m) + round_up(default_blend(c, m), m)
+             for n, c in zip(shape, context)]
     tile = [0] * nd
     free = list(range(nd))
-    side = voxels ** (1.0 / nd)
+    side = 0.0
     while free:
         fixed = math.prod(tile[i] for i in range(nd) if i not in free)
         side = (voxels / fixed) ** (1.0 / len(free))
@@ -220,8 +222,6 @@ def auto_tile(cost: float, budget: float, shape: tuple[int, ...], context: tuple
     for i in free:
         tile[i] = max(_MIN_TILE[nd], int(side))
     return tuple(tile)
-
-
 
 
 # ---------------------------------------------------------------------- outputs

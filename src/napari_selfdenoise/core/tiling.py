@@ -28,6 +28,11 @@ def round_up(value: int, multiple: int) -> int:
     return -(-int(value) // int(multiple)) * int(multiple)
 
 
+def default_blend(context: int, multiple: int = 1) -> int:
+    """Cross-faded voxels between neighbouring tiles: half the context, at least ``multiple``."""
+    return max(int(multiple), int(context) // 2)
+
+
 def reflect_index(index: np.ndarray, length: int) -> np.ndarray:
     """Map indices (any integers) into ``range(length)`` by mirror reflection.
 
@@ -256,7 +261,7 @@ def make_plan(
             f"spatial dim of {tuple(shape)}"
         )
     if blend is None:
-        blend = [max(multiple, c // 2) for c in context]
+        blend = [default_blend(c, multiple) for c in context]
     axes = tuple(
         plan_axis(int(s), int(t), int(c), int(b), multiple)
         for s, t, c, b in zip(shape, tile_shape, context, blend)
