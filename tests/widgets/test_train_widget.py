@@ -41,11 +41,13 @@ def test_train_end_to_end(viewer, dock, qtbot, trained_layer, tmp_path, noisy2d)
     assert widget.axes_edit.text() == "YX"
     tiny(widget, steps=30)
     widget.options.save_model_to.setText(str(tmp_path / "model.sdmodel"))
+    shown = []  # every layer added (the preview may be replaced by the result between checks)
+    viewer.layers.events.inserted.connect(lambda e: shown.append(e.value.name))
     assert widget.start()
     assert widget.stop_button.isEnabled() and not widget.start_button.isEnabled()
     assert not widget.options.isEnabled() and not widget.layer_combo.isEnabled()
     wait_until(qtbot, lambda: widget.first_preview_s is not None, 60)
-    assert "noisy" + PREVIEW_SUFFIX in viewer.layers
+    assert "noisy" + PREVIEW_SUFFIX in shown
     wait_until(qtbot, lambda: "noisy [n2v]" in viewer.layers, 90)
     wait_until(qtbot, lambda: widget.start_button.isEnabled(), 10)
     out = viewer.layers["noisy [n2v]"]
@@ -265,7 +267,8 @@ def test_live_preview_follows_panning_during_training(viewer, dock, qtbot):
     after = viewer.layers[name].translate
     assert after[0] > before[0] + 100 and after[1] > before[1] + 100
     widget.stop()
-    wait_until(qtbot, lambda: not widget.runner.running, 60)
+    # the thread ends first; the widget learns it from a queued signal (re-enabling Start)
+    wait_until(qtbot, lambda: widget.start_button.isEnabled(), 60)
     assert widget._live is None  # view events disconnected once the run ended
 
 
