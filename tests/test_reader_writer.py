@@ -173,3 +173,9 @@ def test_cli_predict_takes_a_model_file_or_an_image_carrying_a_model(tmp_path, b
         _cli(tmp_path / "m.sdmodel", tmp_path / "in.tif", "--out", tmp_path / "b.tif")
     with pytest.raises(ValueError, match="carries no"):
         _cli(tmp_path / "in.tif", tmp_path / "in.tif", "--out", tmp_path / "c.tif")
+    # --border reaches the engine (and differs from the default at the image's edges)
+    assert _cli(tmp_path / "m.sdmodel", tmp_path / "in.tif", "--out", tmp_path / "d.npy",
+                "--border", 0, 0, "--quiet") == 0
+    no_border = inference.predict_array(bundle, img, axes="TYX", border=(0, 0))
+    np.testing.assert_allclose(np.load(tmp_path / "d.npy"), no_border, atol=1e-5)
+    assert np.abs(no_border - expected).max() > 1e-3

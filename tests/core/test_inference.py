@@ -16,8 +16,8 @@ from napari_selfdenoise.core.axes import AxesError
 from napari_selfdenoise.core.bundle import ModelBundle
 from napari_selfdenoise.core.config import NetworkConfig, PredictConfig, TrainConfig
 from napari_selfdenoise.core.events import Message, TileDone, run_to_end
-from napari_selfdenoise.core.models import apply_padded, build_network
-from napari_selfdenoise.core.tiling import make_plan
+from napari_selfdenoise.core.models import build_network
+from napari_selfdenoise.core.tiling import make_plan, reflect_index, round_up
 
 TOL = 1e-4
 
@@ -40,16 +40,21 @@ def make_bundle(spatial_dims=2, channels=1, method="n2v", depth=1, filters=4, **
                        state_dict=net.state_dict())
 
 
-def reference(bundle, image):
-    """Untiled reference: normalise, reflect-pad by the context, run the net once, crop."""
+def reference(bundle, image, border=None):
+    """Untiled reference: normalise, reflect-pad each spatial axis by its border (default:
+    the engine's rule) and up to the network's size multiple, run the net once, crop."""
     net = bundle.build_model()
-    c = -(-max(net.halo) // net.size_multiple) * net.size_multiple
+    m = net.size_multiple
+    c = [round_up(h, m) for h in net.halo]
+    if border is None:
+        border = inference.default_border(bundle, net.halo, tuple(c), m)
     x = bundle.normalize(image[None], channel_axis=1)
-    pad = [(0, 0), (0, 0)] + [(c, c)] * (x.ndim - 2)
-    xp = np.pad(x, pad, mode="reflect")
+    for axis, (b, n) in enumerate(zip(border, x.shape[2:]), start=2):
+        x = np.take(x, reflect_index(np.arange(-b, round_up(n, m) + b), n), axis=axis)
     with torch.no_grad():
-        y = apply_padded(net, torch.from_numpy(xp)).numpy()
-    crop = (slice(None), slice(None)) + tuple(slice(c, c + s) for s in x.shape[2:])
+        y = net(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    crop = (slice(None), slice(None)) + tuple(slice(b, b + n)
+                                              for b, n in zip(border, image.shape[1:]))
     return bundle.denormalize(y[crop], channel_axis=1)[0]
 
 
@@ -87,6 +92,29 @@ def test_3d_volume_and_3d_timelapse_tiled_equals_untiled():
     assert np.abs(whole[1] - reference(b3, vol[1][None])[0]).max() < TOL
     single = inference.predict_array(b3, vol[0], axes="ZYX", tile_shape=(36, 40, 36))
     assert np.abs(single - tiled[0]).max() < TOL
+
+
+@pytest.mark.parametrize("border", [(0, 0, 0), (4, 8, 0), (32, 32, 32)])
+def test_any_reflected_border_is_tiled_exactly(border):
+    """The border sets what the network sees beyond the image; tiling never changes it."""
+    b3 = make_bundle(spatial_dims=3)
+    vol = np.random.default_rng(5).random((41, 45, 39)).astype(np.float32)
+    tiled = inference.predict_array(b3, vol, axes="ZYX", tile_shape=(40, 40, 40), border=border)
+    ref = reference(b3, vol[None], border=[min(b, 12) for b in border])  # at most the context
+    assert np.abs(tiled - ref).max() < TOL
+    whole = inference.predict_array(b3, vol, axes="ZYX", border=border)
+    assert np.abs(tiled - whole).max() < TOL
+
+
+def test_default_border_is_half_the_context_or_a_quarter_along_short_patches():
+    b = make_bundle(spatial_dims=3, patch_size=(16, 64, 64))
+    net = b.build_model()
+    halo = net.halo[0]
+    assert 16 < 2 * halo + 1 <= 64
+    assert inference.default_border(b, net.halo, (12, 12, 12), 2) == (4, 6, 6)
+    assert inference.default_border(b, net.halo, (12, 12, 12), 4) == (4, 8, 8)  # rounded up
+    b2d = make_bundle(patch_size=(2 * halo, 2 * halo + 1))
+    assert inference.default_border(b2d, net.halo[:2], (32, 32)) == (8, 16)
 
 
 def test_2d_model_runs_over_z_planes_and_channels_as_trained():
@@ -336,13 +364,17 @@ def test_cuda_tiled_prediction_matches_cpu(b2, stack2d):
 
 
 def test_auto_tile_fits_thin_volumes_and_keeps_within_budget():
-    """A thin axis gets its whole length plus context; the others share the rest."""
+    """A thin axis gets its whole length plus its border; the others share the rest."""
     cost = 100.0
     budget = cost * 117**3  # what a CPU gives the default 3D U-Net (~1.6 M voxels)
     tile = inference.auto_tile(cost, budget, (16, 256, 256), (29, 29, 29), multiple=4)
-    assert tile[0] == 16 + 2 * 32 + 16  # length + context + the blend make_plan checks
+    assert tile[0] == 16 + 2 * 32  # length + reflected context (the default border)
     assert tile[1] == tile[2] > 117  # more than a cube's side: the budget went to Y / X
     assert math.prod(tile) <= budget / cost
+    thin = inference.auto_tile(cost, budget, (16, 256, 256), (29, 29, 29), 4, (0, 32, 32))
+    assert thin[0] == 16 and thin[1] > tile[1] and math.prod(thin) <= budget / cost
+    plan = make_plan((16, 256, 256), thin, (32, 32, 32), border=(0, 32, 32), multiple=4)
+    assert plan.axes[0].n_tiles == 1 and plan.tile_shape[0] == 16
     # a GPU-sized budget: a volume within the voxel cap is one tile, not several cubes
     big = inference.auto_tile(cost, cost * 1e9, (16, 64, 64), (29, 29, 29), multiple=4)
     plan = make_plan((16, 64, 64), big, (29, 29, 29), multiple=4)

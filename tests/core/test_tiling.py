@@ -25,12 +25,15 @@ def test_ramp_is_a_partition_of_unity_and_smooth():
     assert np.all(np.diff(r) > 0) and np.max(np.abs(np.diff(r))) < 0.11
 
 
+@pytest.mark.parametrize("border", [None, 0, 4])
 @pytest.mark.parametrize("shape,tile", [
-    ((101,), (48,)), ((37, 53), (32, 40)), ((9, 64, 31), (16, 32, 24)), ((5, 7), (64, 64)),
-    ((130,), (64,)),
+    ((101,), (48,)), ((37, 53), (32, 40)), ((9, 64, 31), (24, 40, 28)), ((5, 7), (64, 64)),
+    ((130,), (64,)), ((99,), (24,)),
 ])
-def test_weights_sum_to_one_and_chunks_tile_the_image(shape, tile):
-    plan = make_plan(shape, tile, [4] * len(shape), multiple=4)
+def test_weights_sum_to_one_and_chunks_tile_the_image(shape, tile, border):
+    context = [8] * len(shape)
+    plan = make_plan(shape, tile, context, multiple=4,
+                     border=None if border is None else [border] * len(shape))
     total = np.zeros(shape)
     cover = np.zeros(shape, int)
     fed = {}
@@ -39,15 +42,22 @@ def test_weights_sum_to_one_and_chunks_tile_the_image(shape, tile):
         assert w.shape == plan.tile_shape
         assert all(e % 4 == 0 for e in plan.tile_shape)
         for a, i in zip(plan.axes, idx):
-            assert a.tile_start(i) % 4 == 0  # origins aligned with the network's pooling grid
+            # origins aligned with the pooling grid of the network run on the padded image
+            assert (a.tile_start(i) + a.border) % 4 == 0
+            # tiles stay on the padded image
+            assert -a.border <= a.tile_start(i) and a.tile_start(i) + a.extent <= a.padded_stop
         for chunk, t_sl, c_sl in plan.pieces(idx):
             region = plan.chunk_slices(chunk)
             dst = tuple(slice(r.start + c.start, r.start + c.stop) for r, c in zip(region, c_sl))
             total[dst] += w[t_sl]
             fed[chunk] = fed.get(chunk, 0) + 1
-            # the piece lies inside the tile's used region (never on its context)
-            assert all(s.start >= a.context and s.stop <= a.extent - a.context
-                       for s, a in zip(t_sl, plan.axes))
+            # the piece has the full context on each side, except where the tile ends
+            # with the padded image (where the whole-image run has no context either)
+            for s, a, i in zip(t_sl, plan.axes, idx):
+                start = a.tile_start(i)
+                lo = 0 if start == -a.border else a.context
+                hi = a.extent if start + a.extent == a.padded_stop else a.extent - a.context
+                assert lo <= s.start and s.stop <= hi
     for chunk in itertools.product(*(range(n) for n in plan.grid)):
         cover[plan.chunk_slices(chunk)] += 1
         assert fed[chunk] == plan.contributions(chunk)
@@ -59,6 +69,20 @@ def test_small_axes_get_one_tile_rounded_to_the_multiple():
     a = plan_axis(13, 256, 30, 16, 8)
     assert a.n_tiles == 1 and a.stride == 16 and a.context == 32 and a.blend == 0
     assert a.extent == 16 + 64
+
+
+def test_border_sets_the_padding_of_the_whole_axis():
+    # one tile: the axis rounded up to the multiple plus the border on each side
+    a = plan_axis(13, 256, 30, 16, 8, border=3)
+    assert (a.n_tiles, a.border, a.extent, a.tile_start(0)) == (1, 8, 16 + 16, -8)
+    assert plan_axis(13, 256, 30, 16, 8, border=0).extent == 16
+    assert plan_axis(13, 256, 30, 16, 8, border=100).border == 32  # at most the context
+    # an axis fits in one tile as soon as its padded length does
+    assert plan_axis(60, 64, 32, 16, 4, border=0).n_tiles == 1
+    # several tiles: the end tiles are shifted onto the padded image's ends
+    a = plan_axis(1000, 256, 32, 16, 4, border=0)
+    assert a.n_tiles > 1 and a.tile_start(0) == 0
+    assert a.tile_start(a.n_tiles - 1) + a.extent == 1000
 
 
 def test_stride_is_balanced_and_blend_bounded():

@@ -51,6 +51,8 @@ def test_zarr_output_is_opened_back_lazily(viewer, dock, qtbot, tiny_bundle, tmp
     widget.zarr_path.setText(str(tmp_path / "out.zarr"))
     widget.auto_tiles.setChecked(False)
     widget.tile_shape.setText("32, 32")
+    widget.border.setText("0, 0")
+    assert widget.settings().predict.border == (0, 0)
     assert widget.axes_edit.text() == "TYX"
     assert widget.run()
     wait_until(qtbot, lambda: "stack [n2v]" in viewer.layers, 60)
@@ -58,7 +60,7 @@ def test_zarr_output_is_opened_back_lazily(viewer, dock, qtbot, tiny_bundle, tmp
     assert not isinstance(out.data, np.ndarray)  # a lazy zarr array
     assert out.data.shape == stack.shape
     np.testing.assert_allclose(np.asarray(out.data[1]),
-                               predict_array(tiny_bundle, stack[1], axes="YX"),
+                               predict_array(tiny_bundle, stack[1], axes="YX", border=(0, 0)),
                                rtol=1e-3, atol=1e-3)
     # the store exists now: running again without 'overwrite' is a clear message
     wait_until(qtbot, lambda: widget.run_button.isEnabled(), 10)

@@ -54,6 +54,9 @@ class PredictWidget(DockWidget):
         self.tile_shape.setPlaceholderText("e.g. 256, 256")
         self.overlap = QLineEdit()
         self.overlap.setPlaceholderText("auto (receptive field)")
+        self.border = QLineEdit()
+        self.border.setPlaceholderText("auto (as the model was trained)")
+        self.border.setToolTip("voxels mirrored beyond the image's edges, per spatial axis")
         self.batch = spin(0, 4096, 0, tip="Tiles per batch (0: auto)")
         self.tta = QCheckBox("test-time augmentation (8 flips/rotations)")
         self.j_invariant = combo({None: "follow the model", True: "on", False: "off"},
@@ -87,6 +90,7 @@ class PredictWidget(DockWidget):
         form.addRow("tiling", self.auto_tiles)
         form.addRow("tile shape", self.tile_shape)
         form.addRow("overlap", self.overlap)
+        form.addRow("border", self.border)
         form.addRow("batch", self.batch)
         form.addRow("", self.tta)
         form.addRow("J-invariant", self.j_invariant)
@@ -125,7 +129,7 @@ class PredictWidget(DockWidget):
 
     def _tiles_changed(self, *_: Any) -> None:
         manual = not self.auto_tiles.isChecked() and not self.runner.running
-        for widget in (self.tile_shape, self.overlap, self.batch):
+        for widget in (self.tile_shape, self.overlap, self.border, self.batch):
             widget.setEnabled(manual)
 
     def _output_changed(self, *_: Any) -> None:
@@ -168,6 +172,7 @@ class PredictWidget(DockWidget):
         config = PredictConfig(
             tile_shape=parse_shape(self.tile_shape.text()) if manual else None,
             overlap=parse_shape(self.overlap.text()) if manual else None,
+            border=parse_shape(self.border.text()) if manual else None,
             batch_size=(self.batch.value() or None) if manual else None,
             tta=self.tta.isChecked(), j_invariant=self.j_invariant.currentData(),
             precision=self.precision.currentData(),
@@ -189,9 +194,10 @@ class PredictWidget(DockWidget):
         self.model_file.setText(settings.model_file or "")
         p = settings.predict
         self.auto_tiles.setChecked(p.tile_shape is None and p.overlap is None
-                                   and p.batch_size is None)
+                                   and p.border is None and p.batch_size is None)
         self.tile_shape.setText(", ".join(map(str, p.tile_shape or ())))
         self.overlap.setText(", ".join(map(str, p.overlap or ())))
+        self.border.setText(", ".join(map(str, p.border or ())))
         self.batch.setValue(p.batch_size or 0)
         self.tta.setChecked(p.tta)
         set_combo(self.j_invariant, p.j_invariant)

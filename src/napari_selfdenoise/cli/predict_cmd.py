@@ -34,6 +34,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "(default: from the memory budget)")
     parser.add_argument("--overlap", type=int, nargs="+", default=None, metavar="N",
                         help="context per side (default and minimum: the receptive field)")
+    parser.add_argument("--border", type=int, nargs="+", default=None, metavar="N",
+                        help="voxels mirrored beyond the image per spatial dim, at most the "
+                             "context (default: the context, or 0 along an axis the model's "
+                             "training patches were shorter than its receptive field)")
     parser.add_argument("--batch-size", type=int, default=None, help="tiles per batch")
     parser.add_argument("--memory-mb", type=float, default=None,
                         help="memory budget for one batch (default: from free memory)")
@@ -116,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     config = PredictConfig(
         tile_shape=tuple(args.tile) if args.tile else None,
         overlap=tuple(args.overlap) if args.overlap else None,
+        border=tuple(args.border) if args.border is not None else None,
         batch_size=args.batch_size, memory_budget_mb=args.memory_mb, tta=args.tta,
         j_invariant=args.j_invariant, precision=args.precision, device=args.device,
         overwrite=args.overwrite,

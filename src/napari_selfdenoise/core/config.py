@@ -197,6 +197,10 @@ class PredictConfig(StrictModel):
     overlap: Optional[tuple[int, ...]] = Field(
         None, description="Overlap per spatial dim; None uses the receptive-field halo."
     )
+    border: Optional[tuple[int, ...]] = Field(
+        None, description="Voxels reflected beyond the image per spatial dim; None: the "
+        "context, or none on an axis the training patches covered whole."
+    )
     batch_size: Optional[int] = Field(None, ge=1, description="Tiles per batch; None: auto.")
     memory_budget_mb: Optional[float] = Field(None, gt=0, description="None: from free memory.")
     tta: bool = Field(False, description="Average the 8 dihedral transforms in YX.")

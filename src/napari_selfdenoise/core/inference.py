@@ -31,9 +31,10 @@ from .axes import AxesError, infer_axes, validate_axes
 from .bundle import ModelBundle
 from .config import PredictConfig
 from .events import Message, TileDone, run_to_end
+from .patches import default_patch_size
 from .provenance import make_provenance
 from .tiling import (
-    AxisPlan, TilePlan, default_blend, make_plan, read_reflected, reflect_index, round_up,
+    AxisPlan, TilePlan, make_plan, read_reflected, reflect_index, round_up,
 )
 
 PROGRESS_KEY = "napari_selfdenoise_progress"
@@ -191,11 +192,11 @@ def batch_size(tile_voxels: int, cost: float, budget: float, device_type: str) -
 
 
 def auto_tile(cost: float, budget: float, shape: tuple[int, ...], context: tuple[int, ...],
-              multiple: int = 1) -> tuple[int, ...]:
+              multiple: int = 1, border: Optional[tuple[int, ...]] = None) -> tuple[int, ...]:
     """Largest tile (context included) whose batch of one fits in ``budget``, fitted to
     the data.
 
-    An axis whose whole length plus context is shorter than an even share of the voxels
+    An axis whose whole length plus border is shorter than an even share of the voxels
     gets exactly that (a 16-plane volume is not tiled as if it were a cube), and the other
     axes share the rest equally. The tile holds at most ``_MAX_TILE[d] ** d`` voxels
     (larger tiles do not run faster) and at least ``_MIN_TILE[d]`` per tiled axis.
@@ -203,10 +204,10 @@ def auto_tile(cost: float, budget: float, shape: tuple[int, ...], context: tuple
     nd = len(shape)
     m = max(1, int(multiple))
     voxels = min(budget / cost, float(_MAX_TILE[nd]) ** nd)
-    # one tile covering the axis: its length, context on both sides (and the blend width
-    # make_plan checks room for, though a single tile blends nothing)
-    whole = [round_up(n, m) + 2 * round_up(c, m) + round_up(default_blend(c, m), m)
-             for n, c in zip(shape, context)]
+    # one tile covering the axis: its length and the reflected border on both sides
+    border = context if border is None else border
+    whole = [round_up(n, m) + 2 * min(round_up(b, m), round_up(c, m))
+             for n, b, c in zip(shape, border, context)]
     tile = [0] * nd
     free = list(range(nd))
     side = 0.0
@@ -298,7 +299,8 @@ class _ZarrSink(_Sink):
         self.path = path
         self.signature = signature
         self._last_record = 0.0
-        self._plan_record = [[a.length, a.stride, a.context, a.blend] for a in plan.axes]
+        self._plan_record = [[a.length, a.stride, a.context, a.blend, a.border, a.multiple]
+                             for a in plan.axes]
         existing = _read_progress(path)
         if existing is not None and existing.get("signature") == signature and not overwrite:
             self.array = zarr.open_array(str(path), mode="r+")
@@ -545,15 +547,36 @@ def _output_kind(out: Any) -> Optional[str]:
     raise ValueError(f"output {p} must end in .zarr, .tif, .tiff or .npy")
 
 
-def _signature(bundle_meta: dict, layout: Layout, j_invariant: bool, tta: bool) -> str:
+def _signature(bundle_meta: dict, layout: Layout, j_invariant: bool, tta: bool,
+               plan: TilePlan) -> str:
     h = hashlib.sha256()
     h.update(bundle_meta["safetensors_b64"].encode("ascii"))
-    h.update(json.dumps([layout.axes, layout.shape, j_invariant, tta]).encode())
+    borders = [a.border for a in plan.axes]  # what the network sees at the image's ends
+    h.update(json.dumps([layout.axes, layout.shape, j_invariant, tta, borders]).encode())
     return h.hexdigest()[:32]
 
 
-def _plan(layout: Layout, net: Any, config: PredictConfig, cost: float, budget: float,
-          device_type: str, j_invariant: bool, grid: int) -> tuple[TilePlan, int, list[str]]:
+def default_border(bundle: ModelBundle, halo: tuple[int, ...], context: tuple[int, ...],
+                   multiple: int = 1) -> tuple[int, ...]:
+    """Voxels reflected beyond each end of each spatial axis when none are asked for.
+
+    Half the context (16 voxels for the default U-Net), and a quarter of it along an axis
+    the model's training patches were shorter than its receptive field (``2 * halo + 1``;
+    the 16-plane Z of the default 3D patch): the network never learned to use neighbours
+    that far away along it. On FMD images and 3D phantoms these borders denoise as well as
+    the full context (docs/prediction.md, "How much border"), and a thin volume costs far
+    less: a 16-plane volume runs as 32 planes instead of 80.
+    """
+    patch = bundle.config.patch_size
+    if patch is None or len(patch) != len(context):
+        patch = default_patch_size(len(context))
+    return tuple(min(c, round_up(-(-c // (2 if p >= 2 * h + 1 else 4)), multiple))
+                 for p, h, c in zip(patch, halo, context))
+
+
+def _plan(layout: Layout, net: Any, bundle: ModelBundle, config: PredictConfig, cost: float,
+          budget: float, device_type: str, j_invariant: bool,
+          grid: int) -> tuple[TilePlan, int, list[str]]:
     nd = len(layout.spatial)
     notes = []
     halo = tuple(int(h) for h in getattr(net, "halo", (0,) * nd))
@@ -569,6 +592,14 @@ def _plan(layout: Layout, net: Any, config: PredictConfig, cost: float, budget: 
         if any(int(o) < h for h, o in zip(halo, config.overlap)):
             notes.append(f"overlap {tuple(config.overlap)} raised to the network's "
                          f"receptive-field halo {halo}")
+    context = [round_up(c, multiple) for c in context]
+    if config.border is not None:
+        if len(config.border) != nd:
+            raise ValueError(f"border needs {nd} entries ({layout.spatial}), got {config.border}")
+        border = tuple(min(int(b), c) for b, c in zip(config.border, context))
+    else:
+        border = default_border(bundle, tuple(int(h) for h in getattr(net, "halo", halo)),
+                                tuple(context), multiple)
     if config.tile_shape is not None:
         if len(config.tile_shape) != nd:
             raise ValueError(
@@ -576,8 +607,8 @@ def _plan(layout: Layout, net: Any, config: PredictConfig, cost: float, budget: 
         tile = tuple(int(t) for t in config.tile_shape)
     else:
         tile = auto_tile(cost * (config.batch_size or 1), budget, layout.spatial_shape,
-                         tuple(context), multiple)
-    plan = make_plan(layout.spatial_shape, tile, context, multiple=multiple)
+                         tuple(context), multiple, border)
+    plan = make_plan(layout.spatial_shape, tile, context, border=border, multiple=multiple)
     batch = config.batch_size or batch_size(
         math.prod(plan.tile_shape), cost, budget, device_type)
     return plan, int(batch), notes
@@ -638,7 +669,8 @@ def predict(
     net = fold_batch_norm(bundle.build_model())
     cost = bytes_per_voxel(net, bundle.spatial_dims, bundle.n_channels, bool(j_inv))
     budget = memory_budget(device, config)
-    plan, batch, notes = _plan(layout, net, config, cost, budget, device.type, j_inv, grid)
+    plan, batch, notes = _plan(layout, net, bundle, config, cost, budget, device.type,
+                                j_inv, grid)
     cl = use_channels_last(device, config.channels_last)
     net = net.to(device)
     if cl:
@@ -656,7 +688,7 @@ def predict(
         prov = provenance if provenance is not None else make_provenance(
             "predict", None, config, bundle=bundle)
         doc = io.make_document(axes=layout.axes, model=model_meta, provenance=prov)
-        sig = _signature(model_meta, layout, bool(j_inv), config.tta)
+        sig = _signature(model_meta, layout, bool(j_inv), config.tta, plan)
         path = Path(out)
         store = path if kind == "zarr" else _partial_path(path)
         existing = _read_progress(store)

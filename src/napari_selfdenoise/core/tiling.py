@@ -1,15 +1,19 @@
 """Tile plans and blending windows for tiled inference (pure numpy).
 
-Along each spatial axis of length ``L`` the plan cuts the image into output *chunks* of
-``stride`` voxels. Tile ``i`` reads ``[i * stride - context, i * stride + stride + blend +
-context)`` (reflection beyond the image), and its prediction is used on
-``[i * stride, i * stride + stride + blend)`` only: ``context`` (at least the network's
-receptive-field radius) is never used, and the ``blend`` voxels it shares with tile ``i + 1``
-are cross-faded with a ``sin^2`` / ``cos^2`` window, whose weights sum to exactly one.
-Chunk ``j`` is therefore complete once tiles ``j - 1`` and ``j`` are done (per axis).
+The network sees the image reflected ``border`` voxels beyond each end of each spatial axis
+(and up to a multiple of its ``size_multiple``): the *padded image*. Along each axis of
+length ``L`` the plan cuts the image into output *chunks* of ``stride`` voxels. Tile ``i``
+reads ``[i * stride - context, i * stride + stride + blend + context)``, shifted onto the
+padded image where it would leave it, and its prediction is used on
+``[i * stride, i * stride + stride + blend)`` only: the ``context`` (at least the network's
+receptive-field radius) is never used, and the ``blend`` voxels it shares with tile
+``i + 1`` are cross-faded with a ``sin^2`` / ``cos^2`` window, whose weights sum to exactly
+one. Chunk ``j`` is therefore complete once tiles ``j - 1`` and ``j`` are done (per axis).
 
 When every tile origin and extent is a multiple of the network's ``size_multiple``, the
-stitched result equals running the network on the whole (reflection padded) image.
+stitched result equals running the network on the whole padded image: inside the image a
+tile has at least the receptive field's context, and at the padded image's ends it stops
+exactly there, so the network pads with zeros where it would on the whole image.
 """
 
 from __future__ import annotations
@@ -60,12 +64,21 @@ def ramp(width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AxisPlan:
-    """Tiling of one spatial axis."""
+    """Tiling of one spatial axis.
+
+    The image is reflected ``border`` voxels beyond each end (and up to a multiple of the
+    network's ``size_multiple``): that padded axis is what the network sees, as if run on
+    it whole. Tiles never read beyond it. A tile at an end of it starts (or ends) exactly
+    there, so the network's own zero padding falls where it would on the whole padded axis,
+    and elsewhere a tile has ``context`` voxels on each side of the region it is used on.
+    """
 
     length: int
     stride: int
     context: int
     blend: int
+    border: int
+    multiple: int = 1
 
     @property
     def n_tiles(self) -> int:
@@ -76,26 +89,36 @@ class AxisPlan:
         """Voxels read per tile (the network's input size along this axis)."""
         return self.stride + self.blend + 2 * self.context
 
+    @property
+    def padded_stop(self) -> int:
+        """End (image coordinates) of the padded axis; it starts at ``-border``."""
+        return round_up(self.length, self.multiple) + self.border
+
     def tile_start(self, i: int) -> int:
         """First voxel (image coordinates, may be negative) read by tile ``i``."""
-        return i * self.stride - self.context
+        start = i * self.stride - self.context
+        return min(max(start, -self.border), self.padded_stop - self.extent)
 
     def chunk(self, j: int) -> slice:
         """Output chunk ``j`` in image coordinates."""
         return slice(j * self.stride, min((j + 1) * self.stride, self.length))
 
+    def offset(self, i: int) -> int:
+        """Where chunk ``i`` starts in tile ``i`` (``context`` unless the tile is shifted)."""
+        return i * self.stride - self.tile_start(i)
+
     def weights(self, i: int) -> np.ndarray:
-        """Blending weights of tile ``i`` over its extent (zero on the context)."""
+        """Blending weights of tile ``i`` over its extent (zero outside its used region)."""
         w = np.zeros(self.extent, dtype=np.float64)
-        used = slice(self.context, self.context + self.stride + self.blend)
-        w[used] = 1.0
+        lo = self.offset(i)
+        w[lo : lo + self.stride + self.blend] = 1.0
         if self.blend:
-            lo = self.context
+            rise = ramp(self.blend)
             if i > 0:
-                w[lo : lo + self.blend] = ramp(self.blend)
+                w[lo : lo + self.blend] = rise[: len(w[lo : lo + self.blend])]
             if i < self.n_tiles - 1:
-                hi = self.context + self.stride
-                w[hi : hi + self.blend] = ramp(self.blend)[::-1]
+                hi = lo + self.stride
+                w[hi : hi + self.blend] = rise[::-1][: len(w[hi : hi + self.blend])]
         return w
 
     def pieces(self, i: int) -> list[tuple[int, slice, slice]]:
@@ -118,18 +141,25 @@ class AxisPlan:
         return 2 if (j > 0 and self.blend > 0) else 1
 
 
-def plan_axis(length: int, extent: int, context: int, blend: int, multiple: int) -> AxisPlan:
+def plan_axis(length: int, extent: int, context: int, blend: int, multiple: int,
+              border: int | None = None) -> AxisPlan:
     """Tiling of one axis for tiles of at most ``extent`` voxels (when more than one).
 
-    ``context`` and ``blend`` are rounded up to ``multiple``; the stride is balanced so
-    the tiles cover the axis with as little waste as possible. An axis that fits in one
-    tile gets a single tile of the axis' length (rounded up to ``multiple``) plus context.
+    ``context``, ``blend`` and ``border`` (reflected voxels beyond each end of the image,
+    default and at most ``context``) are rounded up to ``multiple``; the stride is balanced
+    so the tiles cover the axis with as little waste as possible. An axis whose padded
+    length fits in ``extent`` gets a single tile: the axis, rounded up to ``multiple``, and
+    ``border`` voxels on each side.
     """
     if length < 1:
         raise ValueError(f"cannot tile an axis of length {length}")
     m = max(1, int(multiple))
     context = round_up(max(0, context), m)
     blend = round_up(max(0, blend), m)
+    border = context if border is None else min(context, round_up(max(0, border), m))
+    whole = round_up(length, m)
+    if whole + 2 * border <= int(extent):
+        return AxisPlan(length, whole, border, 0, border, m)
     max_stride = (int(extent) - 2 * context - blend) // m * m
     if max_stride < m:
         raise ValueError(
@@ -137,11 +167,9 @@ def plan_axis(length: int, extent: int, context: int, blend: int, multiple: int)
             f"plus {blend} blended voxels; use tiles of at least {2 * context + blend + m}"
         )
     n = -(-length // max_stride)
-    if n == 1:
-        return AxisPlan(length, round_up(length, m), context, 0)
     blend = min(blend, max_stride // 2 // m * m)
     stride = round_up(-(-length // n), m)
-    return AxisPlan(length, stride, context, blend)
+    return AxisPlan(length, stride, context, blend, border, m)
 
 
 @dataclass(frozen=True)
@@ -192,10 +220,11 @@ class TilePlan:
     def tile_weights(self, idx: Sequence[int]) -> np.ndarray:
         """Blending window of tile ``idx`` (float32, shape :attr:`tile_shape`; read-only).
 
-        A window only depends on whether the tile is first / last along each axis, so at
-        most ``4 ** ndim`` distinct windows are built and cached.
+        A window only depends on whether the tile is first / last along each axis and where
+        its used region starts (tiles at the ends of the padded image are shifted onto
+        them), so a handful of distinct windows are built and cached.
         """
-        kind = tuple((i > 0, i < a.n_tiles - 1) for a, i in zip(self.axes, idx))
+        kind = tuple((i > 0, i < a.n_tiles - 1, a.offset(i)) for a, i in zip(self.axes, idx))
         w = self._weight_cache.get(kind)
         if w is None:
             w = np.ones((), dtype=np.float64)
@@ -235,6 +264,7 @@ def make_plan(
     context: Sequence[int],
     *,
     blend: Sequence[int] | None = None,
+    border: Sequence[int] | None = None,
     multiple: int = 1,
 ) -> TilePlan:
     """Tile plan for a spatial ``shape``.
@@ -250,6 +280,9 @@ def make_plan(
     blend : sequence of int, optional
         Cross-faded voxels between neighbouring tiles; default half the context (at least
         ``multiple``).
+    border : sequence of int, optional
+        Voxels reflected beyond each end of the image (at most, and by default, the
+        context): the stitched result is the network run on the image padded so.
     multiple : int
         Tile origins, extents and strides are multiples of it (the network's
         ``size_multiple``), so tiling does not change the network's output.
@@ -262,9 +295,13 @@ def make_plan(
         )
     if blend is None:
         blend = [default_blend(c, multiple) for c in context]
+    if border is None:
+        border = context
+    if not len(blend) == len(border) == nd:
+        raise ValueError(f"blend {tuple(blend)} and border {tuple(border)} need {nd} entries")
     axes = tuple(
-        plan_axis(int(s), int(t), int(c), int(b), multiple)
-        for s, t, c, b in zip(shape, tile_shape, context, blend)
+        plan_axis(int(s), int(t), int(c), int(b), multiple, int(r))
+        for s, t, c, b, r in zip(shape, tile_shape, context, blend, border)
     )
     return TilePlan(axes)
 
