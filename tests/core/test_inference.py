@@ -379,6 +379,11 @@ def test_auto_tile_fits_thin_volumes_and_keeps_within_budget():
     big = inference.auto_tile(cost, cost * 1e9, (16, 64, 64), (29, 29, 29), multiple=4)
     plan = make_plan((16, 64, 64), big, (29, 29, 29), multiple=4)
     assert all(a.stride >= a.length for a in plan.axes)
+    # a GPU gets larger 3D tiles than a CPU when its memory allows
+    gpu = inference.auto_tile(cost, cost * 1e9, (64, 512, 512), (29, 29, 29), 4, (0, 32, 32),
+                              "cuda")
+    cpu = inference.auto_tile(cost, cost * 1e9, (64, 512, 512), (29, 29, 29), 4, (0, 32, 32))
+    assert gpu[0] == cpu[0] == 64 and gpu[1] > cpu[1] and math.prod(gpu) <= 256**3
     # large 2D planes: square tiles as large as the budget allows (capped)
     assert inference.auto_tile(cost, cost * 1000**2, (4096, 8192), (32, 32), 4) == (1000, 1000)
     assert inference.auto_tile(cost, cost * 1e9, (4096, 8192), (32, 32), 4) == (1536, 1536)
