@@ -31,3 +31,27 @@ def test_predict_roofline_reports_rates_and_fractions(monkeypatch, capsys, one_t
             assert math.isfinite(frac) and 0 < frac < 2.0  # a rate above peak is a bug
             assert row[f"{key}_gflop_s"] == pytest.approx(
                 row[f"{key}_vox_s"] * row["flops_per_voxel"] / 1e9)
+
+
+def _run_script(name, args, monkeypatch, capsys):
+    script = SCRIPT.parent / name
+    monkeypatch.setattr(sys, "argv", [str(script), *args])
+    monkeypatch.syspath_prepend(str(script.parent))
+    runpy.run_path(str(script), run_name="__main__")
+    return capsys.readouterr().out
+
+
+def test_predict_border_speed_compares_the_two_borders(monkeypatch, capsys, one_torch_thread):
+    out = _run_script("predict_border_speed.py", ["--depth", "4", "--size", "40",
+                                                  "--repeats", "1"], monkeypatch, capsys)
+    assert "default border  border [8, 16, 16]" in out
+    assert "full context    border [32, 32, 32]" in out and "speed-up" in out
+
+
+def test_border_quality_scores_each_border(monkeypatch, capsys, one_torch_thread):
+    out = _run_script("border_quality.py", ["--dims", "3", "--depth", "12", "--seconds", "2",
+                                            "--borders", "0", "8", "--threads", "1"],
+                      monkeypatch, capsys)
+    rows = [line for line in out.splitlines() if line.strip().startswith("border")]
+    assert len(rows) == 2 and all("all" in r and "inside" in r for r in rows)
+    assert "nan" not in out
