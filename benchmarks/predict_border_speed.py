@@ -19,16 +19,8 @@ import torch
 
 from napari_selfdenoise.core import inference
 from napari_selfdenoise.core.config import PredictConfig
+from predict_roofline import plan_of
 from predict_throughput import default_bundle, noisy_stack
-
-
-def plan_of(bundle, shape: tuple[int, ...], config: PredictConfig, device: str):
-    """The tile plan ``predict`` makes for ``shape`` on ``device``."""
-    net = inference.fold_batch_norm(bundle.build_model())
-    cost = inference.bytes_per_voxel(net, 3, 1, False)
-    budget = inference.memory_budget(torch.device(device), config)
-    layout = inference.map_axes(bundle, "ZYX", shape)
-    return inference._plan(layout, net, bundle, config, cost, budget, device, False, 1)[0]
 
 
 def main() -> None:
@@ -55,7 +47,7 @@ def main() -> None:
     print(f"3D U-Net on {' x '.join(map(str, shape))}, {args.device}, "
           f"{torch.get_num_threads()} threads, best of {args.repeats}")
     for name, config in configs.items():
-        plan = plan_of(bundle, shape, config, args.device)
+        plan = plan_of(bundle, shape, torch.device(args.device), config)
         computed = plan.n_tiles * math.prod(plan.tile_shape) / math.prod(shape)
         print(f"  {name:15s} border {[a.border for a in plan.axes]}: {plan.n_tiles} tiles of "
               f"{' x '.join(map(str, plan.tile_shape))}, {computed:.2f} computed voxels per "

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from typing import Callable
 
 import torch
 
 from napari_selfdenoise.core.bundle import ModelBundle
+from napari_selfdenoise.core.config import PredictConfig
 from napari_selfdenoise.core.device import autocast, resolve_precision, select_device
 from napari_selfdenoise.core.inference import flops_per_voxel, fold_batch_norm, predict_array
 from predict_throughput import default_bundle, noisy_stack  # same network and data
@@ -89,6 +91,7 @@ def measure(spatial_dims: int, data_shape: tuple[int, ...], tile: tuple[int, ...
     dev = str(device)
     pred_s = timed(lambda: predict_array(bundle, data, bundle.axes, device=dev), device, repeats)
     pred_vox = data.size / pred_s
+    plan = plan_of(bundle, data.shape, device)
     return {
         "model": f"{spatial_dims}D U-Net", "data_shape": list(data_shape),
         "flops_per_voxel": fpv, "network_tile": list(tile), "network_batch": batch,
@@ -96,7 +99,25 @@ def measure(spatial_dims: int, data_shape: tuple[int, ...], tile: tuple[int, ...
         "network_fraction_of_peak": net_vox * fpv / peak,
         "predict_s": pred_s, "predict_vox_s": pred_vox, "predict_gflop_s": pred_vox * fpv / 1e9,
         "predict_fraction_of_peak": pred_vox * fpv / peak,
+        "predict_tiles": plan.n_tiles, "predict_tile": list(plan.tile_shape),
+        "computed_per_output_voxel": plan.n_tiles * math.prod(plan.tile_shape)
+        / math.prod(plan.shape),
     }
+
+
+def plan_of(bundle: ModelBundle, shape: tuple[int, ...], device: torch.device,
+            config: PredictConfig | None = None):
+    """The tile plan ``predict_array`` makes for one plane / volume of ``shape``."""
+    from napari_selfdenoise.core.inference import (
+        _plan, bytes_per_voxel, map_axes, memory_budget,
+    )
+
+    net = fold_batch_norm(bundle.build_model())
+    dims = bundle.spatial_dims
+    config = config or PredictConfig(device=str(device))
+    layout = map_axes(bundle, bundle.axes, tuple(shape))
+    return _plan(layout, net, bundle, config, bytes_per_voxel(net, dims, 1, False),
+                 memory_budget(device, config), device.type, False, 1)[0]
 
 
 def main() -> None:
@@ -138,6 +159,10 @@ def main() -> None:
                 print(f"  {k:8s} {r[k + '_vox_s'] / 1e6:9.2f} Mvoxel/s  "
                       f"{r[k + '_gflop_s']:9.1f} GFLOP/s  "
                       f"{100 * r[k + '_fraction_of_peak']:5.1f} % of peak", flush=True)
+            print(f"  predict plan: {r['predict_tiles']} tiles of "
+                  f"{' x '.join(map(str, r['predict_tile']))}, "
+                  f"{r['computed_per_output_voxel']:.2f} computed voxels per output voxel "
+                  f"(GFLOP/s above count output voxels)", flush=True)
     if args.json:
         print(json.dumps({"device": name, "precision": precision,
                           "threads": torch.get_num_threads(), "peak_gflop_s": peak / 1e9,

@@ -1,4 +1,5 @@
-"""The GPU roofline benchmark keeps working on CPU (CI has no GPU; issue #3)."""
+"""The inference benchmark scripts keep working on CPU, on tiny inputs (issue #3; CI has
+no GPU)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def test_predict_roofline_reports_rates_and_fractions(monkeypatch, capsys, one_t
             assert math.isfinite(frac) and 0 < frac < 2.0  # a rate above peak is a bug
             assert row[f"{key}_gflop_s"] == pytest.approx(
                 row[f"{key}_vox_s"] * row["flops_per_voxel"] / 1e9)
+        assert row["computed_per_output_voxel"] >= 1.0
 
 
 def _run_script(name, args, monkeypatch, capsys):
