@@ -8,7 +8,9 @@ from conftest import wait_until
 from napari_selfdenoise._widgets import _common
 from napari_selfdenoise._widgets.predict_widget import LAYER_PREFIX, PredictWidget
 from napari_selfdenoise.core.bundle import METADATA_KEY, ModelBundle
+from napari_selfdenoise.core.config import PredictConfig
 from napari_selfdenoise.core.inference import predict_array
+from napari_selfdenoise.core.presets import PredictSettings
 from napari_selfdenoise.core.provenance import PROVENANCE_KEY
 
 
@@ -103,3 +105,18 @@ def test_batch_over_selected_layers_with_the_session_model(viewer, dock, qtbot, 
         np.testing.assert_allclose(out.data, predict_array(tiny_bundle, layer.data, axes="YX"),
                                    rtol=1e-4, atol=1e-4)
     _common.SESSION.models.clear()
+
+
+def test_every_predict_setting_survives_the_form(viewer, dock):
+    """A preset's settings come back unchanged from the widget, the memory budget included
+    (it has no field), and Defaults clears them."""
+    widget = dock("Predict")
+    preset = PredictSettings(model_source="file", model_file="m.sdmodel", axes="TYX",
+                             predict=PredictConfig(tile_shape=(64, 64), overlap=(32, 40),
+                                                   border=(4, 8), batch_size=3,
+                                                   memory_budget_mb=300, tta=True,
+                                                   precision="fp32", device="cpu"))
+    widget.set_settings(preset)
+    assert widget.settings() == preset
+    widget.set_settings(PredictSettings())
+    assert widget.settings().predict == PredictConfig()

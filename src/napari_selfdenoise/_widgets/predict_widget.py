@@ -43,6 +43,7 @@ class PredictWidget(DockWidget):
 
     def __init__(self, napari_viewer: Any, parent: Optional[QWidget] = None) -> None:
         super().__init__(napari_viewer, parent)
+        self._memory_budget_mb: Optional[float] = None  # a preset's; no field of its own
         self.model_combo = QComboBox()
         self.model_combo.setToolTip("Model trained in this session, a layer's model, or a file")
         self.model_file = QLineEdit()
@@ -175,7 +176,7 @@ class PredictWidget(DockWidget):
             border=parse_shape(self.border.text()) if manual else None,
             batch_size=(self.batch.value() or None) if manual else None,
             tta=self.tta.isChecked(), j_invariant=self.j_invariant.currentData(),
-            precision=self.precision.currentData(),
+            precision=self.precision.currentData(), memory_budget_mb=self._memory_budget_mb,
             device=self.device.text().strip() or "auto", overwrite=self.overwrite.isChecked())
         return PredictSettings(
             model_source=source, model_name=name,
@@ -202,6 +203,7 @@ class PredictWidget(DockWidget):
         self.tta.setChecked(p.tta)
         set_combo(self.j_invariant, p.j_invariant)
         set_combo(self.precision, p.precision)
+        self._memory_budget_mb = p.memory_budget_mb
         self.device.setText(p.device)
         self.overwrite.setChecked(p.overwrite)
         set_combo(self.output, settings.output)
