@@ -85,6 +85,10 @@ def test_assignment_is_validated():
     [
         (PredictConfig, {"batch_size": 0}, "batch_size"),
         (PredictConfig, {"memory_budget_mb": 0}, "memory_budget_mb"),
+        (PredictConfig, {"border": (-8, 16)}, "border needs one integer >= 0"),
+        (PredictConfig, {"overlap": (-1, 4)}, "overlap needs one integer >= 0"),
+        (PredictConfig, {"tile_shape": (0, 64)}, "tile_shape needs one integer >= 1"),
+        (PredictConfig, {"border": ()}, "border needs"),
         (CalibrateConfig, {"crop": 16}, "crop"),
     ],
 )

@@ -36,8 +36,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="context per side (default and minimum: the receptive field)")
     parser.add_argument("--border", type=int, nargs="+", default=None, metavar="N",
                         help="voxels mirrored beyond the image per spatial dim, at most the "
-                             "context (default: the context, or 0 along an axis the model's "
-                             "training patches were shorter than its receptive field)")
+                             "context (default: half the context, a quarter along an axis "
+                             "the model's training patches were shorter than its receptive "
+                             "field)")
     parser.add_argument("--batch-size", type=int, default=None, help="tiles per batch")
     parser.add_argument("--memory-mb", type=float, default=None,
                         help="memory budget for one batch (default: from free memory)")

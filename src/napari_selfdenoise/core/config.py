@@ -198,8 +198,9 @@ class PredictConfig(StrictModel):
         None, description="Overlap per spatial dim; None uses the receptive-field halo."
     )
     border: Optional[tuple[int, ...]] = Field(
-        None, description="Voxels reflected beyond the image per spatial dim; None: the "
-        "context, or none on an axis the training patches covered whole."
+        None, description="Voxels reflected beyond the image per spatial dim (at most the "
+        "context); None: half the context, a quarter along an axis the training patches "
+        "were shorter than the receptive field."
     )
     batch_size: Optional[int] = Field(None, ge=1, description="Tiles per batch; None: auto.")
     memory_budget_mb: Optional[float] = Field(None, gt=0, description="None: from free memory.")
@@ -211,6 +212,15 @@ class PredictConfig(StrictModel):
     channels_last: Optional[bool] = None
     device: str = "auto"
     overwrite: bool = Field(False, description="Replace an existing output path.")
+
+    @field_validator("tile_shape", "overlap", "border")
+    @classmethod
+    def _sizes(cls, v: Optional[tuple[int, ...]], info: Any) -> Optional[tuple[int, ...]]:
+        low = 1 if info.field_name == "tile_shape" else 0
+        if v is not None and (not v or min(v) < low):
+            raise ValueError(f"{info.field_name} needs one integer >= {low} per spatial dim, "
+                             f"got {tuple(v)}")
+        return v
 
 
 class CalibrateConfig(StrictModel):
