@@ -103,6 +103,14 @@ def test_package_root_is_light():
     assert proc.stdout.strip() == "[]"
 
 
+def test_planning_a_prediction_does_not_load_torch():
+    """The inference and tiling modules import torch only when a prediction runs."""
+    proc = _python("import sys\nimport napari_selfdenoise.core.inference\n"
+                   "print('torch' in sys.modules)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
 # ------------------------------------------------------------------ npe2 manifest
 
 

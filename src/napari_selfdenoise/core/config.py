@@ -89,6 +89,11 @@ class NormalizationConfig(StrictModel):
     pmax: float = Field(99.8, gt=50.0, le=100.0)
 
 
+def default_patch_size(spatial_dims: int) -> tuple[int, ...]:
+    """Training patch when none is given: 64 x 64 in 2D, 16 x 64 x 64 in 3D."""
+    return (64, 64) if spatial_dims == 2 else (16, 64, 64)
+
+
 class TrainConfig(StrictModel):
     """Everything that defines a training run (and is stored inside the model file)."""
 

@@ -29,9 +29,8 @@ import numpy as np
 from . import io
 from .axes import AxesError, infer_axes, validate_axes
 from .bundle import ModelBundle
-from .config import PredictConfig
+from .config import PredictConfig, default_patch_size
 from .events import Message, TileDone, run_to_end
-from .patches import default_patch_size
 from .provenance import make_provenance
 from .tiling import (
     AxisPlan, TilePlan, make_plan, read_reflected, reflect_index, round_up,
@@ -585,7 +584,8 @@ def _plan(layout: Layout, net: Any, bundle: ModelBundle, config: PredictConfig, 
           grid: int) -> tuple[TilePlan, int, list[str]]:
     nd = len(layout.spatial)
     notes = []
-    halo = tuple(int(h) for h in getattr(net, "halo", (0,) * nd))
+    net_halo = tuple(int(h) for h in getattr(net, "halo", (0,) * nd))
+    halo = net_halo
     multiple = int(getattr(net, "size_multiple", 1))
     if j_invariant:
         halo = tuple(h + 1 for h in halo)  # neighbour interpolation of the masked pixels
@@ -604,8 +604,7 @@ def _plan(layout: Layout, net: Any, bundle: ModelBundle, config: PredictConfig, 
             raise ValueError(f"border needs {nd} entries ({layout.spatial}), got {config.border}")
         border = tuple(min(int(b), c) for b, c in zip(config.border, context))
     else:
-        border = default_border(bundle, tuple(int(h) for h in getattr(net, "halo", halo)),
-                                tuple(context), multiple)
+        border = default_border(bundle, net_halo, tuple(context), multiple)
     if config.tile_shape is not None:
         if len(config.tile_shape) != nd:
             raise ValueError(

@@ -16,11 +16,6 @@ import numpy as np
 import torch
 
 
-def default_patch_size(spatial_dims: int) -> tuple[int, ...]:
-    """64 x 64 in 2D, 16 x 64 x 64 in 3D."""
-    return (64, 64) if spatial_dims == 2 else (16, 64, 64)
-
-
 def fit_patch_size(
     patch: Sequence[int], shapes: Sequence[Sequence[int]], multiple: int
 ) -> tuple[tuple[int, ...], Optional[str]]:

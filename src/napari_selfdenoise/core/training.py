@@ -19,7 +19,9 @@ import torch
 
 from .axes import AxesError, from_canonical, infer_axes, to_canonical, validate_axes
 from .bundle import ModelBundle
-from .config import METHOD_DEFAULTS, TrainConfig, default_config, resolve_config
+from .config import (
+    METHOD_DEFAULTS, TrainConfig, default_config, default_patch_size, resolve_config,
+)
 from .device import autocast, resolve_precision, select_device, use_channels_last
 from .events import Message, TrainFinished, TrainPreview, TrainStep
 from .masking import (
@@ -31,7 +33,7 @@ from .masking import (
 )
 from .models import apply_padded, build_network
 from .normalization import compute_normalization
-from .patches import PatchSampler, augment, default_patch_size, fit_patch_size, split_validation
+from .patches import PatchSampler, augment, fit_patch_size, split_validation
 from .patches import tile_patches
 
 #: integer data beyond this magnitude is not represented exactly in float32
