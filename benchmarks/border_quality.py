@@ -28,6 +28,7 @@ from napari_selfdenoise.core.samples import phantom_3d, psnr
 from napari_selfdenoise.core.tiling import round_up
 from napari_selfdenoise.core.training import default_config, train
 from quality_fmd import FMD
+from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def denoise(bundle, image: np.ndarray, border: dict[int, int]) -> np.ndarray:
@@ -50,6 +51,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print_header(engine_precision())
 
     if args.dims == 2:
         noisy = tifffile.imread(FMD / "noisy" / f"{args.image}.tif").astype(np.float32)

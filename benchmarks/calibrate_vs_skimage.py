@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from machine import print_header  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def psnr_minmse(gt: np.ndarray, x: np.ndarray) -> float:
@@ -206,6 +207,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    print_header("fp32 (calibration always computes in fp32)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     if "mice" in args.sections:

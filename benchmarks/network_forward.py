@@ -18,6 +18,7 @@ import torch
 from napari_selfdenoise.core.config import NetworkConfig
 from napari_selfdenoise.core.inference import flops_per_voxel, fold_batch_norm
 from napari_selfdenoise.core.models import build_network
+from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
 
 TILES = [(128, 16), (256, 4), (384, 2), (512, 1), (768, 1), (1104, 1)]
 
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    print_header(engine_precision())
     a = torch.randn(2048, 2048)
     peak = 2 * 2048**3 / best_of(lambda: a @ a) / 1e9
     print(f"torch {torch.__version__}, {args.threads} threads; sgemm 2048^2: {peak:.0f} GFLOP/s")

@@ -21,6 +21,7 @@ from napari_selfdenoise.core import inference
 from napari_selfdenoise.core.config import PredictConfig
 from predict_roofline import plan_of
 from predict_throughput import default_bundle, noisy_stack
+from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main() -> None:
@@ -30,6 +31,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    print_header(engine_precision(args.device), args.device)
     bundle = default_bundle(3)
     shape = (args.depth, args.size, args.size)
     data = noisy_stack(shape)

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
 
 SHAPE_YX = (4096, 8192)
 CHUNK = (1, 1024, 1024)
@@ -105,6 +106,7 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
+    print_header(engine_precision())
     args.dir.mkdir(parents=True, exist_ok=True)
     try:
         for planes in args.planes:

@@ -34,6 +34,7 @@ from napari_selfdenoise.core.config import PredictConfig
 from napari_selfdenoise.core.device import autocast, resolve_precision, select_device
 from napari_selfdenoise.core.inference import flops_per_voxel, fold_batch_norm, predict_array
 from predict_throughput import default_bundle, noisy_stack  # same network and data
+from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def synchronize(device: torch.device) -> None:
@@ -138,6 +139,7 @@ def main() -> None:
     peak = matmul_peak(device, dtype or torch.float32, n, args.repeats)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     precision = str(dtype).replace("torch.", "") if dtype else "fp32"
+    print_header(engine_precision(device), device)
     big = device.type == "cuda"
     if not args.json:
         print(f"{name}, {precision}, practical peak {peak / 1e9:.0f} GFLOP/s ({n}^3 matmul)",

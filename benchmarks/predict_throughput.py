@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 import torch
+from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def default_bundle(spatial_dims: int = 2):
@@ -73,6 +74,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
+    print_header(engine_precision())
 
     from napari_selfdenoise.core.inference import flops_per_voxel, predict_array
 

@@ -37,6 +37,7 @@ from napari_selfdenoise.core.models import apply_padded
 from napari_selfdenoise.core.normalization import norm_minmse
 from napari_selfdenoise.core.samples import psnr
 from napari_selfdenoise.core.training import default_config, train
+from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
 
 DATA = Path(os.environ.get("NAPARI_SELFDENOISE_DATA",
                            Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
@@ -102,6 +103,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    print_header(engine_precision())
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.seconds:g} s per run, tta={args.tta}, extra={extra}", flush=True)

@@ -29,6 +29,7 @@ from napari_selfdenoise.core.events import TrainStep
 from napari_selfdenoise.core.models import build_network
 from napari_selfdenoise.core.samples import phantom_2d
 from napari_selfdenoise.core.training import default_config, train
+from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
 
 PATCH, BATCH = 64, 16
 
@@ -174,6 +175,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    print_header(engine_precision())
     if args.profile:
         profile_step(args.profile == "channels_last")
         return

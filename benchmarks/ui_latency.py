@@ -58,6 +58,9 @@ def main(argv=None) -> int:
     import torch
 
     from napari_selfdenoise.core.samples import phantom_2d
+    from machine import engine_precision, print_header
+
+    print_header(engine_precision())
 
     viewer = napari.Viewer()
     viewer.add_image(phantom_2d((256, 256), seed=0).noisy, name="noisy")

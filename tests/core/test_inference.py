@@ -15,7 +15,7 @@ from napari_selfdenoise.core import inference, io
 from napari_selfdenoise.core.axes import AxesError
 from napari_selfdenoise.core.bundle import ModelBundle
 from napari_selfdenoise.core.config import NetworkConfig, PredictConfig, TrainConfig
-from napari_selfdenoise.core.events import Message, TileDone, run_to_end
+from napari_selfdenoise.core.events import Message, PredictStarted, TileDone, run_to_end
 from napari_selfdenoise.core.models import build_network
 from napari_selfdenoise.core.tiling import make_plan, reflect_index, round_up
 
@@ -322,6 +322,10 @@ def test_input_is_never_modified_and_read_only_inputs_work(b2, stack2d):
 
 def test_events_and_closing_the_generator_early(b2, stack2d):
     gen = inference.predict(b2, stack2d, axes="TYX", config=PredictConfig(tile_shape=(40, 40)))
+    started = next(gen)  # the execution settings come first, for provenance
+    assert isinstance(started, PredictStarted) and started.tiles_total > 1
+    assert started.execution["precision"] == "fp32" and started.execution["device"] == "cpu"
+    assert len(started.tile_shape) == 2 and started.batch_size >= 1
     first = next(gen)
     assert isinstance(first, TileDone) and 0 < first.tiles_done < first.tiles_total
     assert first.voxels_per_s > 0 and first.eta_s is not None
@@ -357,9 +361,15 @@ def test_provenance_is_json_safe(b2):
 def test_cuda_tiled_prediction_matches_cpu(b2, stack2d):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    cpu = inference.predict_array(b2, stack2d, axes="TYX", device="cpu")
-    gpu = inference.predict_array(b2, stack2d, axes="TYX", device="cuda", precision="fp32",
-                                  tile_shape=(48, 40), batch_size=3)
+    """Like with like: fp32 on both (TF32 off, else cuDNN rounds to a 10-bit mantissa)."""
+    cpu = inference.predict_array(b2, stack2d, axes="TYX", device="cpu", precision="fp32")
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        gpu = inference.predict_array(b2, stack2d, axes="TYX", device="cuda", precision="fp32",
+                                      tile_shape=(48, 40), batch_size=3)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
     assert np.abs(gpu - cpu).max() < 1e-3
 
 

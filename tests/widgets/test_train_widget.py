@@ -207,6 +207,7 @@ def test_batch_over_three_inputs_with_one_bad_file(viewer, dock, qtbot, tmp_path
     assert widget.progress.value() == widget.progress.maximum()
 
 
+@pytest.mark.perf
 def test_event_loop_stays_responsive_while_training(viewer, dock, qtbot, trained_layer):
     """A 20 ms QTimer during a real training run: p95 lateness under 100 ms."""
     widget = dock("Train")

@@ -232,6 +232,7 @@ class PredictWidget(DockWidget):
         axes = self.selected_axes(layer)
         settings = self.settings()
         bundle = self.load_model(settings)
+        self._execution: Optional[dict] = None  # device and precision, from PredictStarted
         out = None
         if settings.output == "zarr":
             if not settings.zarr_path:
@@ -259,6 +260,8 @@ class PredictWidget(DockWidget):
                 f"{event.voxels_per_s / 1e6:.2f} Mvoxel/s · "
                 f"elapsed {_common.format_duration(event.elapsed_s)} · "
                 f"ETA {_common.format_duration(event.eta_s)}")
+        elif isinstance(event, events.PredictStarted):
+            self._execution = event.execution
         elif isinstance(event, events.Message):
             self.on_message(event)
 
@@ -278,7 +281,8 @@ class PredictWidget(DockWidget):
             METADATA_KEY: bundle.to_metadata(),
             PROVENANCE_KEY: make_provenance(
                 "predict", source, settings, bundle=bundle,
-                output_path=str(result) if settings.output == "zarr" else None),
+                output_path=str(result) if settings.output == "zarr" else None,
+                execution=self._execution),
         }
         if source in self.viewer.layers:
             src = self.viewer.layers[source]

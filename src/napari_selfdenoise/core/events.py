@@ -70,6 +70,20 @@ class TileDone:
 
 
 @dataclass(frozen=True)
+class PredictStarted:
+    """Prediction's execution settings, yielded once before the first tile.
+
+    ``execution`` is :func:`~napari_selfdenoise.core.device.execution_record` (device, its
+    name, precision, memory format, torch version): callers store it in provenance.
+    """
+
+    execution: dict
+    tile_shape: tuple
+    batch_size: int
+    tiles_total: int
+
+
+@dataclass(frozen=True)
 class CalibrationStep:
     """One tried parameter of one denoiser during calibration."""
 
@@ -83,6 +97,21 @@ class CalibrationStep:
 
 
 Event = Any  # one of the dataclasses above
+
+
+def tap(gen: Generator[Any, None, R], on_event: Callable[[Any], None]) -> Generator[Any, None, R]:
+    """Re-yield every event of ``gen`` after passing it to ``on_event``; return its result.
+
+    ``result = yield from tap(predict(...), seen.append)`` lets a generator that drives
+    another one look at its events without consuming them.
+    """
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        on_event(event)
+        yield event
 
 
 def run_to_end(

@@ -30,7 +30,7 @@ from . import io
 from .axes import AxesError, infer_axes, validate_axes
 from .bundle import ModelBundle
 from .config import PredictConfig, default_patch_size
-from .events import Message, TileDone, run_to_end
+from .events import Message, PredictStarted, TileDone, run_to_end
 from .provenance import make_provenance
 from .tiling import (
     AxisPlan, TilePlan, make_plan, read_reflected, reflect_index, round_up,
@@ -659,7 +659,7 @@ def predict(
     """
     import torch
 
-    from .device import resolve_precision, select_device, use_channels_last
+    from .device import execution_record, resolve_precision, select_device, use_channels_last
 
     data, axes = _resolve_input(data, axes, bundle)
     layout = map_axes(bundle, axes, tuple(int(s) for s in data.shape))
@@ -681,8 +681,9 @@ def predict(
     if cl:
         net = net.to(memory_format=torch.channels_last if bundle.spatial_dims == 2
                      else torch.channels_last_3d)
-    runner = _Runner(net, device, resolve_precision(device, config.precision), cl,
-                     config.tta, bool(j_inv), grid, mode)
+    dtype = resolve_precision(device, config.precision)
+    runner = _Runner(net, device, dtype, cl, config.tta, bool(j_inv), grid, mode)
+    execution = execution_record(device, dtype, cl)
     for note in notes:
         yield Message(note, "warning")
 
@@ -692,6 +693,7 @@ def predict(
         model_meta = bundle.to_metadata()
         prov = provenance if provenance is not None else make_provenance(
             "predict", None, config, bundle=bundle)
+        prov = {**prov, "execution": execution}
         doc = io.make_document(axes=layout.axes, model=model_meta, provenance=prov)
         sig = _signature(model_meta, layout, bool(j_inv), config.tta, plan)
         path = Path(out)
@@ -709,6 +711,7 @@ def predict(
     stitcher = _Stitcher(plan, sink, bundle)
     work = _work_list(plan, layout, sink.done)
     total = layout.n_samples * plan.n_tiles
+    yield PredictStarted(execution, tuple(plan.tile_shape), int(batch), total)
     skipped = total - len(work)
     if skipped:
         yield Message(f"resuming: {skipped} of {total} tiles already done")

@@ -379,7 +379,14 @@ def _one(kind, settings, data, axes, name, out, stop, model) -> Generator[Any, N
     Written TIFFs carry the axes, the model (train / predict) and the provenance in the
     package's metadata document, so our napari reader opens them with their model.
     """
+    from .events import PredictStarted, tap
+
     extra: dict = {}
+
+    def note(event: Any) -> None:  # the prediction's device and precision, for provenance
+        if isinstance(event, PredictStarted):
+            extra["execution"] = event.execution
+
     if kind == "train":
         from .inference import predict
         from .training import train
@@ -389,7 +396,7 @@ def _one(kind, settings, data, axes, name, out, stop, model) -> Generator[Any, N
         model.info.setdefault("source", name)
         pcfg = PredictConfig(device=cfg.device, precision=cfg.precision)
         axes = axes or model.axes
-        denoised = yield from predict(model, data, axes=axes, config=pcfg)
+        denoised = yield from tap(predict(model, data, axes=axes, config=pcfg), note)
         tag = cfg.method
         if out is not None:
             model.save(out / f"{_output_stem(name, tag)}.sdmodel")
@@ -397,7 +404,8 @@ def _one(kind, settings, data, axes, name, out, stop, model) -> Generator[Any, N
         from .inference import predict
 
         axes = axes or settings.axes
-        denoised = yield from predict(model, data, axes=axes, config=settings.predict, stop=stop)
+        denoised = yield from tap(
+            predict(model, data, axes=axes, config=settings.predict, stop=stop), note)
         tag = model.method
     else:
         from .calibration import calibrate

@@ -22,7 +22,10 @@ from .bundle import ModelBundle
 from .config import (
     METHOD_DEFAULTS, TrainConfig, default_config, default_patch_size, resolve_config,
 )
-from .device import autocast, resolve_precision, select_device, use_channels_last
+from .device import (
+    autocast, execution_record, precision_name, resolve_precision, select_device,
+    use_channels_last,
+)
 from .events import Message, TrainFinished, TrainPreview, TrainStep
 from .masking import (
     apply_grid_mask,
@@ -487,8 +490,8 @@ def train(
             "best_loss": best_loss if math.isfinite(best_loss) else None,
             "selected_by": "validation loss" if val_x is not None else "training loss",
             "elapsed_s": elapsed, "device": str(device),
-            "precision": str(amp).replace("torch.", "") if amp else "fp32",
-            "channels_last": channels_last, "seed": seed,
+            "precision": precision_name(amp), "channels_last": channels_last,
+            "execution": execution_record(device, amp, channels_last), "seed": seed,
             "data_shapes": [list(np.shape(r)) for r in normed],
             "validation_patches": 0 if val_x is None else len(val_x),
         },
