@@ -59,3 +59,30 @@ def test_border_quality_scores_each_border(monkeypatch, capsys, one_torch_thread
     rows = [line for line in out.splitlines() if line.strip().startswith("border")]
     assert len(rows) == 2 and all("all" in r and "inside" in r for r in rows)
     assert "nan" not in out
+
+
+def _gpu_check():
+    spec = runpy.run_path(str(SCRIPT.parents[1] / "scripts" / "gpu_check.py"))
+    return spec["main"]
+
+
+def test_gpu_check_refuses_at_once_without_cuda(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here: `make gpu-check` runs for real")
+    assert _gpu_check()(["--out", str(tmp_path / "g.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gpu-check: ") and "sees no CUDA device" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "g.txt").exists()
+
+
+def test_gpu_check_plumbing_runs_on_cpu(tmp_path, capsys):
+    """The same steps on tiny CPU inputs: every benchmark it calls still runs, and the
+    report holds the machine header and each step's figures."""
+    out = tmp_path / "gpu_check.txt"
+    assert _gpu_check()(["--device", "cpu", "--quick", "--out", str(out)]) == 0
+    report = out.read_text()
+    assert "# cpu_bf16: " in report and "# threads: " in report and "# torch: " in report
+    assert "## predict_roofline (exit 0" in report and "practical peak" in report
+    assert "## train_throughput (exit 0" in report and "bf16 autocast + channels_last" in report

@@ -32,7 +32,7 @@ import torch
 from .axes import AxesError, infer_axes, spatial_axes, validate_axes
 from .config import CalibrateConfig
 from .denoisers import DENOISERS, Denoiser, get_denoiser
-from .device import select_device
+from .device import autocast, resolve_precision, select_device
 from .events import CalibrationStep, TileDone
 from .masking import grid_mask, grid_masked_input, grid_offsets, interpolate_neighbours
 
@@ -562,9 +562,13 @@ def calibrate_network(
     grids: Sequence[int] = (2, 3, 4, 5, 6),
     crop: Optional[int] = 256,
     device: str = "auto",
+    precision: str = "auto",
     stop: Optional[threading.Event] = None,
 ) -> Generator[CalibrationStep, None, CalibrationResult]:
     """Choose the Noise2Self grid width of a trained network's J-invariant inference.
+
+    The network runs at ``precision`` (:func:`~napari_selfdenoise.core.device.resolve_precision`:
+    bf16 where the device computes it natively); the losses are summed in float64.
 
     For every grid width ``w`` the network's J-invariant output (``w ** ndim`` masked
     passes, :func:`~napari_selfdenoise.core.masking.j_invariant_apply`) is J-invariant, so
@@ -599,17 +603,19 @@ def calibrate_network(
     check_image(x, nd)
     x = x.reshape((-1, bundle.n_channels) + x.shape[1:])
     dev = select_device(device)
+    dtype = resolve_precision(dev, precision)
     net = bundle.build_model(dev)
     xn = torch.from_numpy(bundle.normalize(x)).to(dev)
     mode = "zero" if bundle.config.replacement() == "zero" else "interpolate"
     curve = DenoiserCurve("network", "grid", [], [])
     stopped = False
-    with torch.no_grad():
+    with torch.no_grad(), autocast(dev, dtype):
         for i, w in enumerate(grids):
             if stop is not None and stop.is_set():
                 stopped = True
                 break
-            out = bundle.denormalize(network_j_invariant(net, xn, int(w), mode).cpu().numpy())
+            out = network_j_invariant(net, xn, int(w), mode).float().cpu().numpy()
+            out = bundle.denormalize(out)
             loss = float(np.mean((out.astype(np.float64) - x) ** 2))
             curve.values.append(float(w))
             curve.losses.append(loss)
