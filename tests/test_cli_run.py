@@ -62,6 +62,9 @@ def test_train_then_predict_presets(tmp_path, inputs):
     assert ModelBundle.from_metadata(doc["model"]).config == ModelBundle.load(
         out / "img2_n2v.sdmodel").config
     assert doc["provenance"]["source"] == "img2.tif" and doc["axes"] == "YX"
+    execution = doc["provenance"]["execution"]  # what ran the prediction
+    assert execution["precision"] == "fp32" and execution["device"] == "cpu"
+    assert doc["provenance"]["model_info"]["precision"] == "fp32"  # what trained the model
     # the model file drives a predict preset, on the same inputs plus the broken one
     pred = save_preset(tmp_path / "pred.json", PredictSettings(
         model_source="file", model_file=str(model_file), predict=PredictConfig(tta=True)))

@@ -219,6 +219,8 @@ def test_zarr_output_stopped_and_rerun_equals_uninterrupted(b2, stack2d, tmp_pat
     doc = io.read_document(full)
     assert ModelBundle.from_metadata(doc["model"]).axes == "YX"
     assert doc["provenance"]["method"] == "n2v"
+    assert doc["provenance"]["execution"]["precision"] == "fp32"  # what ran it
+    assert doc["provenance"]["execution"]["device_name"]
     # a finished output is complete; rerunning computes nothing
     _, events = zarr_run(b2, stack2d, full, **cfg)
     assert all(e.skipped == e.tiles_total for e in events if isinstance(e, TileDone))

@@ -37,6 +37,7 @@ def test_model_from_one_layers_metadata_predicts_on_another(viewer, dock, qtbot,
                                rtol=1e-4, atol=1e-4)
     prov = out.metadata[PROVENANCE_KEY]
     assert prov["operation"] == "predict" and prov["settings"]["model_name"] == "A [n2v]"
+    assert prov["execution"]["precision"] == "fp32" and prov["execution"]["device"] == "cpu"
     again = ModelBundle.from_metadata(out.metadata[METADATA_KEY])
     assert again.config == tiny_bundle.config
 
