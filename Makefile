@@ -58,4 +58,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check --select E4,E7,E9,F src tests
 
 clean:
-	rm -rf $(VENV) build dist demo_output .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist demo_output .pytest_cache .ruff_cache gpu_check.txt

@@ -69,6 +69,18 @@ def bf16_cpu() -> None:
 
 
 @pytest.fixture
+def no_tf32():
+    """CUDA fp32 without TF32 (PyTorch lets cuDNN convolutions round to a 10-bit mantissa
+    by default): CUDA-vs-CPU tests compare fp32 with fp32."""
+    import torch
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@pytest.fixture
 def one_torch_thread():
     """Small tensors: one intra-op thread avoids stalls when the 2-core machine is busy."""
     import torch

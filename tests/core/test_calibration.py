@@ -246,7 +246,8 @@ def test_network_grid_calibration(clean_noisy):
 
 
 @pytest.mark.gpu
-def test_cuda_matches_cpu(clean_noisy):
+def test_cuda_matches_cpu(clean_noisy, no_tf32):
+    """Calibration computes in fp32 on every device: fp32 with fp32 (TF32 off)."""
     _, noisy = clean_noisy
     for name in ("median", "mean", "gaussian", "tv", "bilateral", "wavelet"):
         cpu, _ = _run(noisy, denoiser=name, crop=None, device="cpu")

@@ -360,19 +360,17 @@ def test_provenance_is_json_safe(b2):
 
 
 @pytest.mark.gpu
-def test_cuda_tiled_prediction_matches_cpu(b2, stack2d):
+def test_cuda_tiled_prediction_matches_cpu(b2, stack2d, no_tf32):
+    """Like with like: fp32 on both (TF32 off); then bf16 on CUDA within bf16's bound."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    """Like with like: fp32 on both (TF32 off, else cuDNN rounds to a 10-bit mantissa)."""
     cpu = inference.predict_array(b2, stack2d, axes="TYX", device="cpu", precision="fp32")
-    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        gpu = inference.predict_array(b2, stack2d, axes="TYX", device="cuda", precision="fp32",
-                                      tile_shape=(48, 40), batch_size=3)
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+    gpu = inference.predict_array(b2, stack2d, axes="TYX", device="cuda", precision="fp32",
+                                  tile_shape=(48, 40), batch_size=3)
     assert np.abs(gpu - cpu).max() < 1e-3
+    bf16 = inference.predict_array(b2, stack2d, axes="TYX", device="cuda", precision="bf16",
+                                   tile_shape=(48, 40), batch_size=3)
+    assert np.abs(bf16 - cpu).max() <= 8 * 2.0**-8 * b2.norm_scale[0]  # test_bf16.py
 
 
 def test_auto_tile_fits_thin_volumes_and_keeps_within_budget():
