@@ -237,7 +237,7 @@ def train(
     if init is not None:
         network = init.config.network
         if get_method(init.config.method).n2v2_network:
-            network = network.model_copy(update={"n2v2": True})
+            network = network.model_copy(update=dict(n2v2=True))
         config = config.model_copy(update={"network": network})
     arrays, targets, axes = _data(method, config, data, target,
                                   axes or config.axes or (init.axes if init else None))

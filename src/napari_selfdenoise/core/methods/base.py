@@ -72,6 +72,8 @@ class Method:
         Training needs a second, independent noisy image (or pairs from one stack).
     n2v2_network : bool
         The U-Net is built as the N2V2 variant.
+    networks : tuple of str
+        The network families it can train (N2V2 is defined by its U-Net variant).
     """
 
     name: ClassVar[str] = ""
@@ -84,6 +86,8 @@ class Method:
     replacement: ClassVar[str] = "interpolate"
     needs_target: ClassVar[bool] = False
     n2v2_network: ClassVar[bool] = False
+    #: network families (``NetworkConfig.arch``) this method can train
+    networks: ClassVar[tuple[str, ...]] = ("unet", "dncnn")
 
     # ------------------------------------------------------------------ network
     def build_network(self, network: "NetworkConfig", spatial_dims: int,

@@ -30,6 +30,7 @@ class N2V2(N2V):
     Params = N2V2Params
     replacement = "median"
     n2v2_network = True
+    networks = ("unet",)
 
 
 METHOD = N2V2()
