@@ -104,10 +104,6 @@ class Method:
         return factory(network, int(spatial_dims), int(n_channels), self.n2v2_network)
 
     # ----------------------------------------------------------------- training
-    def data_channels(self, n_channels: int) -> int:
-        """Channels of a training patch (a target image travels as extra channels)."""
-        return n_channels
-
     def split_pairs(self, data: Any, target: Any, axes: Optional[str],
                     config: "TrainConfig") -> tuple[Any, Any, Optional[str]]:
         """``(input, target, axes)`` made from ``data`` when no target image is given."""

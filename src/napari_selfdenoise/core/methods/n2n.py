@@ -103,8 +103,5 @@ class N2N(Method):
              ctx: StepContext) -> "torch.Tensor":
         return ((net(batch["x"]).float() - batch["target"]) ** 2).mean()
 
-    def data_channels(self, n_channels: int) -> int:
-        return 2 * n_channels
-
 
 METHOD = N2N()
