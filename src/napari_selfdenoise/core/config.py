@@ -225,7 +225,9 @@ class PredictConfig(StrictModel):
     memory_budget_mb: Optional[float] = Field(None, gt=0, description="None: from free memory.")
     tta: bool = Field(False, description="Average the 8 dihedral transforms in YX.")
     j_invariant: Optional[bool] = Field(
-        None, description="Noise2Self J-invariant inference; None follows the model."
+        None, description="Masked inference, no output from its own pixel: True: J-invariant "
+        "grid passes (complementary masks for ams); False: one plain pass; None follows the "
+        "model (its method's predictor)."
     )
     precision: Precision = "auto"
     channels_last: Optional[bool] = None
