@@ -86,3 +86,17 @@ def test_the_scan_finds_comparisons():
     src = ("if cfg.method == 'n2s': pass\nx = m in ('n2v', 'n2v2')\n"
            "HELP = {'n2same': 'x'}\ny = d.get('ams')\nz = cfg.method\n")
     assert _name_comparisons(ast.parse(src)) == [1, 2, 3, 4]
+
+
+def test_presets_carry_the_method_params(tmp_path):
+    from napari_selfdenoise.core.presets import TrainSettings, load_preset, save_preset
+
+    for params in ({"method": "ne2ne", "gamma": 1.0}, {"method": "n2n", "pairs_along": "Z"},
+                   {"method": "ams", "n_masks": 4}):
+        settings = TrainSettings(train=default_config(params["method"], params=params))
+        path = save_preset(tmp_path / f"{params['method']}.json", settings)
+        loaded = load_preset(path)
+        assert loaded.train.params == settings.train.params
+    path.write_text(path.read_text().replace('"n_masks": 4', '"n_mask": 4'))
+    with pytest.raises(ValueError, match="n_mask"):
+        load_preset(path)
