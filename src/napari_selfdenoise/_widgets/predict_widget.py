@@ -61,7 +61,8 @@ class PredictWidget(DockWidget):
         self.batch = spin(0, 4096, 0, tip="Tiles per batch (0: auto)")
         self.tta = QCheckBox("test-time augmentation (8 flips/rotations)")
         self.j_invariant = combo({None: "follow the model", True: "on", False: "off"},
-                                 "Noise2Self J-invariant inference")
+                                 "Masked inference, each output never from its own pixel "
+                                 "(J-invariant grid; complementary masks for ams)")
         self.precision = combo({"auto": "auto", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"})
         self.device = QLineEdit("auto")
         self.output = combo({"layer": "new layer (in memory)",

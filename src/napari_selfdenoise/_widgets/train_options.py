@@ -25,16 +25,12 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.config import METHOD_NAMES, TrainConfig, default_config
+from ..core.methods import METHODS, get_method
 from ..core.presets import TrainSettings
+from .method_rows import params_widgets, set_widget_value, widget_value
 
 MINUTES_MODE_STEPS = 10_000_000  # the time budget ends such runs
 LOG_EVERY = 5  # loss-plot points every 5 steps (the engine's default of 10 is sparse for a plot)
-METHOD_HELP = {
-    "n2v": "Noise2Void: hides ~0.2% of pixels behind random neighbours (blind spot).",
-    "n2v2": "N2V2: Noise2Void without checkerboard artefacts (blur-pool, median replacement).",
-    "n2s": "Noise2Self: grid masking with interpolation; optional J-invariant inference.",
-    "n2same": "Noise2Same: full-image loss + invariance term (lambda_inv) instead of a blind spot.",
-}
 
 
 def spin(lo: float, hi: float, value: float, *, decimals: int = 0, step: float = 1,
@@ -100,6 +96,11 @@ class TrainOptions(QWidget):
         self.lambda_inv = spin(0, 100, d.lambda_inv, decimals=2, step=0.5,
                                tip="Noise2Same invariance weight (2 in the paper)")
         self.j_invariant = QCheckBox("J-invariant inference")
+        #: the generated rows of each method's own parameters
+        self.method_params = {name: params_widgets(m.Params) for name, m in METHODS.items()}
+        self.target_layer = QComboBox()
+        self.target_layer.setToolTip("Noise2Noise: a second, independent noisy acquisition "
+                                     "of the layer (same shape); or interlace one stack")
         self.budget = spin(1, 10_000_000, d.steps, tip="Training budget")
         self.budget_unit = combo({"steps": "steps", "minutes": "minutes"})
         self.preview = QCheckBox("live preview of the current view, every")
@@ -138,16 +139,21 @@ class TrainOptions(QWidget):
         form = QFormLayout()
         form.addRow("method", self.method)
         form.addRow(self.method_help)
+        # shared settings: shown for the methods that list them in ``Method.settings``
         self._method_rows = {
-            "masked": ("masked pixels", self.masked_percent, ("n2v", "n2v2")),
-            "neigh": ("neighbourhood", self.neighbourhood, ("n2v", "n2v2")),
-            "struct": ("structN2V", self.struct_axis, ("n2v", "n2v2")),
-            "grid": ("grid", self.grid, ("n2s", "n2same")),
-            "lambda": ("lambda_inv", self.lambda_inv, ("n2same",)),
-            "jinv": ("", self.j_invariant, ("n2s",)),
+            "masking.masked_fraction": ("masked pixels", self.masked_percent),
+            "masking.neighbourhood": ("neighbourhood", self.neighbourhood),
+            "masking.struct_axis": ("structN2V", self.struct_axis),
+            "masking.grid": ("grid", self.grid),
+            "lambda_inv": ("lambda_inv", self.lambda_inv),
+            "j_invariant_inference": ("", self.j_invariant),
         }
-        for label, widget, _ in self._method_rows.values():
+        for label, widget in self._method_rows.values():
             form.addRow(label, widget)
+        form.addRow("target layer", self.target_layer)
+        for widgets in self.method_params.values():
+            for name, widget in widgets.items():
+                form.addRow(name.replace("_", " "), widget)
         budget = QHBoxLayout()
         budget.addWidget(self.budget, 1)
         budget.addWidget(self.budget_unit)
@@ -183,7 +189,8 @@ class TrainOptions(QWidget):
     def _method_changed(self) -> None:
         """Show the method's own options, with its defaults (what is shown is what runs)."""
         method = self.method.currentData()
-        self.method_help.setText(METHOD_HELP[method])
+        info = get_method(method)
+        self.method_help.setText(info.help)
         defaults = default_config(method)
         self.masked_percent.setValue(defaults.masking.masked_fraction * 100.0)
         self.grid.setValue(defaults.masking.grid)
@@ -191,16 +198,41 @@ class TrainOptions(QWidget):
         self.batch.setValue(defaults.batch_size)
         self.filters.setValue(defaults.network.base_filters)
         self.lr.setValue(defaults.learning_rate)
-        for _, widget, methods in self._method_rows.values():
-            self._form.setRowVisible(widget, method in methods)
+        for path, (_, widget) in self._method_rows.items():
+            self._form.setRowVisible(widget, path in info.settings)
+        self._form.setRowVisible(self.target_layer, info.needs_target)
+        for name, widgets in self.method_params.items():
+            for widget in widgets.values():
+                self._form.setRowVisible(widget, name == method)
+
+    def set_target_layers(self, names: list) -> None:
+        """The layers a method that needs a target can use (first: interlace one stack)."""
+        current = self.target_layer.currentData()
+        self.target_layer.clear()
+        self.target_layer.addItem("none: interlace the layer (pairs along)", None)
+        for name in names:
+            self.target_layer.addItem(name, name)
+        index = self.target_layer.findData(current)
+        self.target_layer.setCurrentIndex(max(0, index))
+
+    def params(self) -> dict:
+        """The selected method's own parameters, as the form shows them."""
+        method = self.method.currentData()
+        return {"method": method, **{name: widget_value(w) for name, w
+                                     in self.method_params[method].items()}}
 
     # ------------------------------------------------------------- settings <-> form
     def settings(self, axes: Optional[str] = None) -> TrainSettings:
         """The form as validated settings (raises ``ValueError`` with a clear message)."""
         minutes = self.budget_unit.currentData() == "minutes"
         seed = self.seed.value()
+        method = self.method.currentData()
+        if self.arch.currentData() not in get_method(method).networks:
+            raise ValueError(f"{METHOD_NAMES[method]} trains the networks "
+                             f"{', '.join(get_method(method).networks)} only")
         train = TrainConfig(
-            method=self.method.currentData(),
+            method=method,
+            params=self.params(),
             axes=axes,
             patch_size=parse_shape(self.patch.text()),
             batch_size=self.batch.value(),
@@ -236,6 +268,8 @@ class TrainOptions(QWidget):
         """Show ``settings`` in the form."""
         t = settings.train
         set_combo(self.method, t.method)
+        for name, widget in self.method_params[t.method].items():
+            set_widget_value(widget, getattr(t.params, name))
         minutes = settings.budget_unit == "minutes" and t.time_budget_s is not None
         set_combo(self.budget_unit, "minutes" if minutes else "steps")
         self.budget.setValue(round(t.time_budget_s / 60.0) if minutes else t.steps)

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QFileDialog, QPushButton, QWidget
 from ..core import events
 from ..core.bundle import METADATA_KEY
 from ..core.config import PredictConfig
+from ..core.methods import get_method
 from ..core.presets import TrainSettings
 from ..core.provenance import PROVENANCE_KEY, make_provenance
 from . import _common, _view
@@ -30,18 +31,21 @@ VIEW_SETTLE_MS = 300
 
 def train_and_denoise(data: Any, settings: TrainSettings, axes: str, stop: threading.Event,
                       preview: Any = None, init: Any = None,
-                      closing: Optional[threading.Event] = None) -> Generator[Any, None, tuple]:
+                      closing: Optional[threading.Event] = None,
+                      target: Any = None) -> Generator[Any, None, tuple]:
     """Train on ``data``, then denoise it with the model: returns ``(bundle, denoised)``.
 
     When ``stop`` ends training, ``data`` is still denoised with the model so far (``stop``
     is cleared, so setting it again stops the denoising); when ``closing`` is set too,
-    nothing is denoised (``denoised`` is None).
+    nothing is denoised (``denoised`` is None). ``target``: the second acquisition a
+    method such as Noise2Noise trains towards.
     """
     from ..core.inference import predict
     from ..core.training import train
 
     cfg = settings.train
-    bundle = yield from train(data, cfg, axes=axes, stop=stop, preview=preview, init=init)
+    bundle = yield from train(data, cfg, axes=axes, stop=stop, preview=preview, init=init,
+                              target=target)
     if closing is not None and closing.is_set():
         return bundle, None
     stop.clear()
@@ -51,7 +55,7 @@ def train_and_denoise(data: Any, settings: TrainSettings, axes: str, stop: threa
 
 
 class TrainWidget(DockWidget):
-    """Train a Noise2Void / N2V2 / Noise2Self / Noise2Same model on an image layer."""
+    """Train a self-supervised denoiser (any registered method) on an image layer."""
 
     kind = "train"
 
@@ -89,6 +93,25 @@ class TrainWidget(DockWidget):
         self.build_layout(self.options,
                           [self.start_button, self.stop_button, self.continue_button],
                           [self.loss_plot, self.save_model_button])
+
+    def reset_choices(self, *_: Any) -> None:
+        """Also refresh the target layers (methods that train towards a second image)."""
+        super().reset_choices()
+        if hasattr(self, "options"):  # not yet while the base class is built
+            self.options.set_target_layers(
+                [lay.name for lay in _common.image_layers(self.viewer)])
+
+    def _target(self, settings: TrainSettings, source: str) -> Any:
+        """A snapshot of the target layer, when the method needs one and one is chosen."""
+        name = self.options.target_layer.currentData()
+        if not get_method(settings.train.method).needs_target or name is None:
+            return None
+        if name == source:
+            raise ValueError("the target layer must be a second acquisition, not the layer "
+                             "itself (or choose 'none' and a pairs-along axis)")
+        if name not in self.viewer.layers:
+            raise ValueError(f"the target layer {name!r} is gone")
+        return _common.snapshot(self.viewer.layers[name])
 
     # ------------------------------------------------------------------- settings
     def settings(self) -> TrainSettings:
@@ -165,6 +188,7 @@ class TrainWidget(DockWidget):
         axes = self.selected_axes(layer)
         settings = self.options.settings(axes)
         data = _common.snapshot(layer)
+        target = self._target(settings, layer.name)
         preview = None
         if settings.preview:
             from ..core.training import LivePreview
@@ -182,7 +206,7 @@ class TrainWidget(DockWidget):
 
         def make(stop: threading.Event) -> Generator:
             return train_and_denoise(data, settings, axes, stop, preview, init,
-                                     self.runner.closing)
+                                     self.runner.closing, target)
 
         def on_done(result: tuple) -> None:
             self._finished_training(source, settings, *result)

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import METHOD_NAMES
+from ..core.methods import METHODS
 
 DEFAULT_SECONDS = 40.0
 DEFAULT_METHOD = "n2s"
+#: the demo trains on one noisy image: methods that need a second one are left out
+SINGLE_IMAGE_METHODS = [n for n, m in METHODS.items() if not m.needs_target]
 #: fewer steps than this give a visibly under-trained network (warned about)
 FEW_STEPS = 50
 
@@ -36,7 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="training wall-clock budget in seconds (default: %(default)s)")
     parser.add_argument("--steps", default=None, type=int,
                         help="also stop after this many steps (default: the time budget only)")
-    parser.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHOD_NAMES),
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=SINGLE_IMAGE_METHODS,
                         help="self-supervised method (default: %(default)s)")
     parser.add_argument("--seed", default=0, type=int, help="seed (default: %(default)s)")
     parser.add_argument("--device", default="auto",

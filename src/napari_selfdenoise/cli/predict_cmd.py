@@ -45,7 +45,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--tta", action="store_true",
                         help="average the 8 flips/rotations in YX (8x slower)")
     parser.add_argument("--j-invariant", action=argparse.BooleanOptionalAction, default=None,
-                        help="Noise2Self J-invariant inference (default: as the model was trained)")
+                        help="J-invariant inference (ams: its complementary masks); --no-j-invariant: "
+                        "one plain pass (default: the model's method decides)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'")
     parser.add_argument("--overwrite", action="store_true",

@@ -14,7 +14,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, Optional, TextIO, get_args
+
+from ..core.config import NetworkConfig
+from ..core.methods import get_method
+from .method_options import add_method_arguments, method_params
+
+NETWORK_CHOICES = list(get_args(NetworkConfig.model_fields["arch"].annotation))
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -25,8 +31,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                         help="training images (.tif, .zarr, .npy)")
-    parser.add_argument("--method", default="n2v", choices=["n2v", "n2v2", "n2s", "n2same"],
-                        help="Noise2Void, N2V2, Noise2Self or Noise2Same (default n2v)")
+    add_method_arguments(parser)
+    parser.add_argument("--target", type=Path, nargs="+", default=None, metavar="FILE",
+                        help="methods that need a target (n2n): a second, independent noisy "
+                        "acquisition of each INPUT (same shape); else use --pairs-along")
     parser.add_argument("--axes", default=None,
                         help="axes of the inputs, e.g. YX, TYX, ZYX, CYX (default: from the "
                         "file, else inferred)")
@@ -38,7 +46,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="patch size: Y X (2D) or Z Y X (3D)")
     parser.add_argument("--batch", type=int, default=None, help="patches per step")
     parser.add_argument("--lr", type=float, default=None, help="learning rate")
-    parser.add_argument("--network", choices=["unet", "dncnn"], default=None)
+    parser.add_argument("--network", choices=NETWORK_CHOICES, default=None,
+                        help="network family (default unet); dncnn: DnCNN (Zhang et al. 2017), "
+                        "its depth is --dncnn-layers, its width --filters; not with n2v2")
+    parser.add_argument("--dncnn-layers", type=int, default=None,
+                        help="convolutions of the DnCNN network (default 17)")
     parser.add_argument("--depth", type=int, default=None, help="U-Net depth")
     parser.add_argument("--filters", type=int, default=None, help="base filters")
     parser.add_argument("--struct-axis", choices=["x", "y"], default=None,
@@ -59,15 +71,21 @@ def build_config(args: argparse.Namespace) -> Any:
     from ..core.config import TrainConfig
 
     settings: dict[str, Any] = {"method": args.method, "device": args.device,
-                                "precision": args.precision, "seed": args.seed}
+                                "precision": args.precision, "seed": args.seed,
+                                "params": method_params(args)}
     optional = {"steps": args.steps, "time_budget_s": args.time_budget,
                 "batch_size": args.batch, "learning_rate": args.lr,
                 "patch_size": tuple(args.patch) if args.patch else None}
     settings.update({k: v for k, v in optional.items() if v is not None})
     if args.time_budget is not None and args.steps is None:
         settings["steps"] = 10**9  # the time budget decides
-    network = {"arch": args.network, "depth": args.depth, "base_filters": args.filters}
+    network = {"arch": args.network, "depth": args.depth, "base_filters": args.filters,
+               "dncnn_layers": getattr(args, "dncnn_layers", None)}
     settings["network"] = {k: v for k, v in network.items() if v is not None}
+    valid = get_method(args.method).networks
+    if args.network is not None and args.network not in valid:
+        raise ValueError(f"--network {args.network}: method {args.method} trains "
+                         f"{' or '.join(valid)}")
     if args.struct_axis:
         settings["masking"] = {"struct_axis": args.struct_axis}
     return TrainConfig(**settings)
@@ -138,12 +156,15 @@ def run(args: argparse.Namespace) -> int:
         if axes is None:
             axes = file_axes
         arrays.append(array)
+    targets = None
+    if getattr(args, "target", None):
+        targets = [io.open_image(path)[0] for path in args.target]
     progress = Progress(sys.stderr, args.quiet)
     log = open(args.log_json, "w", encoding="utf-8") if args.log_json else None
     stop = threading.Event()
     previous = _install_stop_handler(stop, progress)
     try:
-        gen = train(arrays, config, axes=axes, stop=stop)
+        gen = train(arrays, config, axes=axes, stop=stop, target=targets)
         while True:
             try:
                 event = next(gen)

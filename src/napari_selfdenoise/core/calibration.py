@@ -34,7 +34,10 @@ from .config import CalibrateConfig
 from .denoisers import DENOISERS, Denoiser, get_denoiser
 from .device import autocast, resolve_precision, select_device
 from .events import CalibrationStep, TileDone
-from .masking import grid_mask, grid_masked_input, grid_offsets, interpolate_neighbours
+from .masking import (
+    grid_mask, grid_masked_input, grid_offsets, grid_phase, interpolate_neighbours,
+    invariant_apply,
+)
 
 #: rounds of :func:`grid_extension` (2 values each) when a default grid's minimum is on its edge
 MAX_GRID_EXTENSIONS = 3
@@ -433,25 +436,18 @@ def j_invariant_apply(den: Denoiser, x: torch.Tensor, value: float) -> torch.Ten
     if den.donut:
         return den(x, [value], exclude_centre=True)
     nd = x.ndim - 2
-    out = torch.empty_like(x)
-    interp = interpolate_neighbours(x)
     offsets = grid_offsets(nd, GRID)
-    if den.local:
+    if den.local:  # evaluated on each subset's lattice only (same result, less work)
+        out = torch.empty_like(x)
+        interp = interpolate_neighbours(x)
         for o in offsets:
             masked = torch.where(grid_mask(x.shape, o, GRID, x.device), interp, x)
             sel = (slice(None), slice(None)) + tuple(slice(a, None, GRID) for a in o)
             out[sel] = den(masked, [value], lattice=(o, GRID))
         return out
     per = max(1, int(CHUNK_ELEMENTS // max(1.0, x.numel() * den.cost / 4.0)))
-    for start in range(0, len(offsets), per):
-        group = offsets[start : start + per]
-        masked = torch.cat([torch.where(grid_mask(x.shape, o, GRID, x.device), interp, x)
-                            for o in group])
-        res = den(masked, [value])
-        for i, o in enumerate(group):
-            m = grid_mask(x.shape, o, GRID, x.device)
-            out = torch.where(m, res[i * x.shape[0] : (i + 1) * x.shape[0]], out)
-    return out
+    return invariant_apply(lambda masked: den(masked, [value]), x,
+                           grid_phase(x.shape[2:], GRID, x.device), len(offsets), batch=per)
 
 
 def apply_denoiser(den: Denoiser | str, x: np.ndarray, value: float, *,

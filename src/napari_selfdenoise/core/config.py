@@ -10,15 +10,14 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Method = Literal["n2v", "n2v2", "n2s", "n2same"]
+from .methods import METHODS, MethodParamsUnion, get_method
+
+#: the registered method names (:data:`~napari_selfdenoise.core.methods.METHODS`)
+Method = Literal[tuple(METHODS)]  # type: ignore[valid-type]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
-METHOD_NAMES: dict[str, str] = {
-    "n2v": "Noise2Void",
-    "n2v2": "N2V2",
-    "n2s": "Noise2Self",
-    "n2same": "Noise2Same",
-}
+#: display name per method, from the registry
+METHOD_NAMES: dict[str, str] = {name: m.title for name, m in METHODS.items()}
 
 
 class StrictModel(BaseModel):
@@ -123,6 +122,20 @@ class TrainConfig(StrictModel):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
     normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
+    params: MethodParamsUnion = Field(  # type: ignore[valid-type]
+        None,
+        description="The method's own parameters (one model per method, chosen by its "
+        "'method' field); None or absent (files written before it existed): the method's "
+        "defaults.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_params(cls, data: Any) -> Any:
+        """Fill ``params`` from ``method`` (model files and presets written without it)."""
+        if isinstance(data, dict) and data.get("params") is None:
+            data = {**data, "params": {"method": data.get("method", "n2v")}}
+        return data
 
     @field_validator("axes")
     @classmethod
@@ -140,20 +153,28 @@ class TrainConfig(StrictModel):
                 raise ValueError("patch_size must have 2 (YX) or 3 (ZYX) entries")
             if any(p < 8 for p in self.patch_size):
                 raise ValueError("every patch dimension must be at least 8")
+        if self.params.method != self.method:
+            raise ValueError(f"params are for method {self.params.method!r}, "
+                             f"not {self.method!r}")
         return self
 
     def replacement(self) -> str:
         """The effective replacement rule for masked pixels."""
-        if self.masking.replacement is not None:
-            return self.masking.replacement
-        return {"n2v": "random", "n2v2": "median"}.get(self.method, "interpolate")
+        return get_method(self.method).replacement_of(self)
+
+    def with_method(self, method: str) -> "TrainConfig":
+        """A copy for ``method`` (its parameters reset to that method's defaults)."""
+        data = self.model_dump()
+        data.update(method=method, params=None)
+        return TrainConfig.model_validate(data)
 
 
 # ------------------------------------------------------------------ method defaults
-#: Per-method defaults, applied to the settings a caller did not set explicitly (the
-#: generic field defaults above stay what an explicit ``TrainConfig(...)`` holds), chosen
-#: for the budgets this plugin is used with (a minute or a few on a CPU) and measured on
-#: FMD confocal images at 60 s (docs/benchmarks.md section 2):
+#: Per-method defaults (each method's ``defaults``), applied to the settings a caller did
+#: not set explicitly (the generic field defaults above stay what an explicit
+#: ``TrainConfig(...)`` holds), chosen for the budgets this plugin is used with (a minute
+#: or a few on a CPU) and measured on FMD confocal images at 60 s (docs/benchmarks.md
+#: section 2):
 #:
 #: - 16 base filters: about 3.5x fewer FLOPs per step than 32, so 3x more steps in the
 #:   budget, which beat the wider network for every method;
@@ -162,14 +183,7 @@ class TrainConfig(StrictModel):
 #:   methods' batch of 16 does;
 #: - no residual (input + correction) output: a blind-spot network is trained on masked
 #:   inputs, and at inference the skip would pass the unmasked noisy pixel through.
-_COMMON: dict[str, Any] = {"learning_rate": 2e-3,
-                           "network": {"residual": False, "base_filters": 16}}
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "n2v": {**_COMMON, "masking": {"masked_fraction": 0.02}},
-    "n2v2": {**_COMMON, "masking": {"masked_fraction": 0.02}},
-    "n2s": {**_COMMON, "masking": {"grid": 4}},
-    "n2same": {**_COMMON, "batch_size": 8, "masking": {"grid": 4}},
-}
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {name: m.defaults for name, m in METHODS.items()}
 
 
 def resolve_config(config: TrainConfig) -> TrainConfig:
@@ -179,7 +193,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     every field set, so resolving it again changes nothing.
     """
     data = config.model_dump()
-    for key, value in METHOD_DEFAULTS.get(config.method, {}).items():
+    for key, value in get_method(config.method).defaults.items():
         if isinstance(value, dict):
             given = getattr(config, key).model_fields_set
             data[key].update({k: v for k, v in value.items() if k not in given})
@@ -211,7 +225,9 @@ class PredictConfig(StrictModel):
     memory_budget_mb: Optional[float] = Field(None, gt=0, description="None: from free memory.")
     tta: bool = Field(False, description="Average the 8 dihedral transforms in YX.")
     j_invariant: Optional[bool] = Field(
-        None, description="Noise2Self J-invariant inference; None follows the model."
+        None, description="Masked inference, no output from its own pixel: True: J-invariant "
+        "grid passes (complementary masks for ams); False: one plain pass; None follows the "
+        "model (its method's predictor)."
     )
     precision: Precision = "auto"
     channels_last: Optional[bool] = None

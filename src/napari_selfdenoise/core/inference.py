@@ -31,6 +31,7 @@ from .axes import AxesError, infer_axes, validate_axes
 from .bundle import ModelBundle
 from .config import PredictConfig, default_patch_size
 from .events import Message, PredictStarted, TileDone, run_to_end
+from .methods import get_method
 from .provenance import make_provenance
 from .tiling import (
     AxisPlan, TilePlan, make_plan, read_reflected, reflect_index, round_up,
@@ -476,11 +477,13 @@ class _Runner:
     """
 
     def __init__(self, net: Any, device: Any, dtype: Any, channels_last: bool, tta: bool,
-                 j_invariant: bool, grid: int, mode: str):
+                 predictor: str, grid: int, mode: str, n_subsets: int):
         import torch
 
         self.net, self.device, self.dtype = net, device, dtype
-        self.tta, self.j_invariant, self.grid, self.mode = tta, j_invariant, grid, mode
+        self.tta, self.predictor, self.grid, self.mode = tta, predictor, grid, mode
+        self.j_invariant = predictor != "plain"  # masked passes, each kept on its subset
+        self.n_subsets = n_subsets
         self.memory_format = None
         if channels_last:
             self.memory_format = (torch.channels_last if getattr(net, "spatial_dims", 2) == 2
@@ -499,16 +502,9 @@ class _Runner:
     def _once(self, x: Any, phase: Any) -> Any:
         if not self.j_invariant:
             return self._net(x)
-        import torch
+        from .masking import invariant_apply
 
-        from .masking import interpolate_neighbours
-
-        fill = interpolate_neighbours(x) if self.mode == "interpolate" else torch.zeros_like(x)
-        out = torch.zeros_like(x)
-        for subset in range(self.grid ** (x.ndim - 2)):
-            hide = phase == subset
-            out = torch.where(hide, self._net(torch.where(hide, fill, x)), out)
-        return out
+        return invariant_apply(self._net, x, phase, self.n_subsets, self.mode)
 
     def __call__(self, x: Any, phase: Any = None) -> Any:
         if not self.tta:
@@ -665,24 +661,26 @@ def predict(
     layout = map_axes(bundle, axes, tuple(int(s) for s in data.shape))
     kind = _output_kind(out)
     device = select_device(config.device)
-    j_inv = config.j_invariant
-    if j_inv is None:
-        j_inv = bundle.method == "n2s" and bundle.config.j_invariant_inference
-    grid = bundle.config.masking.grid
-    mode = "zero" if bundle.config.replacement() == "zero" else "interpolate"
+    method = get_method(bundle.method)
+    predictor = method.predictor(bundle.config, config.j_invariant)
+    j_inv = predictor != "plain"
+    # the tile plan aligns tiles to the grid of a J-invariant predictor
+    grid = bundle.config.masking.grid if predictor == "j_invariant" else 1
+    mode = method.fill(bundle.config) if predictor == "j_invariant" else "zero"
+    n_subsets = method.n_subsets(bundle.config, bundle.spatial_dims)
 
     net = fold_batch_norm(bundle.build_model())
     cost = bytes_per_voxel(net, bundle.spatial_dims, bundle.n_channels, bool(j_inv))
     budget = memory_budget(device, config)
     plan, batch, notes = _plan(layout, net, bundle, config, cost, budget, device.type,
-                                j_inv, grid)
+                                predictor == "j_invariant", grid)
     cl = use_channels_last(device, config.channels_last)
     net = net.to(device)
     if cl:
         net = net.to(memory_format=torch.channels_last if bundle.spatial_dims == 2
                      else torch.channels_last_3d)
     dtype = resolve_precision(device, config.precision)
-    runner = _Runner(net, device, dtype, cl, config.tta, bool(j_inv), grid, mode)
+    runner = _Runner(net, device, dtype, cl, config.tta, predictor, grid, mode, n_subsets)
     execution = execution_record(device, dtype, cl)
     for note in notes:
         yield Message(note, "warning")
@@ -755,12 +753,22 @@ def _read_tile(data: Any, layout: Layout, plan: TilePlan, bundle: ModelBundle, s
     return bundle.normalize(block, channel_axis=0)
 
 
-def _phase(plan: TilePlan, tile: tuple, grid: int) -> np.ndarray:
-    """Grid-subset id (``range(grid ** ndim)``) of the source pixel of every tile voxel."""
+def _phase(plan: TilePlan, tile: tuple, runner: "_Runner") -> np.ndarray:
+    """Subset id of the *source* pixel of every tile voxel (reflected copies included).
+
+    J-invariant: the grid subset (``range(grid ** ndim)``); complementary masks: the mask
+    :func:`~napari_selfdenoise.core.masking.complementary_phase` assigns to the pixel.
+    """
+    sources = [reflect_index(np.arange(start, stop), n)
+               for (start, stop), n in zip(plan.tile_region(tile), plan.shape)]
+    if runner.predictor == "complementary":
+        from .masking import complementary_phase
+
+        return complementary_phase(sources, runner.n_subsets)[None]
+    grid = runner.grid
     ids = np.zeros((), dtype=np.int16)
-    for (start, stop), n in zip(plan.tile_region(tile), plan.shape):
-        src = (reflect_index(np.arange(start, stop), n) % grid).astype(np.int16)
-        ids = np.add.outer(ids * grid, src)
+    for src in sources:
+        ids = np.add.outer(ids * grid, (src % grid).astype(np.int16))
     return ids[None]
 
 
@@ -785,7 +793,7 @@ def _pipeline(work, batch, plan, layout, data, bundle, runner, device, stitcher,
                 phase = None
                 if runner.j_invariant:
                     phase = torch.from_numpy(np.stack(
-                        [_phase(plan, t, runner.grid) for _, t in items]))
+                        [_phase(plan, t, runner) for _, t in items]))
                 if pin:
                     x = x.pin_memory()
                 _put(to_compute, (items, x, phase), halt)

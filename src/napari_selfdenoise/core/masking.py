@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -142,6 +142,62 @@ def grid_offsets(spatial_dims: int, grid: int) -> list[tuple[int, ...]]:
     return list(itertools.product(range(grid), repeat=spatial_dims))
 
 
+def grid_phase(spatial: Sequence[int], grid: int, device: Any = None) -> torch.Tensor:
+    """Grid-subset id of every pixel, ``(1, 1, *spatial)`` int64.
+
+    Subset ids follow :func:`grid_offsets`: the offset ``(o_0, .., o_n)`` has id
+    ``sum(o_i * grid ** (n - i))``, so pixel ``p`` is in subset ``phase[p]``.
+    """
+    ids = torch.zeros((), dtype=torch.int64, device=device)
+    for n in spatial:
+        line = torch.arange(int(n), device=device) % grid
+        ids = ids[..., None] * grid + line
+    return ids[None, None]
+
+
+def invariant_apply(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, phase: torch.Tensor,
+    n_subsets: int, fill: str = "interpolate", *, batch: int = 1,
+) -> torch.Tensor:
+    """Apply ``fn`` so that no output pixel depends on its own input value.
+
+    The one implementation of J-invariant (and complementary-mask) application, used by
+    network inference, calibration of classical denoisers and tests. For each subset
+    ``s`` in ``range(n_subsets)`` the pixels with ``phase == s`` are hidden (replaced by
+    the interpolation of their neighbours, or zero) and ``fn``'s output is kept there.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a ``(k * B, C, *S)`` batch to outputs of the same shape.
+    x : torch.Tensor
+        ``(B, C, *S)`` input.
+    phase : torch.Tensor
+        Integer subset id per pixel, broadcastable to ``x``. ``"interpolate"`` is valid
+        only when no neighbour of a hidden pixel is hidden with it (grid subsets).
+    n_subsets : int
+        Number of subsets (``grid ** ndim``, or the number of complementary masks).
+    fill : {"interpolate", "zero"}
+        What hidden pixels become.
+    batch : int
+        Masked copies of ``x`` per call of ``fn``.
+    """
+    if fill == "interpolate":
+        filler = interpolate_neighbours(x)
+    elif fill == "zero":
+        filler = torch.zeros_like(x)
+    else:
+        raise ValueError(f"fill must be 'interpolate' or 'zero', got {fill!r}")
+    out = torch.zeros_like(x)
+    b = x.shape[0]
+    for start in range(0, n_subsets, batch):
+        hides = [phase == s for s in range(start, min(start + batch, n_subsets))]
+        pred = fn(torch.cat([torch.where(h, filler, x) for h in hides], dim=0))
+        for i, hide in enumerate(hides):
+            out = torch.where(hide, pred[i * b : (i + 1) * b].to(out.dtype), out)
+    return out
+
+
 @torch.no_grad()
 def j_invariant_apply(
     net: torch.nn.Module, x: torch.Tensor, grid: int = 4, mode: str = "interpolate",
@@ -157,16 +213,26 @@ def j_invariant_apply(
     from .models import apply_padded
 
     nd = x.ndim - 2
-    out = torch.zeros_like(x)
-    offsets = grid_offsets(nd, grid)
-    for start in range(0, len(offsets), batch):
-        chunk = offsets[start : start + batch]
-        masked = torch.cat([grid_masked_input(x, o, grid, mode) for o in chunk], dim=0)
-        pred = apply_padded(net, masked).to(x.dtype)
-        for i, o in enumerate(chunk):
-            m = grid_mask(x.shape, o, grid, device=x.device)
-            out = torch.where(m, pred[i * x.shape[0] : (i + 1) * x.shape[0]], out)
-    return out
+    return invariant_apply(lambda t: apply_padded(net, t), x,
+                           grid_phase(x.shape[2:], grid, x.device), grid ** nd, mode,
+                           batch=batch)
+
+
+def complementary_phase(coords: Sequence[np.ndarray], n_masks: int) -> np.ndarray:
+    """Which of ``n_masks`` complementary masks each pixel belongs to, at inference.
+
+    A fixed pseudo-random assignment computed from the pixel's image coordinates (one
+    index array per spatial axis, combined as an outer product), so every tile of an
+    image sees the same partition and a tiled prediction equals an untiled one.
+    """
+    h = np.zeros((), dtype=np.uint64)
+    for axis, c in enumerate(coords):
+        c = np.asarray(c, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15 >> (axis * 7))
+        h = np.add.outer(h * np.uint64(0x100000001B3), c)
+    h = h ^ (h >> np.uint64(29))
+    h = h * np.uint64(0xBF58476D1CE4E5B9)
+    h = h ^ (h >> np.uint64(32))
+    return (h % np.uint64(n_masks)).astype(np.int16)
 
 
 # ----------------------------------------------------------- Noise2Void masking

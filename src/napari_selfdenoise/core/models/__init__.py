@@ -47,15 +47,12 @@ def build_network(
     in_channels : int
         Channels in (= channels out).
     method : str
-        Training method; ``"n2v2"`` forces the N2V2 variant of the U-Net.
+        Training method (a name in :data:`~napari_selfdenoise.core.methods.METHODS`); it
+        builds the network (N2V2 forces its variant of the U-Net).
     """
-    try:
-        factory = NETWORKS[network_config.arch]
-    except KeyError:
-        raise ValueError(
-            f"unknown network {network_config.arch!r}; choose one of {sorted(NETWORKS)}"
-        ) from None
-    return factory(network_config, int(spatial_dims), int(in_channels), method == "n2v2")
+    from ..methods import get_method
+
+    return get_method(method).build_network(network_config, spatial_dims, in_channels)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[slice, ...]]:

@@ -1,0 +1,166 @@
+"""Quality of every method and of the calibrated classical filter at a wall-clock budget
+(issue #12, section 3): FMD confocal pairs and W2S widefield pairs, plus Noise2Noise cases.
+
+Each registered single-image method (``core.methods.METHODS`` without those that need a
+target) trains ``--seconds`` (default 60, everything included) on each noisy image alone
+and denoises it with its own predictor (``inference.predict_array``: one pass, or the
+complementary masks of ``ams``). ``classical`` is ``calibrate --denoiser auto``: every
+classical denoiser calibrated by Noise2Self, lowest loss wins, its J-invariant output.
+PSNR against the many-frame average after CSBDeep ``norm_minmse``, as ``quality_fmd.py``.
+
+``--n2n``: Noise2Noise on a synthetic pair of the 2D phantom (PSNR against the clean
+phantom, with Noise2Self on one of the two images for comparison), and on the lysosome
+time-lapse interlaced along T (no ground truth: the best validation loss).
+
+Usage::
+
+    python benchmarks/quality_methods.py [--datasets fmd w2s] [--methods n2s ne2ne ams ...]
+        [--images BPAE_B 010_0 ...] [--seconds 60] [--threads N] [--no-classical] [--n2n]
+        [--set KEY=JSON ...] [--json out.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+
+from napari_selfdenoise.core.calibration import calibrate
+from napari_selfdenoise.core.config import CalibrateConfig
+from napari_selfdenoise.core.events import run_to_end
+from napari_selfdenoise.core.inference import predict_array
+from napari_selfdenoise.core.methods import METHODS
+from napari_selfdenoise.core.normalization import norm_minmse
+from napari_selfdenoise.core.samples import add_poisson_gaussian, psnr, render_clean
+from napari_selfdenoise.core.training import default_config, train
+
+DATA = Path(os.environ.get("NAPARI_SELFDENOISE_DATA",
+                           Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+DATASETS = {
+    "fmd": (DATA / "fmd_confocal_n2f", ["BPAE_B", "BPAE_G", "BPAE_R", "fish", "mice"]),
+    "w2s": (DATA / "w2s_widefield_train",
+            ["010_0", "020_1", "030_2", "040_0", "050_1", "060_2", "070_0", "075_1"]),
+}
+SINGLE_IMAGE = [n for n, m in METHODS.items() if not m.needs_target]
+
+
+def score(gt: np.ndarray, x: np.ndarray) -> float:
+    """PSNR (dB) after percentile + affine normalisation (CSBDeep norm_minmse)."""
+    gt_n, x_fit = norm_minmse(gt, x)
+    return psnr(gt_n, x_fit)
+
+
+def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
+               target: np.ndarray | None = None, axes: str = "YX") -> tuple:
+    """Train ``method`` for ``seconds`` and denoise ``noisy``: ``(output, bundle, s)``."""
+    cfg = default_config(method, steps=10**9, seed=0, time_budget_s=seconds, **extra)
+    t = time.perf_counter()
+    bundle = run_to_end(train(noisy, cfg, axes=axes, target=target))
+    out = predict_array(bundle, noisy, axes=axes)
+    return out, bundle, time.perf_counter() - t
+
+
+def run_classical(noisy: np.ndarray) -> tuple:
+    """``calibrate --denoiser auto``, J-invariant output: ``(output, name, value, s)``."""
+    t = time.perf_counter()
+    res = run_to_end(calibrate(noisy.astype(np.float32), CalibrateConfig(
+        denoiser="auto", j_invariant_output=True, crop=None), axes="YX"))
+    return res.image, res.denoiser, res.best_value, time.perf_counter() - t
+
+
+def table(rows: list[dict], columns: list[str]) -> None:
+    """One markdown table: image, noisy, one column per method."""
+    print("\n| data | image | noisy | " + " | ".join(columns) + " |")
+    print("|---|---|---|" + "---|" * len(columns))
+    for key in dict.fromkeys((r["dataset"], r["image"]) for r in rows):
+        got = {r["method"]: r for r in rows if (r["dataset"], r["image"]) == key}
+        first = next(iter(got.values()))
+        cells = [f"{got[c]['psnr']:.2f}" if c in got else "" for c in columns]
+        print(f"| {key[0]} | {key[1]} | {first['noisy_psnr']:.2f} | " + " | ".join(cells) + " |")
+
+
+def images(args: argparse.Namespace):
+    """``(dataset, name, noisy, gt)`` for every chosen image."""
+    for dataset in args.datasets:
+        folder, names = DATASETS[dataset]
+        for name in names:
+            if args.images and name not in args.images:
+                continue
+            noisy = tifffile.imread(folder / "noisy" / f"{name}.tif").astype(np.float32)
+            gt = tifffile.imread(folder / "gt" / f"{name}.tif").astype(np.float32)
+            yield dataset, name, noisy, gt
+
+
+def noise2noise_cases(args: argparse.Namespace, extra: dict, emit) -> None:
+    """A synthetic phantom pair (PSNR) and the lysosome time-lapse interlaced along T."""
+    clean = render_clean((256, 256), seed=0)
+    a, expected = add_poisson_gaussian(clean, photons=30.0, seed=0)
+    b, _ = add_poisson_gaussian(clean, photons=30.0, seed=100)
+    for method, target in (("n2n", b), ("n2s", None)):
+        out, bundle, s = run_method(method, a, args.seconds, extra, target=target)
+        emit({"dataset": "phantom pair", "image": "phantom_2d", "method": method,
+              "psnr": psnr(expected, out), "noisy_psnr": psnr(expected, a),
+              "steps": bundle.info["steps"], "train_s": s})
+    lyso = DATA / "lysosome_confocal_timelapse_noisy" / "lysosome_1.tif"
+    if lyso.exists():
+        stack = tifffile.imread(lyso).astype(np.float32)
+        cfg = default_config("n2n", steps=10**9, seed=0, time_budget_s=args.seconds,
+                             params={"method": "n2n", "pairs_along": "T"}, **extra)
+        bundle = run_to_end(train(stack, cfg, axes="TYX"))
+        print(f"lysosome_1 (TYX {stack.shape}) n2n pairs along T: best validation loss "
+              f"{bundle.info['best_loss']:.5f} after {bundle.info['steps']} steps", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--methods", nargs="+", default=SINGLE_IMAGE, choices=SINGLE_IMAGE)
+    ap.add_argument("--images", nargs="+", default=None, help="image names (default: all)")
+    ap.add_argument("--seconds", type=float, default=60.0, help="training budget per run")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--no-classical", action="store_true", help="skip calibrate --denoiser auto")
+    ap.add_argument("--n2n", action="store_true", help="also the Noise2Noise cases")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
+                    help="extra TrainConfig settings, e.g. precision='\"fp32\"'")
+    ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{args.seconds:g} s per run, extra={extra}", flush=True)
+    rows: list[dict] = []
+
+    def emit(row: dict) -> None:
+        row = {**row, "load_avg": os.getloadavg()[0], "extra": extra}
+        rows.append(row)
+        print(f"  {row['dataset']} {row['image']} {row['method']:9s} {row['psnr']:.2f} dB "
+              f"({row.get('steps', '-')} steps, {row['train_s']:.0f} s)", flush=True)
+        if args.json:
+            with open(args.json, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+    for dataset, name, noisy, gt in images(args):
+        base = {"dataset": dataset, "image": name, "noisy_psnr": score(gt, noisy)}
+        for method in args.methods:
+            out, bundle, s = run_method(method, noisy, args.seconds, extra)
+            emit({**base, "method": method, "psnr": score(gt, out),
+                  "steps": bundle.info["steps"], "train_s": s})
+        if not args.no_classical:
+            out, den, value, s = run_classical(noisy)
+            emit({**base, "method": "classical", "denoiser": den, "value": value,
+                  "psnr": score(gt, out), "train_s": s})
+    if args.n2n:
+        noise2noise_cases(args, extra, emit)
+    columns = list(dict.fromkeys(r["method"] for r in rows))
+    table(rows, columns)
+
+
+if __name__ == "__main__":
+    main()

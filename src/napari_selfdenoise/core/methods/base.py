@@ -1,0 +1,144 @@
+"""The method protocol: what a self-supervised method tells the engine about itself.
+
+A method is one module in this package with one :class:`Method` subclass, registered by
+name in :data:`napari_selfdenoise.core.methods.METHODS`. The engine (training, inference,
+calibration, CLI, widgets, presets and model files) asks the method instead of comparing
+its name. This module imports neither torch nor the rest of ``core``: torch is imported
+inside the functions that run a network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from ..config import NetworkConfig, TrainConfig
+
+#: how a trained model is applied: one pass, J-invariant grid passes, or complementary masks
+Predictor = Literal["plain", "j_invariant", "complementary"]
+
+
+class MethodParams(BaseModel):
+    """Base of a method's own parameter model (the discriminated union's members).
+
+    Subclasses add ``method: Literal["<name>"]`` (the discriminator) and their fields,
+    each with a description and bounds: the widget and the CLI are generated from them.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a training or validation step knows beyond the batch.
+
+    Attributes
+    ----------
+    struct_range : tuple of float
+        1st / 99th percentile of the normalised training data (structN2V's line values).
+    progress : float
+        Fraction of the budget spent, in [0, 1] (1 for validation).
+    """
+
+    struct_range: tuple[float, float] = (0.0, 1.0)
+    progress: float = 1.0
+
+
+Batch = dict  # name -> tensor, every tensor with the batch on its first axis
+
+
+class Method:
+    """One self-supervised method. Subclass it in its own module and register it.
+
+    Class attributes
+    ----------------
+    name, title, help, citation : str
+        Registry key, display name, one-line help, reference.
+    Params : type[MethodParams]
+        The method's own parameters (stored in ``TrainConfig.params``).
+    defaults : dict
+        Defaults for the generic settings this method prefers (applied to settings a
+        caller did not set; see :func:`~napari_selfdenoise.core.config.resolve_config`).
+    settings : tuple of str
+        Shared ``TrainConfig`` settings the method reads (dotted paths), shown with it.
+    replacement : str
+        Default replacement of masked pixels (``masking.replacement = None``).
+    needs_target : bool
+        Training needs a second, independent noisy image (or pairs from one stack).
+    n2v2_network : bool
+        The U-Net is built as the N2V2 variant.
+    networks : tuple of str
+        The network families it can train (N2V2 is defined by its U-Net variant).
+    """
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    help: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    Params: ClassVar[type[MethodParams]] = MethodParams
+    defaults: ClassVar[dict[str, Any]] = {}
+    settings: ClassVar[tuple[str, ...]] = ()
+    replacement: ClassVar[str] = "interpolate"
+    needs_target: ClassVar[bool] = False
+    n2v2_network: ClassVar[bool] = False
+    #: network families (``NetworkConfig.arch``) this method can train
+    networks: ClassVar[tuple[str, ...]] = ("unet", "dncnn")
+
+    # ------------------------------------------------------------------ network
+    def build_network(self, network: "NetworkConfig", spatial_dims: int,
+                      n_channels: int) -> "torch.nn.Module":
+        """The network this method trains (channels in = channels out)."""
+        from ..models import NETWORKS
+
+        try:
+            factory = NETWORKS[network.arch]
+        except KeyError:
+            raise ValueError(
+                f"unknown network {network.arch!r}; choose one of {sorted(NETWORKS)}"
+            ) from None
+        return factory(network, int(spatial_dims), int(n_channels), self.n2v2_network)
+
+    # ----------------------------------------------------------------- training
+    def split_pairs(self, data: Any, target: Any, axes: Optional[str],
+                    config: "TrainConfig") -> tuple[Any, Any, Optional[str]]:
+        """``(input, target, axes)`` made from ``data`` when no target image is given."""
+        raise ValueError(f"{self.title} needs a target image")
+
+    def make_batch(self, x: "torch.Tensor", config: "TrainConfig",
+                   generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
+        """The inputs of one step for the patches ``x`` (B, C, *S) (random choices here).
+
+        Called once with a fixed generator on the held-out patches: the validation batch.
+        """
+        raise NotImplementedError
+
+    def loss(self, net: "torch.nn.Module", batch: Batch, config: "TrainConfig",
+             ctx: StepContext) -> "torch.Tensor":
+        """The training loss of ``batch`` (a scalar with gradient)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- inference
+    def predictor(self, config: "TrainConfig", j_invariant: Optional[bool] = None) -> Predictor:
+        """How a model trained with ``config`` is applied.
+
+        ``j_invariant`` (a prediction setting) forces J-invariant grid passes (True) or a
+        single pass (False); None follows the model.
+        """
+        return "j_invariant" if j_invariant else "plain"
+
+    def n_subsets(self, config: "TrainConfig", spatial_dims: int) -> int:
+        """Masked passes of the J-invariant / complementary predictor."""
+        return int(config.masking.grid) ** spatial_dims
+
+    def fill(self, config: "TrainConfig") -> str:
+        """What hidden pixels become at inference: ``"interpolate"`` or ``"zero"``."""
+        return "zero" if self.replacement_of(config) == "zero" else "interpolate"
+
+    def replacement_of(self, config: "TrainConfig") -> str:
+        """The effective replacement rule for masked pixels."""
+        return config.masking.replacement or self.replacement
