@@ -16,7 +16,7 @@ Usage::
 
     python benchmarks/quality_methods.py [--datasets fmd w2s] [--methods n2s ne2ne ams ...]
         [--images BPAE_B 010_0 ...] [--seconds 60] [--threads N] [--no-classical] [--n2n]
-        [--set KEY=JSON ...] [--json out.jsonl]
+        [--set KEY=JSON ...] [--json out.jsonl] [--cpu-time] [--tta]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from napari_selfdenoise.core.methods import METHODS
 from napari_selfdenoise.core.normalization import norm_minmse
 from napari_selfdenoise.core.samples import add_poisson_gaussian, psnr, render_clean
 from napari_selfdenoise.core.training import default_config, train
+from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
 
 DATA = Path(os.environ.get("NAPARI_SELFDENOISE_DATA",
                            Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
@@ -56,13 +58,28 @@ def score(gt: np.ndarray, x: np.ndarray) -> float:
     return psnr(gt_n, x_fit)
 
 
+#: training budget in CPU seconds of this process instead of wall-clock seconds
+#: (``--cpu-time``, one thread: what an idle core gives, robust to other load)
+CPU_TIME = False
+#: average the network over the 8 dihedral transforms at inference (``--tta``)
+TTA = False
+
+
 def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
                target: np.ndarray | None = None, axes: str = "YX") -> tuple:
     """Train ``method`` for ``seconds`` and denoise ``noisy``: ``(output, bundle, s)``."""
-    cfg = default_config(method, steps=10**9, seed=0, time_budget_s=seconds, **extra)
+    budget = {"log_every": 1} if CPU_TIME else {"time_budget_s": seconds}
+    cfg = default_config(method, steps=10**9, seed=0, **budget, **extra)
+    stop = threading.Event()
+    start = time.process_time()
+
+    def watch(event) -> None:
+        if CPU_TIME and time.process_time() - start >= seconds:
+            stop.set()
+
     t = time.perf_counter()
-    bundle = run_to_end(train(noisy, cfg, axes=axes, target=target))
-    out = predict_array(bundle, noisy, axes=axes)
+    bundle = run_to_end(train(noisy, cfg, axes=axes, target=target, stop=stop), watch)
+    out = predict_array(bundle, noisy, axes=axes, tta=TTA)
     return out, bundle, time.perf_counter() - t
 
 
@@ -124,17 +141,26 @@ def main() -> None:
     ap.add_argument("--images", nargs="+", default=None, help="image names (default: all)")
     ap.add_argument("--seconds", type=float, default=60.0, help="training budget per run")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="budget in CPU seconds of this process, one torch thread")
+    ap.add_argument("--tta", action="store_true", help="8-fold dihedral test-time averaging")
     ap.add_argument("--no-classical", action="store_true", help="skip calibrate --denoiser auto")
     ap.add_argument("--n2n", action="store_true", help="also the Noise2Noise cases")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
                     help="extra TrainConfig settings, e.g. precision='\"fp32\"'")
     ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
     args = ap.parse_args()
+    global CPU_TIME, TTA
+    CPU_TIME, TTA = args.cpu_time, args.tta
+    if args.cpu_time:
+        args.threads = 1
     if args.threads:
         torch.set_num_threads(args.threads)
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    print_header(engine_precision(precision=extra.get("precision", "auto")))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{args.seconds:g} s per run, extra={extra}", flush=True)
+          f"{args.seconds:g} {'CPU' if args.cpu_time else 'wall-clock'} s per run, "
+          f"tta={args.tta}, extra={extra}", flush=True)
     rows: list[dict] = []
 
     def emit(row: dict) -> None:
