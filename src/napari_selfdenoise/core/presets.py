@@ -30,6 +30,7 @@ from .config import CalibrateConfig, PredictConfig, StrictModel, TrainConfig, de
 PRESET_FORMAT = "napari-selfdenoise/preset"
 PRESET_VERSION = 1
 SUFFIX = ".json"
+MAX_PRESET_BYTES = 1024**2
 
 
 class PresetError(ValueError):
@@ -155,10 +156,14 @@ def load_preset(
         path = Path(source)
         if not path.is_file():
             raise PresetError(f"preset file {path} does not exist")
+        from .validation import UserError, load_json
+
+        if path.stat().st_size > MAX_PRESET_BYTES:
+            raise PresetError(f"{where} is larger than {MAX_PRESET_BYTES} bytes; not a preset")
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PresetError(f"{where} is not valid JSON: {exc}") from None
+            doc = load_json(path.read_bytes(), where)
+        except UserError as exc:
+            raise PresetError(str(exc)) from None
     if not isinstance(doc, dict):
         raise PresetError(f"{where}: expected a JSON object, got {type(doc).__name__}")
     if doc.get("format") != PRESET_FORMAT:
@@ -187,8 +192,8 @@ def load_preset(
     if not isinstance(raw, dict):
         raise PresetError(f"{where}: 'settings' must be an object")
     cls = SETTINGS_TYPES[doc_kind]
-    try:
-        return cls.model_validate(raw)
+    try:  # strict: JSON true is not 1, "3" is not 3 (lists are fine for tuples)
+        return cls.model_validate_json(json.dumps(raw, allow_nan=True), strict=True)
     except ValidationError as exc:
         raise PresetError(f"{where} has invalid settings:\n" + _explain(exc, cls)) from None
 
