@@ -35,6 +35,7 @@ from .models import apply_padded, build_network
 from .normalization import compute_normalization
 from .patches import PatchSampler, augment, fit_patch_size, split_validation
 from .patches import tile_patches
+from .validation import check_train_args
 
 #: integer data beyond this magnitude is not represented exactly in float32
 FLOAT32_EXACT = 2**24
@@ -264,6 +265,7 @@ def train(
         held out), with the logged history and provenance in ``info``.
     """
     t0 = time.perf_counter()
+    check_train_args(data, config)  # paths, dicts: one clear error (core.validation)
     config = resolve_config(config)
     if init is not None:
         network = init.config.network

@@ -301,3 +301,44 @@ def fill_nonfinite(x: np.ndarray, value: float = 0.0) -> Optional[np.ndarray]:
         return None
     x[bad] = value
     return bad
+
+
+def check_train_args(data: Any, config: Any) -> None:
+    """``train()``'s arguments: arrays (not paths or dicts) and a ``TrainConfig``."""
+    from .config import TrainConfig
+
+    items = list(data) if isinstance(data, (list, tuple)) else [data]
+    for i, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike, dict, bytes)):
+            raise UserError(
+                f"train(): data item {i + 1} is a {type(item).__name__} ({str(item)[:60]!r}), "
+                "not an image array; open files with core.io.open_image(path)[0] first")
+    if not isinstance(config, TrainConfig):
+        raise UserError(f"train(): config must be a TrainConfig, got {type(config).__name__}; "
+                        "build one with TrainConfig(**settings) or config.default_config()")
+
+
+#: largest window radius (pixels) of the windowed classical denoisers, per spatial rank:
+#: their cost grows with the window's area / volume
+MAX_RADIUS = {2: 50, 3: 16}
+
+
+def check_parameter_values(den: Any, values: Sequence[float], spatial: Sequence[int]) -> None:
+    """Refuse denoiser parameters the image cannot use, before anything is allocated.
+
+    A window (radius, or 4 sigma for the Gaussian) must fit in half the smallest spatial
+    side of the calibration crop, and a radius is at most :data:`MAX_RADIUS`.
+    """
+    nd = len(spatial)
+    fit = max(1, (min(int(s) for s in spatial) - 1) // 2)
+    limit = min(fit, MAX_RADIUS[nd]) if den.integer else fit
+    for v in values:
+        if not (math.isfinite(v) and v > 0):
+            raise UserError(f"{den.name}: {den.parameter} values must be positive finite "
+                            f"numbers, got {v:g}")
+        halo = den.halo(v, nd)
+        if halo > limit:
+            top = limit if den.integer else limit / 4.0
+            raise UserError(
+                f"{den.name}: {den.parameter} {v:g} is more than a {tuple(spatial)} "
+                f"calibration crop can use (at most {top:g}); give smaller --values")
