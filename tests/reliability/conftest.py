@@ -1,0 +1,133 @@
+"""Fixtures of the reliability catalogue: tiny images and models, a CLI runner that
+captures the one-line errors, and checksums proving inputs and existing files unchanged.
+
+Every case keeps its work tiny (32 x 32 images, a 4-filter network, a few steps) so the
+whole catalogue runs in well under a few minutes on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io as _io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+#: training options that keep every CLI training run to a second or two
+FAST_TRAIN = ["--steps", "2", "--batch", "2", "--patch", "16", "16", "--depth", "1",
+              "--filters", "4", "--device", "cpu", "--precision", "fp32", "--quiet"]
+
+
+def digest(*paths: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``paths`` (folders recursively), by path."""
+    out = {}
+    for p in map(Path, paths):
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        for f in files:
+            if f.exists():
+                out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def listing(folder: Path) -> list[str]:
+    """Names in ``folder`` (hidden ones too): stray temporaries show up here."""
+    return sorted(p.name for p in Path(folder).iterdir()) if Path(folder).exists() else []
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """Run ``napari-selfdenoise ARGS`` in-process: ``(exit code, stdout, stderr)``."""
+    from napari_selfdenoise.cli import main
+
+    out, err = _io.StringIO(), _io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse errors
+            rc = int(exc.code or 0)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def one_line_error(err: str, *words: str) -> None:
+    """``err`` is exactly one ``error:`` line holding every word, and no traceback."""
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert "Traceback" not in err, err
+    errors = [ln for ln in lines if "error:" in ln]
+    assert len(errors) == 1, err
+    for w in words:
+        assert w.lower() in errors[0].lower(), (w, errors[0])
+
+
+def env() -> dict[str, str]:
+    """Environment for subprocess runs: this worktree's sources, one thread."""
+    return {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1"}
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "napari_selfdenoise", *map(str, args)]
+
+
+def run_sub(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(command(*args), env=env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def img() -> np.ndarray:
+    """A 32 x 32 noisy float32 image."""
+    rng = np.random.default_rng(0)
+    return (rng.random((32, 32)) * 100 + 50).astype(np.float32)
+
+
+@pytest.fixture
+def img_tif(tmp_path, img) -> Path:
+    import tifffile
+
+    path = tmp_path / "img.tif"
+    tifffile.imwrite(path, img, metadata={"axes": "YX"})
+    return path
+
+
+@pytest.fixture
+def img_npy(tmp_path, img) -> Path:
+    path = tmp_path / "img.npy"
+    np.save(path, img)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle():
+    """A 2D n2v model with a 4-filter, depth-1 U-Net, trained for 2 steps."""
+    import torch
+
+    from napari_selfdenoise.core.config import TrainConfig
+    from napari_selfdenoise.core.events import run_to_end
+    from napari_selfdenoise.core.training import train
+
+    torch.set_num_threads(1)
+    data = np.random.default_rng(1).random((32, 32)).astype(np.float32)
+    cfg = TrainConfig(method="n2v", steps=2, batch_size=2, patch_size=(16, 16),
+                      val_fraction=0.0, device="cpu", precision="fp32",
+                      network={"depth": 1, "base_filters": 4})
+    return run_to_end(train(data, cfg, axes="YX"))
+
+
+@pytest.fixture
+def model_file(tmp_path, tiny_bundle) -> Path:
+    return tiny_bundle.save(tmp_path / "m.sdmodel")
