@@ -430,6 +430,13 @@ def _temporary_sibling(path: Path) -> Iterator[str]:
         yield tmp
         os.replace(tmp, path)
         ok = True
+    except OSError as exc:
+        from .outputs import disk_full_error
+
+        full = disk_full_error(exc, path)
+        if full is not None:
+            raise full from None
+        raise
     finally:
         if not ok and os.path.exists(tmp):
             os.unlink(tmp)

@@ -163,6 +163,20 @@ def reserve(fd: int, nbytes: int, path: Any) -> None:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
+def disk_full_error(exc: BaseException, path: Any) -> Optional[OSError]:
+    """An ``ENOSPC`` error naming ``path`` when ``exc`` is a short write on a full disk
+    (tifffile and zarr report those without an errno), else None."""
+    if not isinstance(exc, OSError) or exc.errno not in (None, errno.ENOSPC):
+        return None
+    try:
+        free = shutil.disk_usage(Path(path).parent).free
+    except OSError:
+        return None
+    if exc.errno == errno.ENOSPC or free < 1024**2 or "written" in str(exc):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return None
+
+
 # ------------------------------------------------------------------------------ modes
 def file_mode() -> int:
     """``0o666`` less the process umask: the mode ``open()`` would create files with."""
