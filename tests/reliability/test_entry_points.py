@@ -117,3 +117,33 @@ def test_parameters_beyond_the_image_are_refused_at_once(img_npy, tmp_path, deno
     assert rc == 2 and time.perf_counter() - t0 < 5
     one_line_error(err, denoiser, "can use", "--values")
     assert listing(tmp_path) == ["img.npy"]
+
+
+@pytest.mark.parametrize("kind", ["train", "predict-in-memory", "calibrate-tif"])
+def test_work_that_cannot_fit_in_memory_is_refused_before_allocating(
+        kind, tiny_bundle, tmp_path, monkeypatch):
+    import psutil
+
+    from napari_selfdenoise.core.validation import UserError
+
+    class Little:
+        available = 1024**2  # 1 MiB "free"
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Little)
+    img = np.zeros((512, 512), np.float32)
+    if kind == "train":
+        from napari_selfdenoise.core.config import TrainConfig
+        from napari_selfdenoise.core.training import train
+
+        with pytest.raises(UserError, match="memory"):
+            next(train(img, TrainConfig()))
+    elif kind == "predict-in-memory":
+        from napari_selfdenoise.core.inference import predict_array
+
+        with pytest.raises(UserError, match=r"\.zarr"):
+            predict_array(tiny_bundle, img, memory_budget_mb=64)
+    else:
+        np.save(tmp_path / "x.npy", img)
+        rc, _, err = cli("calibrate", tmp_path / "x.npy", "--out", tmp_path / "o.tif")
+        assert rc == 2
+        one_line_error(err, "memory", ".zarr")

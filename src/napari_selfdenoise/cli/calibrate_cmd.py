@@ -52,9 +52,12 @@ def _check_outputs(args: argparse.Namespace, image: Any) -> None:
     """Before any work: known extensions, not the input, writable, room, no silent replace."""
     import math
 
-    from ..core import outputs
+    from ..core import io, outputs, validation
 
     size = 4 * math.prod(int(s) for s in image.shape)
+    if not io.is_zarr_path(args.out):  # TIFF / npy outputs hold the result in memory
+        validation.check_fits_in_memory(2 * size, f"denoising {args.input}",
+                                        "write a .zarr output (streamed block by block)")
     outputs.check_output(args.out, overwrite=args.overwrite, inputs=[args.input],
                          suffixes=outputs.IMAGE_SUFFIXES, label="--out", expected_bytes=size,
                          directory_ok=True)

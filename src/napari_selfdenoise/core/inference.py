@@ -744,6 +744,8 @@ def _make_sink(kind: Optional[str], out: Any, layout: Layout, plan: TilePlan,
     if kind == "npy":
         return _NpySink(layout, n_chunks, outputs.prepare_parent(out))
     if kind is None:
+        validation.check_fits_in_memory(4 * math.prod(layout.shape), "the denoised image",
+                                        "write it to a .zarr or .tif output instead")
         return _ArraySink(layout, n_chunks)
     model_meta = bundle.to_metadata()
     prov = provenance if provenance is not None else make_provenance(

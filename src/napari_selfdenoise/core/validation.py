@@ -316,6 +316,10 @@ def check_train_args(data: Any, config: Any) -> None:
     if not isinstance(config, TrainConfig):
         raise UserError(f"train(): config must be a TrainConfig, got {type(config).__name__}; "
                         "build one with TrainConfig(**settings) or config.default_config()")
+    # the data is loaded as float32, plus a normalised copy and patches
+    total = sum(3 * 4 * math.prod(int(s) for s in getattr(a, "shape", ())) for a in items)
+    check_fits_in_memory(total, "training on these images",
+                         "crop them or train on fewer / smaller images")
 
 
 #: largest window radius (pixels) of the windowed classical denoisers, per spatial rank:
@@ -342,3 +346,13 @@ def check_parameter_values(den: Any, values: Sequence[float], spatial: Sequence[
             raise UserError(
                 f"{den.name}: {den.parameter} {v:g} is more than a {tuple(spatial)} "
                 f"calibration crop can use (at most {top:g}); give smaller --values")
+
+
+def check_fits_in_memory(nbytes: int, what: str, hint: str) -> None:
+    """Refuse, before allocating, work needing more than 80 % of the available memory."""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    if nbytes > 0.8 * available:
+        raise UserError(f"{what} needs about {nbytes / 1e9:.1f} GB of memory but only "
+                        f"{available / 1e9:.1f} GB are available; {hint}")
