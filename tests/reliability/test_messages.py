@@ -3,7 +3,6 @@ field and what to do, with exit code 2; programming errors keep their traceback.
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 import tifffile
 import zarr
 
-from conftest import FAST_TRAIN, cli, digest, one_line_error
+from conftest import FAST_TRAIN, cli, one_line_error
 
 PRED = ["--quiet", "--precision", "fp32", "--device", "cpu"]
 

@@ -22,6 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .config import TrainConfig
+from .validation import UserError
 
 FORMAT = "napari-selfdenoise/model"
 FORMAT_VERSION = 1
@@ -29,9 +30,6 @@ METADATA_KEY = "napari_selfdenoise_model"
 _HEADER_KEY = "napari_selfdenoise"
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_FILE_BYTES = 2 * 1024**3
-
-
-from .validation import UserError
 
 
 class ModelFileError(UserError):
