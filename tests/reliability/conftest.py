@@ -65,7 +65,8 @@ def one_line_error(err: str, *words: str) -> None:
 
 def env() -> dict[str, str]:
     """Environment for subprocess runs: this worktree's sources, one thread."""
-    return {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1",
+    src = os.environ.get("RELIABILITY_SRC", str(SRC))  # another tree, e.g. to see it fail
+    return {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1"}
 
 

@@ -330,11 +330,12 @@ MAX_RADIUS = {2: 50, 3: 16}
 def check_parameter_values(den: Any, values: Sequence[float], spatial: Sequence[int]) -> None:
     """Refuse denoiser parameters the image cannot use, before anything is allocated.
 
-    A window (radius, or 4 sigma for the Gaussian) must fit in half the smallest spatial
-    side of the calibration crop, and a radius is at most :data:`MAX_RADIUS`.
+    A window (radius, or 4 sigma for the Gaussian) is at most the largest spatial side of
+    the calibration crop (beyond it, nothing changes but the cost), and a radius is at
+    most :data:`MAX_RADIUS`.
     """
     nd = len(spatial)
-    fit = max(1, (min(int(s) for s in spatial) - 1) // 2)
+    fit = max(int(s) for s in spatial)
     limit = min(fit, MAX_RADIUS[nd]) if den.integer else fit
     for v in values:
         if not (math.isfinite(v) and v > 0):
