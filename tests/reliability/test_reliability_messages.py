@@ -10,7 +10,7 @@ import pytest
 import tifffile
 import zarr
 
-from conftest import FAST_TRAIN, cli, one_line_error
+from _reliability import FAST_TRAIN, cli, one_line_error
 
 PRED = ["--quiet", "--precision", "fp32", "--device", "cpu"]
 

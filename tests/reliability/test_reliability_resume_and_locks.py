@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import cli, digest, env, one_line_error
+from _reliability import cli, digest, env, one_line_error
 
 PRED = ["--quiet", "--precision", "fp32", "--device", "cpu", "--tile", "48", "48",
         "--batch-size", "1"]
@@ -117,7 +117,7 @@ time.sleep(60)
 
 def test_a_live_writer_excludes_a_second_one(model_file, pair, tmp_path):
     out = tmp_path / "o.zarr"
-    from conftest import SRC
+    from _reliability import SRC
 
     holder = subprocess.Popen([sys.executable, "-c", HOLD.format(src=str(SRC), out=str(out))],
                               stdout=subprocess.PIPE, text=True, env=env())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import cli, digest, one_line_error
+from _reliability import cli, digest, one_line_error
 
 PRED = ["--quiet", "--precision", "fp32", "--device", "cpu"]
 

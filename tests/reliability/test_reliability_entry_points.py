@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import FAST_TRAIN, cli, digest, listing, one_line_error
+from _reliability import FAST_TRAIN, cli, digest, listing, one_line_error
 
 PRED = ["--quiet", "--precision", "fp32", "--device", "cpu"]
 

@@ -17,7 +17,7 @@ import pytest
 import tifffile
 import zarr
 
-from conftest import FAST_TRAIN, cli, command, digest, env, listing
+from _reliability import FAST_TRAIN, cli, command, digest, env, listing
 
 SEED = int(os.environ.get("RELIABILITY_SEED", "11"))
 PRED = ["--quiet", "--precision", "fp32", "--device", "cpu", "--tile", "48", "48",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import digest
+from _reliability import digest
 
 
 def _roundtrip(path, data, meta):
