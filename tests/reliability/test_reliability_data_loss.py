@@ -169,3 +169,18 @@ def test_run_refuses_inputs_sharing_an_output_name(tmp_path, img, calib_preset, 
     assert rc == 2
     one_line_error(err, "both be written", "a_gaussian")
     assert not (tmp_path / "out").exists() and digest(tmp_path / "in") == before
+
+
+def test_api_predict_onto_the_opened_zarr_input_is_refused(tiny_bundle, tmp_path, img):
+    import zarr
+
+    from napari_selfdenoise.core.inference import predict_array
+    from napari_selfdenoise.core.outputs import OutputError
+
+    src = tmp_path / "x.zarr"
+    zarr.create_array(src, data=img, chunks=(16, 16))
+    before = digest(src)
+    with pytest.raises(OutputError, match="input"):
+        predict_array(tiny_bundle, zarr.open_array(src, mode="r"), axes="YX", out=src,
+                      overwrite=True)
+    assert digest(src) == before

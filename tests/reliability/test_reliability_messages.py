@@ -139,3 +139,13 @@ def test_widgets_show_the_cli_message():
     exc = OSError(28, "No space left on device", "/x/o.tif")
     assert widget_message(exc) == user_message(exc)
     assert "\n" not in widget_message(ValueError("a\nb"))
+
+
+def test_nan_in_one_of_several_training_inputs_names_the_file(img_npy, tmp_path):
+    bad = np.load(img_npy)
+    bad[3, 3] = np.nan
+    np.save(tmp_path / "second.npy", bad)
+    rc, _, err = cli("train", img_npy, tmp_path / "second.npy", "--out",
+                     tmp_path / "m.sdmodel", *FAST_TRAIN)
+    assert rc == 2
+    one_line_error(err, "second.npy", "1 NaN")

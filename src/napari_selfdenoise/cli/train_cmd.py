@@ -151,6 +151,11 @@ def _open_inputs(args: argparse.Namespace) -> tuple[list, Optional[str]]:
     for path in args.inputs:
         array, file_axes = io.open_image(path)
         validation.check_array(array, str(path), purpose="train")
+        bad = validation.count_nonfinite(array)
+        if bad:
+            raise validation.UserError(
+                f"{path} contains {bad} NaN or infinite values; replace them (e.g. by the "
+                "median) or crop them away before training")
         axes = validation.resolve_axes(array.shape, axes, file_axes=file_axes, name=str(path))
         arrays.append(array)
     if args.patch and len(args.patch) == 1:  # one number: a square / cube patch

@@ -104,5 +104,11 @@ def source_path(data: Any) -> Optional[str]:
     """The file behind a path or a memory-mapped array, when there is one."""
     if isinstance(data, (str, os.PathLike)):
         return str(data)
-    name = getattr(data, "filename", None)
-    return str(name) if isinstance(name, (str, os.PathLike)) else None
+    name = getattr(data, "filename", None)  # numpy.memmap
+    if isinstance(name, (str, os.PathLike)):
+        return str(name)
+    root = getattr(getattr(data, "store", None), "root", None)  # zarr.Array on a LocalStore
+    if isinstance(root, (str, os.PathLike)):
+        return str(Path(root) / getattr(data, "path", "")) if getattr(data, "path", "") \
+            else str(root)
+    return None

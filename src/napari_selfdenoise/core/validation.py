@@ -178,6 +178,17 @@ def check_array(data: Any, name: str, *, purpose: str = "denoise") -> None:
                 "the offset or divide the data (e.g. by 256), or convert it to float yourself")
 
 
+def count_nonfinite(data: Any, max_block: int = 16 * 1024**2) -> int:
+    """NaN and infinite values in float data, read one block of leading-dim slices at a
+    time (0 for integer data)."""
+    if np.dtype(data.dtype).kind != "f":
+        return 0
+    shape = tuple(int(s) for s in data.shape)
+    step = max(1, max_block // max(1, math.prod(shape[1:])))
+    return sum(int(np.size(b) - np.count_nonzero(np.isfinite(b)))
+               for b in (np.asarray(data[i : i + step]) for i in range(0, shape[0], step)))
+
+
 def value_range(data: Any, max_block: int = 16 * 1024**2) -> tuple[int, int]:
     """``(min, max)`` of integer data, read one block of leading-dim slices at a time."""
     shape = tuple(int(s) for s in data.shape)
