@@ -283,8 +283,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     p = Path(path)
     if p.exists() and not overwrite:
         raise FileExistsError(f"{p} exists; pass overwrite=True (--overwrite) to replace it")
-    if p.is_dir() and not is_zarr_path(p) or p.is_dir() and not (
-            (p / "zarr.json").exists() or (p / ".zarray").exists() or (p / ".zgroup").exists()):
+    if p.is_dir() and not any((p / n).exists() for n in ("zarr.json", ".zarray", ".zgroup")):
         raise OutputError(f"{p} is a folder that is not a zarr store; it is never replaced: "
                           "choose another output")
     return p
