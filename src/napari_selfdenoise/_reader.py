@@ -31,10 +31,13 @@ def get_reader(path: Any) -> Optional[Callable[[Any], list]]:
         path = path[0]
     if not isinstance(path, (str, os.PathLike)):
         return None
-    p = Path(path)
-    if not (io.is_zarr_path(p) or io.is_tiff_path(p)) or not p.exists():
+    try:  # a hostile or broken file is declined, never raised on
+        p = Path(path)
+        if not (io.is_zarr_path(p) or io.is_tiff_path(p)) or not p.exists():
+            return None
+        doc = io.read_document(p)
+    except (Exception, RecursionError):
         return None
-    doc = io.read_document(p)
     if not isinstance(doc, dict) or doc.get("format") != io.DOC_FORMAT:
         return None
     return read
@@ -67,17 +70,51 @@ def read(path: Any) -> list[tuple[Any, dict, str]]:
     if axes and len(axes) == data.ndim:
         metadata[AXES_KEY] = axes
     layer = doc.get("layer") if isinstance(doc.get("layer"), dict) else {}
-    attrs: dict = {"metadata": metadata, "name": layer.get("name") or _stem(p)}
-    for key in ("scale", "translate", "units"):
-        value = layer.get(key)
-        if isinstance(value, list) and len(value) == data.ndim:
-            attrs[key] = value
-    labels = layer.get("axis_labels")
-    if isinstance(labels, list) and len(labels) == data.ndim:
-        attrs["axis_labels"] = labels
-    elif axes and len(axes) == data.ndim:
+    rgb = layer.get("rgb") is True and data.ndim >= 3 and data.shape[-1] in (3, 4)
+    ndim = data.ndim - 1 if rgb else data.ndim  # an RGB layer's dims exclude the colours
+    attrs = _layer_attributes(layer, ndim, p)
+    attrs["metadata"] = metadata
+    attrs.setdefault("name", _stem(p))
+    if rgb:
+        attrs["rgb"] = True
+        axes = axes[:-1] if axes and len(axes) == data.ndim else axes
+    if "axis_labels" not in attrs and axes and len(axes) == ndim:
         attrs["axis_labels"] = list(axes)
     return [(data, attrs, "image")]
+
+
+def _layer_attributes(layer: dict, ndim: int, p: Path) -> dict:
+    """The stored layer attributes napari can use; others are dropped with a warning."""
+    import math
+
+    attrs: dict = {}
+    bad = []
+    name = layer.get("name")
+    if isinstance(name, str) and name:
+        attrs["name"] = name
+    elif name is not None:
+        bad.append("name")
+    checks = {
+        "scale": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+        and math.isfinite(v) and v > 0,
+        "translate": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+        and math.isfinite(v),
+        "units": lambda v: isinstance(v, str) or v is None,
+        "axis_labels": lambda v: isinstance(v, str),
+    }
+    for key, ok in checks.items():
+        value = layer.get(key)
+        if value is None:
+            continue
+        if isinstance(value, list) and len(value) == ndim and all(ok(v) for v in value):
+            attrs[key] = value
+        else:
+            bad.append(key)
+    if bad:
+        warnings.warn(f"{p.name}: stored layer attribute(s) {', '.join(bad)} are invalid for a "
+                      f"{ndim}D image and were ignored; the image opens without them",
+                      stacklevel=3)
+    return attrs
 
 
 def _stem(p: Path) -> str:

@@ -46,6 +46,10 @@ def _axes(meta: dict, ndim: int, model: Optional[dict]) -> Optional[str]:
     return "YX" if ndim == 2 else None
 
 
+def _is_rgb(data: Any, meta: dict) -> bool:
+    return bool(meta.get("rgb")) and len(data.shape) >= 3 and data.shape[-1] in (3, 4)
+
+
 def layer_document(data: Any, meta: dict) -> tuple[Any, dict]:
     """Level-0 data and the document to embed for a layer's ``data`` and ``meta``."""
     if isinstance(data, (list, tuple)):  # multiscale: save the full-resolution level
@@ -54,20 +58,45 @@ def layer_document(data: Any, meta: dict) -> tuple[Any, dict]:
     model = find_model_in_metadata(layer_meta)
     if model is not None:
         model = dict(model)
+    rgb = _is_rgb(data, meta)
+    if rgb:  # napari's dims of an RGB layer exclude the colour samples: C goes last
+        base = _axes(meta, len(data.shape) - 1, None)
+        axes = base + "C" if base and "C" not in base else None
+    else:
+        axes = _axes(meta, len(data.shape), model)
+    layer = {k: _json_safe(meta[k]) for k in _LAYER_KEYS if meta.get(k) is not None}
+    if rgb:
+        layer["rgb"] = True
     doc = io.make_document(
-        axes=_axes(meta, len(data.shape), model),
+        axes=axes,
         model=model,
         provenance=_json_safe(layer_meta[PROVENANCE_KEY]) if isinstance(
             layer_meta.get(PROVENANCE_KEY), dict) else None,
-        layer={k: _json_safe(meta[k]) for k in _LAYER_KEYS if meta.get(k) is not None},
+        layer=layer,
     )
     if "model_omitted" in doc:
         warnings.warn(f"{doc['model_omitted']}; the image is saved without it", stacklevel=3)
     return data, doc
 
 
+def _check_target(path: str) -> None:
+    """Replace only what this plugin wrote: an existing foreign file or folder is refused."""
+    from pathlib import Path
+
+    from .core.outputs import OutputError
+
+    p = Path(path)
+    if not (p.exists() or p.is_symlink()):
+        return
+    doc = io.read_document(p) if (io.is_zarr_path(p) or io.is_tiff_path(p)) else None
+    if not (isinstance(doc, dict) and doc.get("format") == io.DOC_FORMAT):
+        raise OutputError(f"{p} exists and was not written by napari-selfdenoise; it is never "
+                          "replaced: choose another name or delete it first")
+
+
 def write_zarr(path: str, data: Any, meta: dict) -> list[str]:
     """Save one image layer as a zarr v3 store with its model and provenance."""
+    _check_target(path)
     data, doc = layer_document(data, meta)
     out = io.write_zarr_atomic(path, data, attrs={io.DOC_KEY: doc},
                                dimension_names=doc.get("axes"), overwrite=True)
@@ -76,17 +105,20 @@ def write_zarr(path: str, data: Any, meta: dict) -> list[str]:
 
 def write_tiff(path: str, data: Any, meta: dict) -> list[str]:
     """Save one image layer as a BigTIFF with its model and provenance (private tag)."""
+    _check_target(path)
     data, doc = layer_document(data, meta)
     axes = doc.get("axes")
     tiff_axes = None
-    if axes and axes.endswith("YX"):
+    if _is_rgb(data, meta):
+        tiff_axes = "YXS" if len(data.shape) == 3 else None
+    elif axes and axes.endswith("YX"):
         tiff_axes = axes.replace("S", "Q")  # tifffile's S means RGB samples
     scale = meta.get("scale")
     resolution = None
     if scale is not None and len(scale) >= 2 and all(float(s) > 0 for s in scale[-2:]):
         resolution = (1.0 / float(scale[-1]), 1.0 / float(scale[-2]))
     out = io.write_tiff_atomic(path, data, axes=tiff_axes, document=doc, resolution=resolution,
-                               overwrite=True)
+                               overwrite=True, rgb=_is_rgb(data, meta))
     return [str(out)]
 
 

@@ -185,7 +185,7 @@ class DockWidget(QWidget):
         """Run ``action``; a user mistake becomes a message instead of a traceback."""
         try:
             return action()
-        except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+        except (ValueError, OSError, RuntimeError) as exc:
             self.notify(_common.user_message(exc), "error")
             return None
 

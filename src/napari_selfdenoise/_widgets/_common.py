@@ -279,7 +279,10 @@ def format_duration(seconds: Optional[float]) -> str:
 
 
 def user_message(exc: BaseException) -> str:
-    """A one-line message for an error a user can fix, else the type and message."""
-    if isinstance(exc, (ValueError, FileNotFoundError, FileExistsError, MemoryError)):
-        return str(exc)
+    """The CLI's one-line message for an error a user can fix, else the type and message."""
+    from ..core.validation import is_user_error
+    from ..core.validation import user_message as one_line
+
+    if is_user_error(exc):
+        return one_line(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-supervised denoising of microscopy images (no clean data needed).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of errors (put it before COMMAND)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"{__name__}.{name}_cmd")
@@ -43,9 +45,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        # user mistakes (bad axes, missing files, corrupt models) get one clear line
-        print(f"napari-selfdenoise {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError, MemoryError) as exc:
+        from ..core.validation import is_user_error, user_message
+
+        if args.debug or not is_user_error(exc):
+            raise  # programming errors keep their traceback
+        # user mistakes (bad axes, missing files, corrupt models, full disk) get one line
+        print(f"napari-selfdenoise {args.command}: error: {user_message(exc)}",
+              file=sys.stderr)
         return 2
 
 

@@ -2,8 +2,8 @@
 
 Chooses a classical denoiser's parameter by its Noise2Self self-supervised loss (on a
 central crop), then denoises the whole image block by block. ``--out`` ending in ``.zarr``
-streams the result to a zarr store (the input is never loaded whole); otherwise a float32
-TIFF is written. ``--report`` saves the loss curve(s) and the choice as JSON.
+streams the result to a zarr store (the input is never loaded whole); ``.tif`` gives a
+float32 TIFF, ``.npy`` a numpy file; other extensions are refused before any work. ``--report`` saves the loss curve(s) and the choice as JSON.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--denoiser", default="auto",
                         help="median, mean, gaussian, tv, wavelet, nlm, bilateral, or 'auto' "
                         "to try them all and keep the lowest loss (default)")
-    parser.add_argument("--out", required=True, type=Path, help="output .tif or .zarr")
+    parser.add_argument("--out", required=True, type=Path, help="output .tif, .zarr or .npy")
     parser.add_argument("--report", type=Path, default=None, help="write a JSON report here")
     parser.add_argument("--axes", default=None, help="axes of the input, e.g. YX, ZYX, TYX")
     parser.add_argument("--values", type=float, nargs="+", default=None,
@@ -49,19 +48,70 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _check_outputs(args: argparse.Namespace, image: Any) -> None:
+    """Before any work: known extensions, not the input, writable, room, no silent replace."""
+    import math
+
+    from ..core import io, outputs, validation
+
+    size = 4 * math.prod(int(s) for s in image.shape)
+    if not io.is_zarr_path(args.out):  # TIFF / npy outputs hold the result in memory
+        validation.check_fits_in_memory(2 * size, f"denoising {args.input}",
+                                        "write a .zarr output (streamed block by block)")
+    outputs.check_output(args.out, overwrite=args.overwrite, inputs=[args.input],
+                         suffixes=outputs.IMAGE_SUFFIXES, label="--out", expected_bytes=size,
+                         directory_ok=True)
+    if args.report is not None:
+        outputs.check_output(args.report, overwrite=args.overwrite,
+                             inputs=[args.input, args.out], suffixes=(".json",),
+                             label="--report")
+
+
 def run(args: argparse.Namespace) -> int:
     """Calibrate, denoise, write the output (and the report)."""
+    from contextlib import ExitStack
+
+    from ..core import io, outputs
+
+    image, file_axes = io.open_image(args.input)
+    _check_outputs(args, image)
+    with ExitStack() as locks:
+        for path in (args.out, args.report):
+            if path is not None:
+                locks.enter_context(outputs.OutputLock(path))
+                outputs.remove_stale_temporaries(path)
+        result, report = _calibrate_and_write(args, image, file_axes)
+        if args.report is not None:
+            _write_report(args.report, report)
+    print(f"{result.denoiser} {result.parameter}={result.best_value:.4g} "
+          f"(loss {result.best_loss:.6g}, noise sigma {result.noise_sigma:.4g}, "
+          f"{'J-invariant' if result.j_invariant else 'plain'} output) -> {args.out}",
+          file=sys.stdout)
+    return 0
+
+
+def _write_report(path: Path, report: dict) -> None:
+    from ..core import outputs
+
+    tmp = outputs.prepare_parent(path).with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        tmp.write_text(json.dumps(report, indent=2))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _calibrate_and_write(args: argparse.Namespace, image: Any, file_axes: Any) -> tuple:
+    """Run the calibration and write the denoised image atomically (zarr, TIFF or npy)."""
     import numpy as np
 
-    from ..core import io
+    from ..core import io, outputs
     from ..core.calibration import calibrate
     from ..core.config import CalibrateConfig
     from ..core.events import CalibrationStep, run_to_end
 
-    out_path = io.check_output_path(args.out, args.overwrite)
-    if args.report is not None:
-        io.check_output_path(args.report, args.overwrite)
-    image, file_axes = io.open_image(args.input)
+    out_path = outputs.prepare_parent(args.out)
     config = CalibrateConfig(
         denoiser=args.denoiser, values=args.values, axes=args.axes or file_axes,
         crop=args.crop or None, device=args.device,
@@ -93,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
             if out_path.exists():
                 shutil.rmtree(out_path) if out_path.is_dir() else out_path.unlink()
             os.replace(tmp, out_path)
+        elif out_path.suffix.lower() == ".npy":
+            _save_npy(out_path, np.asarray(result.image, dtype=np.float32))
         else:
             io.write_tiff_atomic(out_path, np.asarray(result.image, dtype=np.float32),
                                  axes=result.axes, document={"calibration": report},
@@ -101,12 +153,18 @@ def run(args: argparse.Namespace) -> int:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if args.report is not None:
-        tmp_report = args.report.with_name(f".{args.report.name}.{time.time_ns()}")
-        tmp_report.write_text(json.dumps(report, indent=2))
-        os.replace(tmp_report, args.report)
-    print(f"{result.denoiser} {result.parameter}={result.best_value:.4g} "
-          f"(loss {result.best_loss:.6g}, noise sigma {result.noise_sigma:.4g}, "
-          f"{'J-invariant' if result.j_invariant else 'plain'} output) -> {out_path}",
-          file=sys.stdout)
-    return 0
+    return result, report
+
+
+def _save_npy(path: Path, array: Any) -> None:
+    """``numpy.save`` to a temporary sibling, renamed into place."""
+    import numpy as np
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

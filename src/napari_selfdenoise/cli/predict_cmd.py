@@ -117,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
     from ..core.provenance import make_provenance
     from ..core.events import run_to_end
 
+    from ..core import outputs
+
+    outputs.check_not_input(args.out, [args.model, args.input], "--out")
     bundle = load_model(args.model)
-    data, file_axes = io.open_image(args.input)
     config = PredictConfig(
         tile_shape=tuple(args.tile) if args.tile else None,
         overlap=tuple(args.overlap) if args.overlap else None,
@@ -129,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     )
     settings = dict(config.model_dump(mode="json"), model=str(args.model))
     prov = make_provenance("predict", args.input.name, settings, bundle=bundle)
-    gen = predict(bundle, data, axes=args.axes or file_axes, config=config, out=args.out,
+    # the path, not an opened array: predict records the input's identity for resuming
+    gen = predict(bundle, args.input, axes=args.axes, config=config, out=args.out,
                   provenance=prov)
     t0 = time.perf_counter()
     try:

@@ -29,6 +29,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--model", type=Path, default=None,
                         help="model file for a Predict preset (overrides the preset's)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing outputs in --out (refused otherwise)")
     parser.add_argument("--quiet", action="store_true", help="only print the summary")
     parser.set_defaults(func=run)
     return parser
@@ -70,7 +72,7 @@ class _Printer:
 
 def run(args: argparse.Namespace) -> int:
     """Run the batch; 0 when every input succeeded, 1 when some failed."""
-    from ..core import presets
+    from ..core import outputs, presets
     from ..core.bundle import ModelBundle
     from ..core.events import run_to_end
 
@@ -81,8 +83,16 @@ def run(args: argparse.Namespace) -> int:
     model = ModelBundle.load(args.model) if args.model is not None else None
     if model is not None and presets.kind_of(settings) != "predict":
         raise ValueError("--model only applies to a Predict preset")
+    if args.out.exists() and not args.out.is_dir():
+        raise outputs.OutputError(f"--out {args.out} is a file; give a folder")
+    if model is None and presets.kind_of(settings) == "predict":
+        model = presets._preset_model(settings)
+    # every output name checked before any work: collisions, inputs, existing files
+    presets.plan_outputs(settings, inputs, args.out, model=model, overwrite=args.overwrite)
     args.out.mkdir(parents=True, exist_ok=True)
-    report = run_to_end(presets.run_batch(settings, inputs, args.out, model=model),
-                        _Printer(args.quiet))
+    outputs.check_writable(args.out, "--out", args.out)
+    with outputs.OutputLock(args.out):
+        report = run_to_end(presets.run_batch(settings, inputs, args.out, model=model,
+                                              overwrite=args.overwrite), _Printer(args.quiet))
     print(report.summary())
     return 1 if report.failures else 0

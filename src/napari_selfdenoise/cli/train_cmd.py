@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -43,7 +44,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                         help="wall-clock budget in seconds")
     parser.add_argument("--patch", type=int, nargs="+", default=None,
-                        help="patch size: Y X (2D) or Z Y X (3D)")
+                        help="patch size: Y X (2D) or Z Y X (3D); one number N means N x N "
+                        "(2D) or N x N x N (3D)")
     parser.add_argument("--batch", type=int, default=None, help="patches per step")
     parser.add_argument("--lr", type=float, default=None, help="learning rate")
     parser.add_argument("--network", choices=NETWORK_CHOICES, default=None,
@@ -60,7 +62,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-json", type=Path, default=None, metavar="FILE",
                         help="write one JSON object per logged step to FILE")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing model")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing model (and --log-json file)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -141,28 +144,91 @@ def _install_stop_handler(stop: threading.Event, progress: Progress) -> Optional
     return signal.signal(signal.SIGINT, handler)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Open the inputs, train, save the model."""
-    from ..core import io
-    from ..core.events import Message, TrainFinished, TrainStep
-    from ..core.training import train
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before any work: the model and log are not inputs, may be written, do not exist."""
+    from ..core import outputs
 
-    if args.out.exists() and not args.overwrite:
-        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
-    config = build_config(args)
+    not_models = outputs.IMAGE_SUFFIXES + (".json", ".jsonl", ".png", ".jpg", ".txt")
+    if args.out.suffix.lower() in not_models:
+        raise outputs.OutputError(f"--out {args.out}: a model file ends in .sdmodel, not "
+                                  f"{args.out.suffix}; e.g. --out {args.out.stem}.sdmodel")
+    inputs = [*args.inputs, *(getattr(args, "target", None) or [])]
+    outputs.check_output(args.out, overwrite=args.overwrite, inputs=inputs, label="--out")
+    if args.log_json is not None:
+        outputs.check_output(args.log_json, overwrite=args.overwrite,
+                             inputs=[*inputs, args.out], label="--log-json")
+        if outputs.same_path(args.log_json, args.out):
+            raise outputs.OutputError("--log-json and --out name the same file")
+
+
+def _open_inputs(args: argparse.Namespace) -> tuple[list, Optional[str], Optional[list]]:
+    """Open and check every input (and Noise2Noise target), naming the file in any error."""
+    from ..core import io, validation
+
     arrays, axes = [], args.axes
     for path in args.inputs:
         array, file_axes = io.open_image(path)
-        if axes is None:
-            axes = file_axes
+        validation.check_array(array, str(path), purpose="train")
+        bad = validation.count_nonfinite(array)
+        if bad:
+            raise validation.UserError(
+                f"{path} contains {bad} NaN or infinite values; replace them (e.g. by the "
+                "median) or crop them away before training")
+        axes = validation.resolve_axes(array.shape, axes, file_axes=file_axes, name=str(path))
         arrays.append(array)
     targets = None
-    if getattr(args, "target", None):
-        targets = [io.open_image(path)[0] for path in args.target]
+    if getattr(args, "target", None):  # Noise2Noise: independent noisy acquisitions
+        targets = []
+        for path in args.target:
+            target, _ = io.open_image(path)
+            validation.check_array(target, str(path), purpose="train")
+            targets.append(target)
+    if args.patch and len(args.patch) == 1:  # one number: a square / cube patch
+        from ..core.axes import spatial_axes
+
+        args.patch = args.patch * len(spatial_axes(axes))
+    return arrays, axes, targets
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the inputs, train, save the model."""
+    from contextlib import ExitStack
+
+    from ..core import outputs
+
+    _check_outputs(args)
+    arrays, axes, targets = _open_inputs(args)
+    config = build_config(args)
+    with ExitStack() as locks:
+        for path in (args.out, args.log_json):
+            if path is not None:
+                locks.enter_context(outputs.OutputLock(path))
+                outputs.remove_stale_temporaries(path)
+        bundle = _train(args, arrays, axes, config, targets)
+        outputs.prepare_parent(args.out)
+        path = bundle.save(args.out)
+    print(f"saved {bundle.method} model ({bundle.axes}, best step "
+          f"{bundle.info.get('best_step')}) to {path}")
+    return 0
+
+
+def _train(args: argparse.Namespace, arrays: list, axes: Optional[str], config: Any,
+           targets: Optional[list] = None) -> Any:
+    """Run training with the progress bar, the JSON log and the Ctrl-C handler."""
+    from ..core.events import Message, TrainFinished, TrainStep
+    from ..core.training import train
+
     progress = Progress(sys.stderr, args.quiet)
-    log = open(args.log_json, "w", encoding="utf-8") if args.log_json else None
+    log, log_tmp = None, None
+    if args.log_json:
+        from ..core import outputs
+
+        log_tmp = outputs.prepare_parent(args.log_json).with_name(
+            f".{args.log_json.name}.{os.getpid()}.part")
+        log = open(log_tmp, "w", encoding="utf-8")
     stop = threading.Event()
     previous = _install_stop_handler(stop, progress)
+    bundle = None
     try:
         gen = train(arrays, config, axes=axes, stop=stop, target=targets)
         while True:
@@ -192,7 +258,8 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
         if log is not None:
             log.close()
-    path = bundle.save(args.out)
-    print(f"saved {bundle.method} model ({bundle.axes}, best step "
-          f"{bundle.info.get('best_step')}) to {path}")
-    return 0
+            if bundle is not None:
+                os.replace(log_tmp, args.log_json)  # the log appears whole, with the model
+            else:
+                os.unlink(log_tmp)
+    return bundle

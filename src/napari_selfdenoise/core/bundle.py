@@ -22,6 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .config import TrainConfig
+from .validation import UserError
 
 FORMAT = "napari-selfdenoise/model"
 FORMAT_VERSION = 1
@@ -31,7 +32,7 @@ MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_FILE_BYTES = 2 * 1024**3
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError):
     """A model file or metadata entry is corrupt, truncated, foreign or unsafe."""
 
 
@@ -173,9 +174,11 @@ class ModelBundle:
             raise ModelFileError(
                 f"{source} is not a napari-selfdenoise model file (bad or truncated header)"
             )
+        from .validation import check_model_header, check_weights, load_json, strict_settings
+
         try:
-            raw = json.loads(data[8 : 8 + n].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raw = load_json(data[8 : 8 + n], f"{source} header")
+        except UserError as exc:
             raise ModelFileError(f"{source} has a corrupt header: {exc}") from None
         meta = raw.get("__metadata__") if isinstance(raw, dict) else None
         if not isinstance(meta, dict) or _HEADER_KEY not in meta:
@@ -184,17 +187,15 @@ class ModelBundle:
                 "(no napari_selfdenoise metadata)"
             )
         try:
-            header = json.loads(meta[_HEADER_KEY])
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ModelFileError(f"{source} has corrupt model metadata: {exc}") from None
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise ModelFileError(f"{source} is not a napari-selfdenoise model (wrong format tag)")
-        if int(header.get("format_version", -1)) > FORMAT_VERSION:
-            raise ModelFileError(
-                f"{source} was written by a newer napari-selfdenoise "
-                f"(format {header.get('format_version')}, this version reads {FORMAT_VERSION}); "
-                "upgrade the plugin"
-            )
+            if not isinstance(meta[_HEADER_KEY], str):
+                raise UserError(f"{source} has corrupt model metadata (not a string)")
+            header = load_json(meta[_HEADER_KEY], f"{source} (model metadata)")
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise UserError(f"{source} is not a napari-selfdenoise model (wrong format tag)")
+            check_model_header(header, source, FORMAT_VERSION)
+            config = strict_settings(TrainConfig, header["config"], f"{source} (config)")
+        except UserError as exc:
+            raise ModelFileError(str(exc)) from None
         try:
             from safetensors.torch import load
 
@@ -202,7 +203,10 @@ class ModelBundle:
         except Exception as exc:  # safetensors raises its own error types
             raise ModelFileError(f"{source} has corrupt weights: {exc}") from None
         try:
-            config = TrainConfig.model_validate(header["config"])
+            check_weights(tensors, source)
+        except UserError as exc:
+            raise ModelFileError(str(exc)) from None
+        try:
             bundle = cls(
                 config=config,
                 axes=str(header["axes"]),
@@ -222,7 +226,10 @@ class ModelBundle:
             raise ModelFileError(f"{source}: spatial_dims must be 2 or 3")
         if len(bundle.norm_offset) != bundle.n_channels or len(bundle.norm_scale) != bundle.n_channels:
             raise ModelFileError(f"{source}: normalisation does not match the channel count")
-        bundle.build_model()  # checks the weights fit the configuration
+        try:
+            bundle.build_model()  # checks the weights fit the configuration
+        except ModelFileError as exc:
+            raise ModelFileError(f"{source}: {exc}") from None
         return bundle
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
@@ -232,10 +239,13 @@ class ModelBundle:
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.to_bytes()
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+            from .outputs import apply_umask
+
+            apply_umask(tmp)  # mkstemp creates 0600: give the file the usual mode
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

@@ -38,6 +38,7 @@ from .masking import (
     grid_mask, grid_masked_input, grid_offsets, grid_phase, interpolate_neighbours,
     invariant_apply,
 )
+from .validation import check_array, check_parameter_values
 
 #: rounds of :func:`grid_extension` (2 values each) when a default grid's minimum is on its edge
 MAX_GRID_EXTENSIONS = 3
@@ -347,6 +348,7 @@ def calibrate(
     """
     t0 = time.perf_counter()
     config = config if config is not None else CalibrateConfig()
+    check_array(image, "the image", purpose="calibrate")
     axes = _resolve_axes(image, axes or config.axes)
     nd = len(spatial_axes(axes))
     if nd not in (2, 3):
@@ -359,6 +361,9 @@ def calibrate(
     check_image(crop, nd)
     sigma = estimate_noise_sigma(crop, nd)
     grids = {d.name: _grid_for(d, config.values, sigma, nd) for d in dens}
+    if config.values:  # user grids: bounded by what the image can use (core.validation)
+        for d in dens:
+            check_parameter_values(d, grids[d.name], crop.shape[-nd:])
     device = select_device(config.device)
     x = torch.from_numpy(crop).to(device)[:, None]
     interp = interpolate_neighbours(x)

@@ -26,8 +26,8 @@ from typing import Any, Generator, Optional
 
 import numpy as np
 
-from . import io
-from .axes import AxesError, infer_axes, validate_axes
+from . import io, outputs, resume, validation
+from .axes import AxesError, validate_axes
 from .bundle import ModelBundle
 from .config import PredictConfig, default_patch_size
 from .events import Message, PredictStarted, TileDone, run_to_end
@@ -238,6 +238,8 @@ class _Sink:
     def __init__(self, layout: Layout, n_chunks: int):
         self.layout = layout
         self.done = np.zeros(n_chunks, dtype=bool)
+        self.nonfinite = 0  # NaN pixels written (input NaN / Inf, see validation)
+        self.count_nan = False
         self._has_c = "C" in layout.axes
         # canonical ([C], spatial) -> data order of the block letters
         letters = ("C" if self._has_c else "") + layout.spatial
@@ -251,6 +253,13 @@ class _Sink:
 
     def to_data_order(self, block: np.ndarray) -> np.ndarray:
         return np.transpose(block if self._has_c else block[0], self._perm)
+
+    def _out(self, sample: int, spatial: tuple[slice, ...], block: np.ndarray) -> np.ndarray:
+        """The block in data order, NaN where the input is not finite."""
+        arr = self.to_data_order(block)
+        if self.count_nan:
+            self.nonfinite += int(np.count_nonzero(np.isnan(arr)))
+        return arr
 
     def write(self, sample: int, spatial: tuple[slice, ...], block: np.ndarray) -> None:
         raise NotImplementedError
@@ -268,7 +277,7 @@ class _ArraySink(_Sink):
         self.array = array if array is not None else np.full(layout.shape, np.nan, np.float32)
 
     def write(self, sample, spatial, block):
-        self.array[self.index(sample, spatial)] = self.to_data_order(block)
+        self.array[self.index(sample, spatial)] = self._out(sample, spatial, block)
 
     def finish(self, complete):
         return self.array
@@ -281,6 +290,13 @@ class _NpySink(_ArraySink):
         self.path = path
         self.tmp = path.with_name(f".{path.name}.part")
         arr = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32, shape=layout.shape)
+        try:  # a full disk fails here, not later with a bus error in the memory map
+            with open(self.tmp, "r+b") as fh:
+                outputs.reserve(fh.fileno(), os.path.getsize(self.tmp), path)
+        except BaseException:
+            del arr
+            os.unlink(self.tmp)
+            raise
         super().__init__(layout, n_chunks, arr)
 
     def finish(self, complete):
@@ -297,18 +313,21 @@ class _ZarrSink(_Sink):
     """A zarr v3 store chunked like the tiles; finished chunks recorded in its attributes."""
 
     def __init__(self, layout, plan: TilePlan, path: Path, document: dict, signature: str,
-                 overwrite: bool):
+                 overwrite: bool, input_id: Optional[dict] = None):
         import zarr
 
         n_chunks = layout.n_samples * plan.n_tiles
         super().__init__(layout, n_chunks)
         self.path = path
         self.signature = signature
+        self.input_id = input_id
         self._last_record = 0.0
         self._plan_record = [[a.length, a.stride, a.context, a.blend, a.border, a.multiple]
                              for a in plan.axes]
         existing = _read_progress(path)
         if existing is not None and existing.get("signature") == signature and not overwrite:
+            if input_id is not None:
+                resume.check_same_input(existing.get("input"), input_id, path)
             self.array = zarr.open_array(str(path), mode="r+")
             self.done[:] = _unpack_bits(existing["done"], n_chunks)
             self.resumed = True
@@ -320,6 +339,9 @@ class _ZarrSink(_Sink):
                 raise FileExistsError(
                     f"{path} exists and {why}; pass overwrite=True (--overwrite) to replace it"
                 )
+            if path.is_dir() and not io.is_zarr_path(path):
+                raise outputs.OutputError(f"{path} is a folder that is not a zarr store; it "
+                                          "is never replaced: choose another output")
             if path.is_dir():
                 shutil.rmtree(path)
             else:
@@ -342,10 +364,10 @@ class _ZarrSink(_Sink):
 
     def _progress(self, complete: bool = False) -> dict:
         return {"signature": self.signature, "done": _pack_bits(self.done),
-                "complete": complete, "plan": self._plan_record}
+                "complete": complete, "plan": self._plan_record, "input": self.input_id}
 
     def write(self, sample, spatial, block):
-        self.array[self.index(sample, spatial)] = self.to_data_order(block)
+        self.array[self.index(sample, spatial)] = self._out(sample, spatial, block)
 
     def record(self, final=False):
         now = time.monotonic()
@@ -362,12 +384,13 @@ class _ZarrSink(_Sink):
 class _TiffSink(_ZarrSink):
     """BigTIFF output: chunks go to a resumable sibling zarr, converted page by page at the end."""
 
-    def __init__(self, layout, plan, path: Path, document, signature, overwrite):
+    def __init__(self, layout, plan, path: Path, document, signature, overwrite, input_id=None):
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
         self.final_path = path
         self.document = document
-        super().__init__(layout, plan, _partial_path(path), document, signature, overwrite)
+        super().__init__(layout, plan, _partial_path(path), document, signature, overwrite,
+                         input_id)
 
     def finish(self, complete):
         super().finish(complete)
@@ -526,13 +549,9 @@ def _resolve_input(data: Any, axes: Optional[str], bundle: ModelBundle) -> tuple
     if not hasattr(data, "shape") or not hasattr(data, "__getitem__"):
         data = np.asarray(data)
     shape = tuple(int(s) for s in data.shape)
-    if axes is None:
-        axes = file_axes
-    if axes is None and len(bundle.axes) == len(shape):
-        axes = bundle.axes
-    if axes is None:
-        axes = infer_axes(shape, allow_rgb=True)
-    return data, validate_axes(axes, shape)
+    validation.check_array(data, "the input", purpose="predict")
+    return data, validation.resolve_axes(shape, axes, file_axes=file_axes,
+                                         model_axes=bundle.axes, name="the input")
 
 
 def _output_kind(out: Any) -> Optional[str]:
@@ -657,9 +676,14 @@ def predict(
 
     from .device import execution_record, resolve_precision, select_device, use_channels_last
 
+    src = resume.source_path(data)
     data, axes = _resolve_input(data, axes, bundle)
     layout = map_axes(bundle, axes, tuple(int(s) for s in data.shape))
     kind = _output_kind(out)
+    if kind is not None:  # before any work: not an input, writable, room for it
+        outputs.check_output(out, overwrite=config.overwrite or kind != "npy",
+                             inputs=[src], label="output", directory_ok=kind == "zarr",
+                             expected_bytes=4 * math.prod(layout.shape))
     device = select_device(config.device)
     method = get_method(bundle.method)
     predictor = method.predictor(bundle.config, config.j_invariant)
@@ -685,38 +709,61 @@ def predict(
     for note in notes:
         yield Message(note, "warning")
 
-    n_chunks = layout.n_samples * plan.n_tiles
-    sink: _Sink
-    if kind in ("zarr", "tiff"):
-        model_meta = bundle.to_metadata()
-        prov = provenance if provenance is not None else make_provenance(
-            "predict", None, config, bundle=bundle)
-        prov = {**prov, "execution": execution}
-        doc = io.make_document(axes=layout.axes, model=model_meta, provenance=prov)
-        sig = _signature(model_meta, layout, bool(j_inv), config.tta, plan)
-        path = Path(out)
-        store = path if kind == "zarr" else _partial_path(path)
-        existing = _read_progress(store)
-        if existing is not None and existing.get("signature") == sig and not config.overwrite:
-            plan = TilePlan(tuple(AxisPlan(*p) for p in existing["plan"]))  # resume as planned
-        cls = _ZarrSink if kind == "zarr" else _TiffSink
-        sink = cls(layout, plan, path, doc, sig, config.overwrite)
-    elif kind == "npy":
-        sink = _NpySink(layout, n_chunks, io.check_output_path(out, config.overwrite))
-    else:
-        sink = _ArraySink(layout, n_chunks)
-
-    stitcher = _Stitcher(plan, sink, bundle)
-    work = _work_list(plan, layout, sink.done)
-    total = layout.n_samples * plan.n_tiles
-    yield PredictStarted(execution, tuple(plan.tile_shape), int(batch), total)
-    skipped = total - len(work)
-    if skipped:
-        yield Message(f"resuming: {skipped} of {total} tiles already done")
-    result = yield from _pipeline(
-        work, batch, plan, layout, data, bundle, runner, device, stitcher, sink, stop,
-        total, skipped)
+    lock = outputs.OutputLock(out).acquire() if kind is not None else None
+    try:
+        if lock is not None:
+            outputs.remove_stale_temporaries(out)
+        sink = _make_sink(kind, out, layout, plan, bundle, config, provenance, bool(j_inv),
+                          resume.input_identity(data, src) if kind in ("zarr", "tiff") else None,
+                          execution)
+        stitcher = _Stitcher(sink.plan if hasattr(sink, "plan") else plan, sink, bundle)
+        plan = stitcher.plan
+        work = _work_list(plan, layout, sink.done)
+        total = layout.n_samples * plan.n_tiles
+        yield PredictStarted(execution, tuple(plan.tile_shape), int(batch), total)
+        skipped = total - len(work)
+        if skipped:
+            yield Message(f"resuming: {skipped} of {total} tiles already done")
+        result = yield from _pipeline(
+            work, batch, plan, layout, data, bundle, runner, device, stitcher, sink, stop,
+            total, skipped)
+    finally:
+        if lock is not None:
+            lock.release()
+    if sink.nonfinite:
+        yield Message(f"the input has {sink.nonfinite} NaN or infinite pixel(s): the network "
+                      "saw them filled with the image mean, and they are NaN in the output",
+                      "warning")
     return result
+
+
+def _make_sink(kind: Optional[str], out: Any, layout: Layout, plan: TilePlan,
+               bundle: ModelBundle, config: PredictConfig, provenance: Optional[dict],
+               j_inv: bool, input_id: Optional[dict], execution: dict) -> _Sink:
+    """The output sink; a resumed zarr / TIFF output keeps the tile plan it started with.
+
+    File outputs carry the model and the provenance, with ``execution`` (device, precision)."""
+    n_chunks = layout.n_samples * plan.n_tiles
+    if kind == "npy":
+        return _NpySink(layout, n_chunks, outputs.prepare_parent(out))
+    if kind is None:
+        validation.check_fits_in_memory(4 * math.prod(layout.shape), "the denoised image",
+                                        "write it to a .zarr or .tif output instead")
+        return _ArraySink(layout, n_chunks)
+    model_meta = bundle.to_metadata()
+    prov = provenance if provenance is not None else make_provenance(
+        "predict", None, config, bundle=bundle)
+    prov = {**prov, "execution": execution}
+    doc = io.make_document(axes=layout.axes, model=model_meta, provenance=prov)
+    sig = _signature(model_meta, layout, j_inv, config.tta, plan)
+    path = Path(out)
+    existing = _read_progress(path if kind == "zarr" else _partial_path(path))
+    if existing is not None and existing.get("signature") == sig and not config.overwrite:
+        plan = TilePlan(tuple(AxisPlan(*p) for p in existing["plan"]))  # resume as planned
+    cls = _ZarrSink if kind == "zarr" else _TiffSink
+    sink = cls(layout, plan, path, doc, sig, config.overwrite, input_id)
+    sink.plan = plan
+    return sink
 
 
 def _work_list(plan: TilePlan, layout: Layout, done: np.ndarray) -> list[tuple[int, tuple]]:
@@ -789,6 +836,9 @@ def _pipeline(work, batch, plan, layout, data, bundle, runner, device, stitcher,
                     break
                 items = work[start : start + batch]
                 arr = np.stack([_read_tile(data, layout, plan, bundle, s, t) for s, t in items])
+                bad = validation.fill_nonfinite(arr)  # NaN policy: see docs/reliability.md
+                if bad is not None:
+                    sink.count_nan = True
                 x = torch.from_numpy(arr)
                 phase = None
                 if runner.j_invariant:
@@ -796,7 +846,7 @@ def _pipeline(work, batch, plan, layout, data, bundle, runner, device, stitcher,
                         [_phase(plan, t, runner) for _, t in items]))
                 if pin:
                     x = x.pin_memory()
-                _put(to_compute, (items, x, phase), halt)
+                _put(to_compute, (items, x, phase, bad), halt)
         except BaseException as exc:  # surfaced in the main thread
             errors.append(exc)
         finally:
@@ -834,10 +884,12 @@ def _pipeline(work, batch, plan, layout, data, bundle, runner, device, stitcher,
                     break
                 if errors:
                     break
-                items, x, phase = item
+                items, x, phase, bad = item
                 if phase is not None:
                     phase = phase.to(device, non_blocking=True)
                 y = runner(x.to(device, non_blocking=True), phase).cpu().numpy()
+                if bad is not None:
+                    y[bad] = np.nan  # back at the input's non-finite pixels
                 to_write.put((items, y))
                 done_tiles += len(items)
                 elapsed = time.perf_counter() - t0

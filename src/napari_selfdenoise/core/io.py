@@ -65,17 +65,36 @@ def open_image(path: str | os.PathLike) -> tuple[Any, Optional[str]]:
         Axes from OME / ImageJ / shaped-TIFF metadata or zarr attributes, when present
         and expressible in ``STCZYX``.
     """
+    from .validation import UserError
+
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p} does not exist")
-    if is_zarr_path(p):
-        return _open_zarr(p)
     suffix = p.suffix.lower()
-    if suffix == ".npy":
-        return np.load(p, mmap_mode="r"), None
-    if suffix in TIFF_SUFFIXES:
+    if not (is_zarr_path(p) or suffix == ".npy" or suffix in TIFF_SUFFIXES):
+        raise UserError(f"cannot open {p}: expected .tif, .tiff, .zarr or .npy")
+    if p.is_dir() and not is_zarr_path(p) or p.is_file() and suffix == ".zarr":
+        raise UserError(f"cannot open {p}: not a zarr store")
+    try:
+        if is_zarr_path(p):
+            return _open_zarr(p)
+        if suffix == ".npy":
+            if p.stat().st_size == 0:
+                raise UserError(f"{p} is empty (0 bytes); it holds no image")
+            return np.load(p, mmap_mode="r", allow_pickle=False), None
         return _open_tiff(p)
-    raise ValueError(f"cannot open {p}: expected .tif, .tiff, .zarr or .npy")
+    except UserError:
+        raise
+    except RecursionError:
+        raise UserError(f"cannot open {p}: its metadata is nested too deeply") from None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, IndexError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise UserError(f"cannot open {p}: not a readable {suffix or 'zarr'} image "
+                        f"({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # tifffile / zarr raise their own error types for corrupt files
+        raise UserError(f"cannot open {p}: corrupt or unsupported file "
+                        f"({type(exc).__name__}: {exc})") from None
 
 
 def _clean_axes(letters: Optional[str], ndim: int) -> Optional[str]:
@@ -110,6 +129,9 @@ def _open_tiff(path: Path) -> tuple[Any, Optional[str]]:
 
 
 def _tiff_axes(raw: str) -> Optional[str]:
+    # I and Q are tifffile's "unknown" axes: the same inference as for .npy decides them
+    if set(raw.upper()) & {"I", "Q"}:
+        return None
     mapped = "".join(_TIFF_AXES.get(a, "?") for a in raw.upper())
     if "?" in mapped:
         return None
@@ -130,8 +152,17 @@ def _open_zarr(path: Path) -> tuple[Any, Optional[str]]:
     multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
     if isinstance(multiscales, list) and multiscales:
         ms = multiscales[0]
-        arr = node[ms["datasets"][0]["path"]]
-        names = [a["name"] if isinstance(a, dict) else str(a) for a in ms.get("axes", [])]
+        datasets = ms.get("datasets") if isinstance(ms, dict) else None
+        first = datasets[0] if isinstance(datasets, list) and datasets else None
+        if not isinstance(first, dict) or not isinstance(first.get("path"), str):
+            from .validation import UserError
+
+            raise UserError(f"{path}: OME-zarr field multiscales[0].datasets[0].path is missing "
+                            "or not a string; fix the metadata or open the array "
+                            "(path/to/store.zarr/0) directly")
+        arr = node[first["path"]]
+        axes_meta = ms.get("axes") if isinstance(ms.get("axes"), list) else []
+        names = [str(a.get("name", "?")) if isinstance(a, dict) else str(a) for a in axes_meta]
         axes = "".join(n[:1] for n in names) if all(len(n) == 1 for n in names) else None
         return arr, _clean_axes(axes, arr.ndim) or _zarr_array_axes(arr)
     arrays = sorted(node.arrays(), key=lambda kv: kv[0])
@@ -205,9 +236,13 @@ def read_document(path: str | os.PathLike) -> Optional[dict]:
 
         try:
             node = zarr.open(str(p), mode="r")
-        except Exception:
+            doc = dict(node.attrs).get(DOC_KEY)
+        except (Exception, RecursionError):
             return None
-        doc = dict(node.attrs).get(DOC_KEY)
+        from .validation import MAX_JSON_DEPTH, json_depth
+
+        if isinstance(doc, dict) and json_depth(doc) > MAX_JSON_DEPTH:
+            return {"format": DOC_FORMAT, "error": "embedded document is nested too deeply"}
         return doc if isinstance(doc, dict) else None
     if is_tiff_path(p):
         return _read_tiff_document(p)
@@ -229,10 +264,12 @@ def _read_tiff_document(path: Path) -> Optional[dict]:
         return None
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
+    from .validation import UserError, load_json
+
     try:
-        doc = json.loads(bytes(raw).rstrip(b"\0").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
-        return {"format": DOC_FORMAT, "error": f"embedded document is not valid JSON: {exc}"}
+        doc = load_json(bytes(raw).rstrip(b"\0"), "embedded document")
+    except UserError as exc:
+        return {"format": DOC_FORMAT, "error": str(exc)}
     if not isinstance(doc, dict) or doc.get("format") != DOC_FORMAT:
         return {"format": DOC_FORMAT, "error": "embedded document has the wrong format tag"}
     return doc
@@ -241,9 +278,14 @@ def _read_tiff_document(path: Path) -> Optional[dict]:
 # ------------------------------------------------------------------- writers
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     """Raise ``FileExistsError`` if ``path`` exists and ``overwrite`` is False."""
+    from .outputs import OutputError
+
     p = Path(path)
     if p.exists() and not overwrite:
         raise FileExistsError(f"{p} exists; pass overwrite=True (--overwrite) to replace it")
+    if p.is_dir() and not any((p / n).exists() for n in ("zarr.json", ".zarray", ".zgroup")):
+        raise OutputError(f"{p} is a folder that is not a zarr store; it is never replaced: "
+                          "choose another output")
     return p
 
 
@@ -335,11 +377,13 @@ def write_tiff_atomic(
     document: Optional[dict] = None,
     resolution: Optional[tuple[float, float]] = None,
     overwrite: bool = False,
+    rgb: bool = False,
 ) -> Path:
     """Write ``data`` (numpy, dask or zarr; Y and X last) as a BigTIFF, page by page.
 
     Reads one YX plane of ``data`` at a time; ``document`` goes into :data:`TIFF_TAG`.
-    Written to a temporary sibling and renamed.
+    Written to a temporary sibling and renamed. ``rgb``: ``data`` is ``(Y, X, 3 or 4)``
+    colour samples, written as one RGB(A) page.
     """
     import tifffile
 
@@ -360,6 +404,10 @@ def write_tiff_atomic(
 
     with _temporary_sibling(path) as tmp:
         with tifffile.TiffWriter(tmp, bigtiff=True) as tif:
+            if rgb:
+                tif.write(np.asarray(data), photometric="rgb", metadata=metadata,
+                          extratags=extratags, resolution=resolution)
+                return path
             tif.write(
                 pages(), shape=shape, dtype=np.dtype(data.dtype), metadata=metadata,
                 extratags=extratags, resolution=resolution, photometric="minisblack",
@@ -371,13 +419,23 @@ def write_tiff_atomic(
 @contextlib.contextmanager
 def _temporary_sibling(path: Path) -> Iterator[str]:
     """A temporary file beside ``path``, renamed onto it on success, removed on failure."""
+    from .outputs import apply_umask
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    apply_umask(tmp)  # mkstemp creates 0600: give the file the mode open() would
     ok = False
     try:
         yield tmp
         os.replace(tmp, path)
         ok = True
+    except OSError as exc:
+        from .outputs import disk_full_error
+
+        full = disk_full_error(exc, path)
+        if full is not None:
+            raise full from None
+        raise
     finally:
         if not ok and os.path.exists(tmp):
             os.unlink(tmp)

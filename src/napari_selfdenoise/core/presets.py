@@ -30,6 +30,7 @@ from .config import CalibrateConfig, PredictConfig, StrictModel, TrainConfig, de
 PRESET_FORMAT = "napari-selfdenoise/preset"
 PRESET_VERSION = 1
 SUFFIX = ".json"
+MAX_PRESET_BYTES = 1024**2
 
 
 class PresetError(ValueError):
@@ -155,10 +156,14 @@ def load_preset(
         path = Path(source)
         if not path.is_file():
             raise PresetError(f"preset file {path} does not exist")
+        from .validation import UserError, load_json
+
+        if path.stat().st_size > MAX_PRESET_BYTES:
+            raise PresetError(f"{where} is larger than {MAX_PRESET_BYTES} bytes; not a preset")
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PresetError(f"{where} is not valid JSON: {exc}") from None
+            doc = load_json(path.read_bytes(), where)
+        except UserError as exc:
+            raise PresetError(str(exc)) from None
     if not isinstance(doc, dict):
         raise PresetError(f"{where}: expected a JSON object, got {type(doc).__name__}")
     if doc.get("format") != PRESET_FORMAT:
@@ -187,8 +192,8 @@ def load_preset(
     if not isinstance(raw, dict):
         raise PresetError(f"{where}: 'settings' must be an object")
     cls = SETTINGS_TYPES[doc_kind]
-    try:
-        return cls.model_validate(raw)
+    try:  # strict: JSON true is not 1, "3" is not 3 (lists are fine for tuples)
+        return cls.model_validate_json(json.dumps(raw, allow_nan=True), strict=True)
     except ValidationError as exc:
         raise PresetError(f"{where} has invalid settings:\n" + _explain(exc, cls)) from None
 
@@ -292,6 +297,7 @@ def run_batch(
     *,
     stop: Optional[threading.Event] = None,
     model: Any = None,
+    overwrite: bool = False,
 ) -> Generator[BatchProgress, None, BatchReport]:
     """Apply a preset to each input in turn.
 
@@ -310,6 +316,9 @@ def run_batch(
         Stops the current input (keeping what it produced) and skips the rest.
     model : ModelBundle, optional
         The model for predict settings (overrides the preset's ``model_file``).
+    overwrite : bool
+        Replace existing outputs; without it they are refused before any work. Inputs
+        whose outputs would share a name are always refused (see :func:`plan_outputs`).
 
     Yields
     ------
@@ -323,6 +332,8 @@ def run_batch(
     t0 = time.perf_counter()
     if kind == "predict" and model is None:
         model = _preset_model(settings)
+    if out is not None:
+        plan_outputs(settings, inputs, out, model=model, overwrite=overwrite)
     total = len(inputs)
     for index, item in enumerate(inputs):
         if stop.is_set():
@@ -335,7 +346,7 @@ def run_batch(
                 axes = axes or file_axes
             else:
                 data = source
-            work = _one(kind, settings, data, axes, name, out, stop, model)
+            work = _one(kind, settings, data, axes, name, out, stop, model, overwrite)
             while True:
                 try:
                     event = next(work)
@@ -344,7 +355,10 @@ def run_batch(
                     break
                 yield BatchProgress(index, total, name, "running", event=event)
         except Exception as exc:  # one bad input must not end the batch
-            report.failures[name] = f"{type(exc).__name__}: {exc}"
+            from .validation import is_user_error, user_message
+
+            report.failures[name] = (user_message(exc) if is_user_error(exc)
+                                     else f"{type(exc).__name__}: {exc}")
             yield BatchProgress(index, total, name, "failed", message=report.failures[name])
             continue
         report.outputs[name] = result
@@ -362,6 +376,43 @@ def _unpack(item: BatchInput) -> tuple[str, Any, Optional[str]]:
     return Path(item).name, Path(item), None
 
 
+def plan_outputs(settings: Settings, inputs: Sequence[BatchInput],
+                 out_dir: Union[str, os.PathLike], *, model: Any = None,
+                 overwrite: bool = False) -> dict[str, list[Path]]:
+    """The files a batch run will write per input, checked before any work.
+
+    Raises
+    ------
+    OutputError
+        Two inputs whose outputs share a name (``a.tif`` and ``a.zarr``, or ``x/a.tif``
+        and ``y/a.tif``), an output that is one of the inputs, or an existing output
+        without ``overwrite``.
+    """
+    from .outputs import OutputError, check_output
+
+    kind = kind_of(settings)
+    out = Path(out_dir)
+    tag = {"train": lambda: settings.train.method, "predict": lambda: model.method,
+           "calibrate": lambda: settings.calibrate.denoiser}[kind]()
+    sources = [_unpack(item) for item in inputs]
+    paths = [src for _, src, _ in sources if isinstance(src, (str, os.PathLike))]
+    planned: dict[str, list[Path]] = {}
+    stems: dict[str, str] = {}
+    for name, _, _ in sources:
+        stem = _output_stem(name, tag)
+        if stem in stems:
+            raise OutputError(f"inputs {stems[stem]} and {name} would both be written to "
+                              f"{out / stem}.tif; rename one of them or run them separately")
+        stems[stem] = name
+        files = [out / f"{stem}.tif"] if tag != "auto" else []
+        if kind == "train":
+            files.append(out / f"{stem}.sdmodel")
+        for f in files:
+            check_output(f, overwrite=overwrite, inputs=paths, label="output")
+        planned[name] = files
+    return planned
+
+
 def _preset_model(settings: PredictSettings) -> Any:
     from .bundle import ModelBundle
 
@@ -373,7 +424,8 @@ def _preset_model(settings: PredictSettings) -> Any:
     return ModelBundle.load(settings.model_file)
 
 
-def _one(kind, settings, data, axes, name, out, stop, model) -> Generator[Any, None, Any]:
+def _one(kind, settings, data, axes, name, out, stop, model,
+         overwrite=False) -> Generator[Any, None, Any]:
     """Process one input; returns the output path (``out`` given) or array.
 
     Written TIFFs carry the axes, the model (train / predict) and the provenance in the
@@ -399,7 +451,7 @@ def _one(kind, settings, data, axes, name, out, stop, model) -> Generator[Any, N
         denoised = yield from tap(predict(model, data, axes=axes, config=pcfg), note)
         tag = cfg.method
         if out is not None:
-            model.save(out / f"{_output_stem(name, tag)}.sdmodel")
+            model.save(out / f"{_output_stem(name, tag)}.sdmodel", overwrite=overwrite)
     elif kind == "predict":
         from .inference import predict
 
@@ -426,4 +478,4 @@ def _one(kind, settings, data, axes, name, out, stop, model) -> Generator[Any, N
                            provenance=record)
     return io.write_tiff_atomic(out / f"{_output_stem(name, tag)}.tif",
                                 np.asarray(denoised, dtype=np.float32), axes=axes,
-                                document=doc, overwrite=True)
+                                document=doc, overwrite=overwrite)

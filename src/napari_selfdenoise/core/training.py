@@ -33,6 +33,7 @@ from .training_loop import (
     Checkpoint, LivePreview, Log, Preview, PreviewRequest, Run, TrainingDataError,
     run_loop, to_memory_format,
 )
+from .validation import check_train_args
 
 #: integer data beyond this magnitude is not represented exactly in float32
 FLOAT32_EXACT = 2**24
@@ -234,6 +235,7 @@ def train(
         held out), with the logged history and provenance in ``info``.
     """
     t0 = time.perf_counter()
+    check_train_args(data, config)  # paths, dicts: one clear error (core.validation)
     config = resolve_config(config)
     method = get_method(config.method)
     if init is not None:
