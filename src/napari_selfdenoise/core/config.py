@@ -122,20 +122,12 @@ class TrainConfig(StrictModel):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
     normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
-    params: MethodParamsUnion = Field(  # type: ignore[valid-type]
+    params: Optional[MethodParamsUnion] = Field(  # type: ignore[valid-type]
         None,
         description="The method's own parameters (one model per method, chosen by its "
         "'method' field); None or absent (files written before it existed): the method's "
         "defaults.",
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _method_params(cls, data: Any) -> Any:
-        """Fill ``params`` from ``method`` (model files and presets written without it)."""
-        if isinstance(data, dict) and data.get("params") is None:
-            data = {**data, "params": {"method": data.get("method", "n2v")}}
-        return data
 
     @field_validator("axes")
     @classmethod
@@ -148,6 +140,11 @@ class TrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":
+        if self.params is None:
+            # model files and presets written before ``params`` existed: the method's
+            # defaults. Filled after validation, not before: a "before" validator hands
+            # strict (JSON) validation Python lists where tuples are expected.
+            object.__setattr__(self, "params", get_method(self.method).Params())
         if self.patch_size is not None:
             if len(self.patch_size) not in (2, 3):
                 raise ValueError("patch_size must have 2 (YX) or 3 (ZYX) entries")
