@@ -3,6 +3,7 @@ real 60 s table)."""
 
 from __future__ import annotations
 
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -21,3 +22,24 @@ def test_quality_methods_table(monkeypatch, capsys, one_torch_thread, shared_dat
     assert "| data | image | noisy | ams | classical | n2n | n2s |" in out
     assert "| w2s | 010_0 |" in out and "| phantom pair | phantom_2d |" in out
     assert "n2n pairs along T: best validation loss" in out and "nan" not in out
+
+
+def test_quality_table_merges_runs_and_summarises(tmp_path, monkeypatch):
+    """quality_table.py: one table from several JSON-lines files, margins over the filter."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from quality_table import load, render
+
+    rows = [
+        {"dataset": "w2s", "image": "a", "method": "n2s", "psnr": 30.0, "noisy_psnr": 20.0},
+        {"dataset": "w2s", "image": "a", "method": "classical", "psnr": 30.5,
+         "noisy_psnr": 20.0, "denoiser": "tv", "value": 2.0},
+        {"dataset": "w2s", "image": "b", "method": "n2s", "psnr": 31.0, "noisy_psnr": 21.0},
+    ]
+    (tmp_path / "1.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n")
+    (tmp_path / "2.jsonl").write_text(json.dumps(rows[2]) + "\n")
+    cells = load([tmp_path / "1.jsonl", tmp_path / "2.jsonl"])
+    assert set(cells) == {("w2s", "a"), ("w2s", "b")}
+    text = render(cells, ["n2s", "classical"])
+    assert "| w2s | a | 20.00 | **30.00** | 30.50 (tv 2) | -0.50 |" in text
+    assert "| w2s | b | 21.00 | **31.00** | - | - |" in text
+    assert "above the classical filter on 0/1, mean margin -0.50 dB" in text
