@@ -70,3 +70,36 @@ def test_batch_over_selected_layers_adds_one_layer_each(viewer, dock, qtbot, noi
     assert "not selected [mean]" not in viewer.layers
     assert tuple(viewer.layers["b [mean]"].scale) == (2, 2)
     assert PROVENANCE_KEY in viewer.layers["a [mean]"].metadata
+
+
+def test_batch_into_a_folder_asks_before_replacing_outputs(viewer, dock, qtbot, noisy2d,
+                                                           tmp_path, monkeypatch):
+    """The widget's --overwrite: existing outputs are replaced only when the user says so."""
+    import tifffile
+    from qtpy.QtWidgets import QMessageBox
+
+    from napari_selfdenoise.core.presets import expand_inputs
+
+    noisy, _ = noisy2d
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    tifffile.imwrite(src / "img.tif", noisy)
+    earlier = out / "img_mean.tif"
+    earlier.write_bytes(b"an earlier result")
+    widget = dock("Calibrate")
+    widget.denoiser.setCurrentIndex(widget.denoiser.findData("mean"))
+    answers = []
+
+    def ask(*args, **kwargs):
+        answers.append(args[2])
+        return QMessageBox.StandardButton.No if len(answers) == 1 else QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", ask)
+    assert not widget.batch_to_folder(expand_inputs([src]), str(out))  # "No": nothing runs
+    assert earlier.read_bytes() == b"an earlier result" and "cancelled" in widget.status.text()
+    assert widget.batch_to_folder(expand_inputs([src]), str(out))  # "Yes": replaced
+    wait_until(qtbot, lambda: hasattr(widget, "last_batch_report"), 60)
+    assert "1 output file(s)" in answers[0] and "img_mean.tif" in answers[0]
+    assert sorted(widget.last_batch_report.outputs) == ["img.tif"]
+    assert tifffile.imread(earlier).shape == noisy.shape

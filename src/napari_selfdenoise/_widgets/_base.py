@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QToolButton,
@@ -287,18 +288,21 @@ class DockWidget(QWidget):
             self.status.setText("stopping…")
 
     # ------------------------------------------------------------------ batch runs
-    def run_batch(self, inputs: list, out_dir: Optional[str] = None) -> bool:
+    def run_batch(self, inputs: list, out_dir: Optional[str] = None,
+                  overwrite: bool = False) -> bool:
         """Apply the current settings to ``inputs`` (paths or (name, array, axes) tuples).
 
         With ``out_dir`` None the outputs become layers ``"<name> [<tag>]"``; else one file
-        per input is written there. Bad inputs are reported at the end.
+        per input is written there (existing ones only with ``overwrite``). Bad inputs are
+        reported at the end.
         """
         settings = self.settings()
         model = self.batch_model()
         tag = batch_tag(settings, model)
 
         def make(stop: Any) -> Generator:
-            return presets.run_batch(settings, inputs, out_dir, stop=stop, model=model)
+            return presets.run_batch(settings, inputs, out_dir, stop=stop, model=model,
+                                     overwrite=overwrite)
 
         def on_event(progress: presets.BatchProgress) -> None:
             done = progress.index + (progress.status in ("done", "failed"))
@@ -346,7 +350,23 @@ class DockWidget(QWidget):
             return
         out = QFileDialog.getExistingDirectory(self, "Folder for the outputs")
         if out:
-            self.guarded(lambda: self.run_batch(presets.expand_inputs([folder]), out))
+            self.guarded(lambda: self.batch_to_folder(presets.expand_inputs([folder]), out))
+
+    def batch_to_folder(self, inputs: list, out_dir: str) -> bool:
+        """Run a batch into ``out_dir``, asking first when it would replace earlier outputs
+        (the widget's ``--overwrite``); collisions and inputs as outputs are refused."""
+        planned = presets.plan_outputs(self.settings(), inputs, out_dir,
+                                       model=self.batch_model(), overwrite=True)
+        existing = [p for files in planned.values() for p in files if p.exists()]
+        if existing:
+            answer = QMessageBox.question(
+                self, "Replace earlier outputs?",
+                f"{len(existing)} output file(s) in {out_dir} exist already (e.g. "
+                f"{existing[0].name}). Replace them?")
+            if answer != QMessageBox.StandardButton.Yes:
+                self.set_progress(None, "batch run cancelled: the earlier outputs are kept")
+                return False
+        return self.run_batch(inputs, out_dir, overwrite=bool(existing))
 
     # ------------------------------------------------------------------- shutdown
     def _watch_window(self) -> None:
