@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from ..config import NetworkConfig, TrainConfig
+    from ..noise_model import NoiseModel
 
 #: how a trained model is applied: one pass, J-invariant grid passes, or complementary masks
 Predictor = Literal["plain", "j_invariant", "complementary"]
@@ -102,6 +103,11 @@ class Method:
                 f"unknown network {network.arch!r}; choose one of {sorted(NETWORKS)}"
             ) from None
         return factory(network, int(spatial_dims), int(n_channels), self.n2v2_network)
+
+    def prepare_network(self, net: "torch.nn.Module", config: "TrainConfig",
+                        noise: Optional["NoiseModel"]) -> None:
+        """Set up ``net`` before training from the data's noise model (normalised units;
+        None when it could not be estimated). Most methods ignore it."""
 
     # ----------------------------------------------------------------- training
     def split_pairs(self, data: Any, target: Any, axes: Optional[str],
