@@ -140,7 +140,7 @@ def _network(method: Method, config: TrainConfig, init: Optional[ModelBundle],
         )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return method.build_network(config.network, spatial_dims, n_channels)
+        return method.build_network(config.network, spatial_dims, n_channels, config.params)
 
 
 def _patch(config: TrainConfig, arrays: list[np.ndarray], axes: str,
@@ -278,7 +278,7 @@ def train(
     else:
         offsets, scales = compute_normalization(arrays, config.normalization)
     noise = yield from _noise_model(arrays)
-    method.prepare_network(net, config, noise.normalised(offsets, scales) if noise else None)
+    method.prepare_network(net, config, noise, offsets, scales)
     normed = _normalised(arrays, offsets, scales)
     if targets is not None:
         normed = pair_data(normed, _normalised(targets, offsets, scales))
