@@ -15,15 +15,18 @@ from pydantic import Field
 
 from .base import Batch, Method, MethodParams, Predictor, StepContext
 from .n2v import _COMMON
+from .pd_option import (
+    PixelShuffleParams, shuffled_patches, trained_network, wrap_for_inference,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from ..config import TrainConfig
+    from ..config import NetworkConfig, TrainConfig
 
 
-class AMSParams(MethodParams):
-    """How many complementary masks partition the image."""
+class AMSParams(PixelShuffleParams):
+    """How many complementary masks partition the image; optional pixel shuffle."""
 
     method: Literal["ams"] = "ams"
     n_masks: int = Field(2, ge=2, le=8, description="Complementary masks M: each hides "
@@ -56,6 +59,7 @@ class AMS(Method):
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
         import torch
 
+        x = shuffled_patches(x, config.params, self._multiple(config))
         m = config.params.n_masks
         assign = random_assignment(x, m, generator)
         pick = torch.randint(0, m, (x.shape[0],) + (1,) * (x.ndim - 1), generator=generator,
@@ -67,7 +71,17 @@ class AMS(Method):
              ctx: StepContext) -> "torch.Tensor":
         from ..masking import masked_mse
 
+        net = trained_network(net)
         return masked_mse(net(batch["x_in"]).float(), batch["x"], batch["mask"])
+
+    def build_network(self, network: "NetworkConfig", spatial_dims: int, n_channels: int,
+                      params: Optional[MethodParams] = None) -> "torch.nn.Module":
+        net = super().build_network(network, spatial_dims, n_channels)
+        return wrap_for_inference(net, params if params is not None else AMSParams())
+
+    @staticmethod
+    def _multiple(config: "TrainConfig") -> int:
+        return 2**config.network.depth if config.network.arch == "unet" else 1
 
     def predictor(self, config: "TrainConfig", j_invariant: Optional[bool] = None) -> Predictor:
         return "plain" if j_invariant is False else "complementary"

@@ -19,28 +19,13 @@ from pydantic import Field
 
 from .base import Batch, Method, MethodParams, StepContext
 from .n2v import _COMMON
+from .pd_option import PixelShuffleParams, shuffled_patches
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from ..config import NetworkConfig, TrainConfig
     from ..noise_model import NoiseModel
-
-
-class PixelShuffleParams(MethodParams):
-    """Pixel-shuffle down-sampling, shared by the methods that offer it."""
-
-    pixel_shuffle: bool = Field(
-        False, description="Pixel-shuffle down-sampling for spatially correlated noise "
-        "(AP-BSN): train on pd_train^2 sub-images, predict on pd_infer^2. Hurts on "
-        "pixel-independent noise.", json_schema_extra={"cli_values": ["pd_train", "pd_infer"]})
-    pd_train: int = Field(5, ge=2, le=8, description="Pixel-shuffle factor in training.")
-    pd_infer: int = Field(2, ge=1, le=8, description="Pixel-shuffle factor at inference "
-                          "(1: full resolution).")
-
-    def factors(self) -> tuple[int, int]:
-        """``(train, inference)`` factors, ``(1, 1)`` when pixel shuffle is off."""
-        return (self.pd_train, self.pd_infer) if self.pixel_shuffle else (1, 1)
 
 
 class BSNParams(PixelShuffleParams):
@@ -116,12 +101,7 @@ class BSN(Method):
 
     def make_batch(self, x: "torch.Tensor", config: "TrainConfig",
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
-        from ..pixel_shuffle import crop_to_multiple, shuffle_down
-
-        s = config.params.factors()[0]
-        if s > 1:
-            x = shuffle_down(crop_to_multiple(x, s * 2**config.network.depth), s)
-        return {"x": x}
+        return {"x": shuffled_patches(x, config.params, 2**config.network.depth)}
 
     def loss(self, net: Any, batch: Batch, config: "TrainConfig",
              ctx: StepContext) -> "torch.Tensor":
