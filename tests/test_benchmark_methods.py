@@ -21,3 +21,16 @@ def test_quality_methods_table(monkeypatch, capsys, one_torch_thread, shared_dat
     assert "| data | image | noisy | ams | classical | n2n | n2s |" in out
     assert "| w2s | 010_0 |" in out and "| phantom pair | phantom_2d |" in out
     assert "n2n pairs along T: best validation loss" in out and "nan" not in out
+
+
+def test_quality_methods_bsn_variants_and_correlated_phantom(monkeypatch, capsys,
+                                                            one_torch_thread):
+    args = ["--datasets", "fmd", "--images", "none", "--methods", "bsn", "bsn:mean:pd",
+            "ams:pd+r3", "--seconds", "1", "--correlated", "--no-classical", "--set",
+            'patch_size=[40, 40]', "batch_size=2", 'network={"base_filters": 4, "depth": 1}']
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "| data | image | noisy | bsn | bsn:mean:pd | ams:pd+r3 |" in out
+    assert "| correlated | phantom_correlated |" in out and "nan" not in out
