@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import tifffile
 
 from napari_selfdenoise.cli import main

@@ -58,6 +58,7 @@ def make_bundle(method, params, depth=1):
     ("ams", {"pixel_shuffle": True}, True),
     ("bsn", {"noise_model": "none", "pixel_shuffle": True}, True),
     ("n2v", {}, True),
+    ("n2s", {"pixel_shuffle": True}, False),
 ])
 def test_tiled_equals_untiled(method, params, r3):
     b = make_bundle(method, params)
@@ -70,17 +71,18 @@ def test_tiled_equals_untiled(method, params, r3):
         assert not np.allclose(plain, whole)
 
 
-def test_pixel_shuffled_ams_trains_on_sub_images():
+@pytest.mark.parametrize("method", ["ams", "n2v", "n2v2", "n2s", "n2same"])
+def test_pixel_shuffled_masking_methods_train_on_sub_images(method):
     from napari_selfdenoise.core.methods import get_method
     from napari_selfdenoise.core.methods.base import StepContext
 
-    cfg = TrainConfig(method="ams", network=NetworkConfig(depth=2, base_filters=4),
-                      params={"method": "ams", "pixel_shuffle": True})
+    cfg = TrainConfig(method=method, network=NetworkConfig(depth=2, base_filters=4),
+                      params={"method": method, "pixel_shuffle": True})
     x = torch.randn(2, 1, 64, 64)
-    batch = get_method("ams").make_batch(x, cfg, torch.Generator().manual_seed(0),
-                                         StepContext())
+    batch = get_method(method).make_batch(x, cfg, torch.Generator().manual_seed(0),
+                                          StepContext())
     assert batch["x"].shape == (2 * 25, 1, 12, 12)  # 64 cropped to 60, 5 x 5 sub-images
-    net = build_network(cfg.network, 2, 1, "ams", cfg.params)
+    net = build_network(cfg.network, 2, 1, method, cfg.params)
     assert net.size_multiple == 8 and net.halo[-1] == 2 * net.inner.halo[-1]
-    loss = get_method("ams").loss(net, batch, cfg, StepContext())
+    loss = get_method(method).loss(net, batch, cfg, StepContext())
     assert loss.ndim == 0 and torch.isfinite(loss)

@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field
 
-from .base import Batch, Method, MethodParams, Predictor, StepContext
+from .base import Batch, Method, Predictor, StepContext
 from .n2v import _COMMON
 from .pd_option import (
-    PixelShuffleParams, shuffled_patches, trained_network, wrap_for_inference,
+    PixelShuffleOption, PixelShuffleParams, pd_multiple, shuffled_patches, trained_network,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from ..config import NetworkConfig, TrainConfig
+    from ..config import TrainConfig
 
 
 class AMSParams(PixelShuffleParams):
@@ -42,7 +42,7 @@ def random_assignment(x: "torch.Tensor", n_masks: int,
     return torch.randint(0, n_masks, shape, generator=generator, device=x.device)
 
 
-class AMS(Method):
+class AMS(PixelShuffleOption, Method):
     """Complementary random masks, zero-filled, loss on the hidden half."""
 
     name = "ams"
@@ -59,7 +59,7 @@ class AMS(Method):
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
         import torch
 
-        x = shuffled_patches(x, config.params, self._multiple(config))
+        x = shuffled_patches(x, config.params, pd_multiple(config))
         m = config.params.n_masks
         assign = random_assignment(x, m, generator)
         pick = torch.randint(0, m, (x.shape[0],) + (1,) * (x.ndim - 1), generator=generator,
@@ -71,17 +71,8 @@ class AMS(Method):
              ctx: StepContext) -> "torch.Tensor":
         from ..masking import masked_mse
 
-        net = trained_network(net)
-        return masked_mse(net(batch["x_in"]).float(), batch["x"], batch["mask"])
-
-    def build_network(self, network: "NetworkConfig", spatial_dims: int, n_channels: int,
-                      params: Optional[MethodParams] = None) -> "torch.nn.Module":
-        net = super().build_network(network, spatial_dims, n_channels)
-        return wrap_for_inference(net, params if params is not None else AMSParams())
-
-    @staticmethod
-    def _multiple(config: "TrainConfig") -> int:
-        return 2**config.network.depth if config.network.arch == "unet" else 1
+        return masked_mse(trained_network(net)(batch["x_in"]).float(), batch["x"],
+                          batch["mask"])
 
     def predictor(self, config: "TrainConfig", j_invariant: Optional[bool] = None) -> Predictor:
         return "plain" if j_invariant is False else "complementary"

@@ -56,3 +56,20 @@ def trained_network(net: "torch.nn.Module") -> "torch.nn.Module":
     from ..pixel_shuffle import PixelShuffled
 
     return net.inner if isinstance(net, PixelShuffled) else net
+
+
+def pd_multiple(config: Any) -> int:
+    """The trained network's size multiple (U-Net: ``2 ** depth``; DnCNN: 1)."""
+    return 2**config.network.depth if config.network.arch == "unet" else 1
+
+
+class PixelShuffleOption:
+    """Mixin (before :class:`~.base.Method`) building the network of a method with the
+    pixel-shuffle option (its ``Params`` inherit :class:`PixelShuffleParams`; its
+    ``make_batch`` starts with :func:`shuffled_patches` and its ``loss`` trains
+    :func:`trained_network`)."""
+
+    def build_network(self, network: Any, spatial_dims: int, n_channels: int,
+                      params: Any = None) -> "torch.nn.Module":
+        net = super().build_network(network, spatial_dims, n_channels)  # type: ignore[misc]
+        return wrap_for_inference(net, params if params is not None else self.Params())  # type: ignore[attr-defined]
