@@ -109,3 +109,23 @@ def test_tiled_equals_untiled(noise_model, params):
     whole = inference.predict_array(b, img, axes="TYX", tile_shape=(512, 512))
     np.testing.assert_allclose(tiled, whole, atol=1e-4)
     assert np.isfinite(tiled).all()
+
+
+def test_separate_z_branches_stay_blind():
+    torch.manual_seed(0)
+    net = BlindSpotNet(3, 1, 1, depth=1, filters=2, separate_z=True).double()
+    g = per_pixel_gradients(net, (2, 4, 4))
+    assert torch.all(g.reshape(g.shape[0], -1).diagonal() == 0)
+
+
+def test_tiled_equals_untiled_3d():
+    torch.manual_seed(0)
+    cfg = TrainConfig(method="bsn", network=NetworkConfig(depth=1, base_filters=4),
+                      params={"method": "bsn", "noise_model": "gaussian"})
+    net = build_network(cfg.network, 3, 1, "bsn", cfg.params)
+    b = ModelBundle(config=cfg, axes="ZYX", spatial_dims=3, n_channels=1, norm_offset=[0.0],
+                    norm_scale=[1.0], state_dict=net.state_dict())
+    vol = np.random.default_rng(2).normal(0.0, 1.0, (4, 70, 24)).astype(np.float32)
+    tiled = inference.predict_array(b, vol, axes="ZYX", tile_shape=(48, 64, 64))
+    whole = inference.predict_array(b, vol, axes="ZYX", tile_shape=(96, 160, 160))
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
