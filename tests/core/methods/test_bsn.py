@@ -18,7 +18,7 @@ def per_pixel_gradients(net, shape, channels=1):
     """``g[p] = d out[p] / d in`` for every output pixel ``p`` (one batch item per pixel)."""
     n = int(np.prod(shape))
     torch.manual_seed(1)
-    x0 = torch.randn((1, channels) + shape, dtype=torch.float64)
+    x0 = torch.randn((1, channels) + shape)  # fp32: an unseen pixel gets exactly 0
     x = x0.expand((n, channels) + shape).clone().requires_grad_(True)
     y = net(x)[:, 0].reshape(n, -1)
     y[torch.arange(n), torch.arange(n)].sum().backward()
@@ -29,7 +29,7 @@ def per_pixel_gradients(net, shape, channels=1):
                                                  (3, (2, 4, 6), 1)])
 def test_blind_spot_by_gradients(dims, shape, depth):
     torch.manual_seed(0)
-    net = BlindSpotNet(dims, 1, 2, depth=depth, filters=4).double()
+    net = BlindSpotNet(dims, 1, 2, depth=depth, filters=4)
     if any(s % net.size_multiple for s in shape):
         pytest.skip("not a valid input size")
     g = per_pixel_gradients(net, shape)
@@ -48,7 +48,7 @@ def test_blind_spot_by_gradients(dims, shape, depth):
 
 @pytest.mark.parametrize("shape", [(4, 8), (8, 4)])
 def test_half_plane_branch_sees_rows_above_only(shape):
-    net = HalfPlaneUNet(2, 1, depth=2, filters=4).double()
+    net = HalfPlaneUNet(2, 1, depth=2, filters=4)
     g = per_pixel_gradients(net, shape)
     for p in range(g.shape[0]):
         row = p // shape[1]
@@ -62,7 +62,7 @@ def test_odd_sizes_are_padded_and_stay_blind_away_from_the_mirror():
     from napari_selfdenoise.core.models import apply_padded
 
     torch.manual_seed(0)
-    net = BlindSpotNet(2, 1, 1, depth=2, filters=4).double()
+    net = BlindSpotNet(2, 1, 1, depth=2, filters=4)
     shape = (9, 11)
     g = per_pixel_gradients(lambda t: apply_padded(net, t), shape)
     own = g.reshape(g.shape[0], -1).diagonal().reshape(shape)
@@ -113,7 +113,7 @@ def test_tiled_equals_untiled(noise_model, params):
 
 def test_separate_z_branches_stay_blind():
     torch.manual_seed(0)
-    net = BlindSpotNet(3, 1, 1, depth=1, filters=2, separate_z=True).double()
+    net = BlindSpotNet(3, 1, 1, depth=1, filters=2, separate_z=True)
     g = per_pixel_gradients(net, (2, 4, 4))
     assert torch.all(g.reshape(g.shape[0], -1).diagonal() == 0)
 
