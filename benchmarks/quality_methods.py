@@ -8,6 +8,14 @@ complementary masks of ``ams``). ``classical`` is ``calibrate --denoiser auto``:
 classical denoiser calibrated by Noise2Self, lowest loss wins, its J-invariant output.
 PSNR against the many-frame average after CSBDeep ``norm_minmse``, as ``quality_fmd.py``.
 
+Variants of a method's parameters are columns of their own (``VARIANTS``): ``bsn`` is the
+posterior blind-spot network (Poisson-Gaussian noise model estimated from the image),
+``bsn:mean`` its mean-only (MSE) mode, ``:pd`` adds pixel-shuffle down-sampling (5 in
+training, 2 at inference) and ``:pd+r3`` also R3 refinement at inference.
+
+``--correlated``: the correlated-noise phantom (``samples.phantom_correlated``, 256 x 256,
+noise convolved with a 3 x 3 binomial kernel), PSNR against its clean image.
+
 ``--n2n``: Noise2Noise on a synthetic pair of the 2D phantom (PSNR against the clean
 phantom, with Noise2Self on one of the two images for comparison), and on the lysosome
 time-lapse interlaced along T (no ground truth: the best validation loss).
@@ -16,7 +24,7 @@ Usage::
 
     python benchmarks/quality_methods.py [--datasets fmd w2s] [--methods n2s ne2ne ams ...]
         [--images BPAE_B 010_0 ...] [--seconds 60] [--threads N] [--no-classical] [--n2n]
-        [--set KEY=JSON ...] [--json out.jsonl] [--cpu-time] [--tta]
+        [--set KEY=JSON ...] [--json out.jsonl] [--cpu-time] [--tta] [--correlated]
 """
 
 from __future__ import annotations
@@ -38,7 +46,9 @@ from napari_selfdenoise.core.events import run_to_end
 from napari_selfdenoise.core.inference import predict_array
 from napari_selfdenoise.core.methods import METHODS
 from napari_selfdenoise.core.normalization import norm_minmse
-from napari_selfdenoise.core.samples import add_poisson_gaussian, psnr, render_clean
+from napari_selfdenoise.core.samples import (
+    add_poisson_gaussian, phantom_correlated, psnr, render_clean,
+)
 from napari_selfdenoise.core.training import default_config, train
 from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
 
@@ -50,6 +60,17 @@ DATASETS = {
             ["010_0", "020_1", "030_2", "040_0", "050_1", "060_2", "070_0", "075_1"]),
 }
 SINGLE_IMAGE = [n for n, m in METHODS.items() if not m.needs_target]
+_PD = {"pixel_shuffle": True}
+#: column -> (method, its params, prediction settings)
+VARIANTS = {
+    "bsn:mean": ("bsn", {"noise_model": "none"}, {}),
+    "bsn:pd": ("bsn", _PD, {}),
+    "bsn:mean:pd": ("bsn", {"noise_model": "none", **_PD}, {}),
+    "bsn:pd+r3": ("bsn", _PD, {"r3": True}),
+    "ams:pd": ("ams", _PD, {}),
+    "ams:pd+r3": ("ams", _PD, {"r3": True}),
+}
+CHOICES = SINGLE_IMAGE + list(VARIANTS)
 
 
 def score(gt: np.ndarray, x: np.ndarray) -> float:
@@ -67,9 +88,13 @@ TTA = False
 
 def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
                target: np.ndarray | None = None, axes: str = "YX") -> tuple:
-    """Train ``method`` for ``seconds`` and denoise ``noisy``: ``(output, bundle, s)``."""
+    """Train ``method`` (or a :data:`VARIANTS` column) for ``seconds`` and denoise
+    ``noisy``: ``(output, bundle, s)``."""
     budget = {"log_every": 1} if CPU_TIME else {"time_budget_s": seconds}
-    cfg = default_config(method, steps=10**9, seed=0, **budget, **extra)
+    name, params, predict_kw = VARIANTS.get(method, (method, {}, {}))
+    if params:
+        extra = {**extra, "params": {"method": name, **params}}
+    cfg = default_config(name, steps=10**9, seed=0, **budget, **extra)
     stop = threading.Event()
     start = time.process_time()
 
@@ -79,7 +104,7 @@ def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
 
     t = time.perf_counter()
     bundle = run_to_end(train(noisy, cfg, axes=axes, target=target, stop=stop), watch)
-    out = predict_array(bundle, noisy, axes=axes, tta=TTA)
+    out = predict_array(bundle, noisy, axes=axes, tta=TTA, **predict_kw)
     return out, bundle, time.perf_counter() - t
 
 
@@ -134,10 +159,21 @@ def noise2noise_cases(args: argparse.Namespace, extra: dict, emit) -> None:
               f"{bundle.info['best_loss']:.5f} after {bundle.info['steps']} steps", flush=True)
 
 
+def correlated_case(args: argparse.Namespace, extra: dict, emit) -> None:
+    """Every chosen method on the correlated-noise phantom (PSNR against the clean image)."""
+    ph = phantom_correlated((256, 256), seed=0)
+    for method in args.methods:
+        out, bundle, s = run_method(method, ph.noisy, args.seconds, extra)
+        emit({"dataset": "correlated", "image": "phantom_correlated", "method": method,
+              "psnr": psnr(ph.clean, out), "noisy_psnr": psnr(ph.clean, ph.noisy),
+              "steps": bundle.info["steps"], "train_s": s})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    ap.add_argument("--methods", nargs="+", default=SINGLE_IMAGE, choices=SINGLE_IMAGE)
+    ap.add_argument("--methods", nargs="+", default=SINGLE_IMAGE, choices=CHOICES,
+                    help="methods and variants (bsn:mean, bsn:pd, bsn:pd+r3, ams:pd, ...)")
     ap.add_argument("--images", nargs="+", default=None, help="image names (default: all)")
     ap.add_argument("--seconds", type=float, default=60.0, help="training budget per run")
     ap.add_argument("--threads", type=int, default=None)
@@ -146,6 +182,8 @@ def main() -> None:
     ap.add_argument("--tta", action="store_true", help="8-fold dihedral test-time averaging")
     ap.add_argument("--no-classical", action="store_true", help="skip calibrate --denoiser auto")
     ap.add_argument("--n2n", action="store_true", help="also the Noise2Noise cases")
+    ap.add_argument("--correlated", action="store_true",
+                    help="also the correlated-noise phantom (every chosen method)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
                     help="extra TrainConfig settings, e.g. precision='\"fp32\"'")
     ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
@@ -166,8 +204,10 @@ def main() -> None:
     def emit(row: dict) -> None:
         row = {**row, "load_avg": os.getloadavg()[0], "extra": extra}
         rows.append(row)
+        rate = (f", {row['steps'] / row['train_s']:.1f} steps/s" if row.get("steps")
+                and row.get("train_s") else "")
         print(f"  {row['dataset']} {row['image']} {row['method']:9s} {row['psnr']:.2f} dB "
-              f"({row.get('steps', '-')} steps, {row['train_s']:.0f} s)", flush=True)
+              f"({row.get('steps', '-')} steps, {row['train_s']:.0f} s{rate})", flush=True)
         if args.json:
             with open(args.json, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
@@ -182,6 +222,8 @@ def main() -> None:
             out, den, value, s = run_classical(noisy)
             emit({**base, "method": "classical", "denoiser": den, "value": value,
                   "psnr": score(gt, out), "train_s": s})
+    if args.correlated:
+        correlated_case(args, extra, emit)
     if args.n2n:
         noise2noise_cases(args, extra, emit)
     columns = list(dict.fromkeys(r["method"] for r in rows))

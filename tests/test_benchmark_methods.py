@@ -43,3 +43,16 @@ def test_quality_table_merges_runs_and_summarises(tmp_path, monkeypatch):
     assert "| w2s | a | 20.00 | **30.00** | 30.50 (tv 2) | -0.50 |" in text
     assert "| w2s | b | 21.00 | **31.00** | - | - |" in text
     assert "above the classical filter on 0/1, mean margin -0.50 dB" in text
+
+
+def test_quality_methods_bsn_variants_and_correlated_phantom(monkeypatch, capsys,
+                                                            one_torch_thread):
+    args = ["--datasets", "fmd", "--images", "none", "--methods", "bsn", "bsn:mean:pd",
+            "ams:pd+r3", "--seconds", "1", "--correlated", "--no-classical", "--set",
+            'patch_size=[40, 40]', "batch_size=2", 'network={"base_filters": 4, "depth": 1}']
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "| data | image | noisy | bsn | bsn:mean:pd | ams:pd+r3 |" in out
+    assert "| correlated | phantom_correlated |" in out and "nan" not in out

@@ -67,3 +67,25 @@ def test_dncnn_backbone(files, tmp_path):
                  "--dncnn-layers", "4", "--out", str(out), *FAST]) == 0
     cfg = ModelBundle.load(out).config
     assert cfg.network.arch == "dncnn" and cfg.network.dncnn_layers == 4
+
+
+def test_bsn_noise_model_pixel_shuffle_and_r3(files, tmp_path, capsys):
+    out = tmp_path / "bsn.sdmodel"
+    fast = [a for a in FAST if a != "--quiet"]
+    assert main(["train", str(files / "a.npy"), "--method", "bsn", "--noise-model", "gaussian",
+                 "--pixel-shuffle", "2", "1", "--out", str(out), *fast]) == 0
+    said = capsys.readouterr()
+    assert "noise model (estimated, data units): var = " in said.out + said.err
+    params = ModelBundle.load(out).config.params
+    assert (params.noise_model, params.pixel_shuffle, params.pd_train, params.pd_infer) == (
+        "gaussian", True, 2, 1)
+    assert main(["train", str(files / "a.npy"), "--method", "ams", "--pixel-shuffle",
+                 "--out", str(tmp_path / "ams.sdmodel"), *FAST]) == 0
+    assert ModelBundle.load(tmp_path / "ams.sdmodel").config.params.factors() == (5, 2)
+    with pytest.raises(SystemExit):  # argparse refuses one value of two
+        main(["train", str(files / "a.npy"), "--method", "bsn", "--pixel-shuffle", "3",
+              "--out", str(tmp_path / "x.sdmodel"), *FAST])
+    den = tmp_path / "den.npy"
+    assert main(["predict", str(out), str(files / "a.npy"), "--out", str(den), "--r3", "2",
+                 "--quiet"]) == 0
+    assert np.isfinite(np.load(den)).all()

@@ -170,16 +170,17 @@ def test_sample_data_contributions_return_layer_tuples():
     pm = _manifest()
     commands = {c.id: c.python_name for c in pm.contributions.commands}
     keys = {s.key: commands[s.command] for s in pm.contributions.sample_data}
-    assert set(keys) == {"phantom2d", "phantom3d", "lysosome"}
+    assert set(keys) == {"phantom2d", "phantom3d", "phantom_correlated", "lysosome"}
     results = {}
     for key, python_name in keys.items():
         module_name, _, attr = python_name.partition(":")
         results[key] = getattr(importlib.import_module(module_name), attr)()
-    for key in ("phantom2d", "phantom3d"):
+    for key in ("phantom2d", "phantom3d", "phantom_correlated"):
         (noisy, noisy_kw, kind), (clean, clean_kw, kind2) = results[key]
         assert kind == kind2 == "image" and noisy.shape == clean.shape
         assert clean_kw["metadata"]["ground_truth"] is True and not clean_kw["visible"]
-        assert noisy_kw["metadata"]["axes"] == ("YX" if key == "phantom2d" else "ZYX")
+        assert noisy_kw["metadata"]["axes"] == ("ZYX" if key == "phantom3d" else "YX")
+    assert results["phantom_correlated"][0][1]["metadata"]["noise_kernel"]
     assert results["phantom3d"][0][0].ndim == 3
     ((data, kwargs, kind),) = results["lysosome"]
     assert kind == "image" and data.shape == (10, 128, 128)

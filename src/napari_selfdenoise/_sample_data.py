@@ -43,6 +43,15 @@ def phantom_3d() -> list[LayerDataTuple]:
     return _phantom_layers(samples.phantom_3d(), "phantom 3D")
 
 
+def phantom_correlated() -> list[LayerDataTuple]:
+    """2D phantom (256 x 256) with spatially correlated Poisson-Gaussian noise (noise
+    convolved with a 3 x 3 binomial kernel) and its ground truth: for pixel shuffle."""
+    layers = _phantom_layers(samples.phantom_correlated(), "correlated-noise phantom")
+    for _, kwargs, _ in layers:
+        kwargs["metadata"]["noise_kernel"] = samples.CORRELATION_KERNEL.tolist()
+    return layers
+
+
 def lysosome() -> list[LayerDataTuple]:
     """Real noisy confocal time-lapse of lysosomes (10 x 128 x 128, TYX, MIT licence)."""
     data, axes = samples.load_lysosome()

@@ -112,3 +112,20 @@ def test_bundled_crop_is_the_first_frames_of_the_source(shared_data):
     source = tifffile.imread(shared_data / "lysosome_confocal_timelapse_noisy" / "lysosome_1.tif")
     data, _ = samples.load_lysosome()
     np.testing.assert_array_equal(data, source[:10])
+
+
+def test_correlated_phantom_keeps_the_variance_and_correlates_neighbours():
+    from napari_selfdenoise.core.samples import phantom_correlated
+
+    p = phantom_correlated((256, 256), seed=0)
+    q = phantom_correlated((256, 256), seed=0)
+    assert np.array_equal(p.noisy, q.noisy)  # seeded
+    plain = samples.phantom_2d((256, 256), seed=0)
+    assert np.array_equal(p.clean, plain.clean)
+    n_corr = (p.noisy - p.clean).astype(np.float64)
+    n_plain = (plain.noisy - plain.clean).astype(np.float64)
+    assert n_corr.var() == pytest.approx(n_plain.var(), rel=0.05)
+    rho = np.corrcoef(n_corr[:, :-1].ravel(), n_corr[:, 1:].ravel())[0, 1]
+    assert rho == pytest.approx(2 / 3, abs=0.03)  # binomial [1, 2, 1] kernel
+    rho_plain = np.corrcoef(n_plain[:, :-1].ravel(), n_plain[:, 1:].ravel())[0, 1]
+    assert abs(rho_plain) < 0.03

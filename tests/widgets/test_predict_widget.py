@@ -115,7 +115,7 @@ def test_every_predict_setting_survives_the_form(viewer, dock):
     preset = PredictSettings(model_source="file", model_file="m.sdmodel", axes="TYX",
                              predict=PredictConfig(tile_shape=(64, 64), overlap=(32, 40),
                                                    border=(4, 8), batch_size=3,
-                                                   memory_budget_mb=300, tta=True,
+                                                   memory_budget_mb=300, tta=True, r3=True,
                                                    precision="fp32", device="cpu"))
     widget.set_settings(preset)
     assert widget.settings() == preset

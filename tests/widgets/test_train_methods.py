@@ -43,6 +43,13 @@ def test_method_list_and_generated_rows(viewer, dock):
     pick(widget, "n2v")
     widget.set_settings(again)
     assert o.method.currentData() == "ams" and masks.value() == 3
+    # bsn: its noise model and the pixel-shuffle switch are generated rows too
+    pick(widget, "bsn")
+    o.method_params["bsn"]["noise_model"].setCurrentIndex(
+        o.method_params["bsn"]["noise_model"].findData("gaussian"))
+    o.method_params["bsn"]["pixel_shuffle"].setChecked(True)
+    params = widget.settings().train.params
+    assert (params.noise_model, params.factors()) == ("gaussian", (5, 2))
 
 
 def test_noise2noise_trains_towards_a_second_layer(viewer, dock, qtbot, noisy2d):

@@ -58,6 +58,8 @@ def test_train_end_to_end(viewer, dock, qtbot, trained_layer, tmp_path, noisy2d)
     assert tuple(out.axis_labels) == ("y", "x")
     assert [str(u) for u in out.units] == [str(u) for u in src.units]
     bundle = ModelBundle.from_metadata(out.metadata[METADATA_KEY])
+    assert bundle.info["noise_model"]["a"]  # estimated, stored and shown
+    assert widget.noise_label.text().startswith("noise model: var = ")
     assert bundle.method == "n2v" and bundle.config.network.base_filters == 8
     prov = out.metadata[PROVENANCE_KEY]
     assert prov["source"] == "noisy" and prov["operation"] == "train"

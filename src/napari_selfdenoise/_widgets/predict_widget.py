@@ -63,6 +63,8 @@ class PredictWidget(DockWidget):
         self.j_invariant = combo({None: "follow the model", True: "on", False: "off"},
                                  "Masked inference, each output never from its own pixel "
                                  "(J-invariant grid; complementary masks for ams)")
+        self.r3 = QCheckBox("R3 refinement (8 passes, 16 % noisy pixels)")
+        self.r3.setToolTip(PredictConfig.model_fields["r3"].description)
         self.precision = combo({"auto": "auto", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"})
         self.device = QLineEdit("auto")
         self.output = combo({"layer": "new layer (in memory)",
@@ -96,6 +98,7 @@ class PredictWidget(DockWidget):
         form.addRow("batch", self.batch)
         form.addRow("", self.tta)
         form.addRow("J-invariant", self.j_invariant)
+        form.addRow("", self.r3)
         form.addRow("precision", self.precision)
         form.addRow("device", self.device)
         form.addRow("output", self.output)
@@ -177,7 +180,7 @@ class PredictWidget(DockWidget):
             border=parse_shape(self.border.text()) if manual else None,
             batch_size=(self.batch.value() or None) if manual else None,
             tta=self.tta.isChecked(), j_invariant=self.j_invariant.currentData(),
-            precision=self.precision.currentData(), memory_budget_mb=self._memory_budget_mb,
+            r3=self.r3.isChecked(), precision=self.precision.currentData(), memory_budget_mb=self._memory_budget_mb,
             device=self.device.text().strip() or "auto", overwrite=self.overwrite.isChecked())
         return PredictSettings(
             model_source=source, model_name=name,
@@ -203,6 +206,7 @@ class PredictWidget(DockWidget):
         self.batch.setValue(p.batch_size or 0)
         self.tta.setChecked(p.tta)
         set_combo(self.j_invariant, p.j_invariant)
+        self.r3.setChecked(p.r3)
         set_combo(self.precision, p.precision)
         self._memory_budget_mb = p.memory_budget_mb
         self.device.setText(p.device)
@@ -214,7 +218,7 @@ class PredictWidget(DockWidget):
 
     def _controls(self) -> list:
         return super()._controls() + [
-            self.model_combo, self.auto_tiles, self.tta, self.j_invariant, self.precision,
+            self.model_combo, self.auto_tiles, self.tta, self.j_invariant, self.r3, self.precision,
             self.device, self.output, self.run_button, self.save_preset_button]
 
     def _set_running(self, running: bool) -> None:

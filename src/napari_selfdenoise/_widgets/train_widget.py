@@ -11,7 +11,7 @@ import threading
 from typing import Any, Generator, Optional
 
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QPushButton, QWidget
+from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton, QWidget
 
 from ..core import events
 from ..core.bundle import METADATA_KEY
@@ -67,6 +67,10 @@ class TrainWidget(DockWidget):
         self.stop_button = QPushButton("Stop")
         self.continue_button = QPushButton("Continue")
         self.save_model_button = QPushButton("Save model…")
+        self.noise_label = QLabel("noise model: (estimated when training starts)")
+        self.noise_label.setToolTip("variance = a * signal + b per channel, estimated from the "
+                                    "training image (data units); stored in the model")
+        self.noise_label.setWordWrap(True)
         self.start_button.setToolTip("Train a new model on the layer")
         self.stop_button.setToolTip("Stop now and keep the model trained so far")
         self.continue_button.setToolTip("Train the last model further (same settings)")
@@ -92,7 +96,7 @@ class TrainWidget(DockWidget):
     def _layout(self) -> None:
         self.build_layout(self.options,
                           [self.start_button, self.stop_button, self.continue_button],
-                          [self.loss_plot, self.save_model_button])
+                          [self.noise_label, self.loss_plot, self.save_model_button])
 
     def reset_choices(self, *_: Any) -> None:
         """Also refresh the target layers (methods that train towards a second image)."""
@@ -282,6 +286,7 @@ class TrainWidget(DockWidget):
         self.bundle = bundle
         if denoised is None:  # the widget is closing
             return
+        self._show_noise_model(bundle.info.get("noise_model"))
         self.bundle_source = source
         bundle.info.setdefault("source_layer", source)
         name = f"{source} [{bundle.method}]"
@@ -305,6 +310,15 @@ class TrainWidget(DockWidget):
             self.notify(f"model saved to {path}")
         self.set_progress(1.0, f"done: {name}")
         self._set_running(False)
+
+    def _show_noise_model(self, record: Optional[dict]) -> None:
+        if not record:
+            self.noise_label.setText("noise model: not estimated")
+            return
+        from ..core.noise_model import NoiseModel
+
+        model = NoiseModel(tuple(record["a"]), tuple(record["b"]))
+        self.noise_label.setText(f"noise model: {model.describe()}")
 
     def _save_model_clicked(self) -> None:
         if self.bundle is None:

@@ -43,6 +43,23 @@ def _bounds(info: Any) -> str:
     return f" [{', '.join(parts)}]" if parts else ""
 
 
+class _SwitchWithValues(argparse.Action):
+    """``--flag [V1 V2 ...]``: turns a switch on and optionally sets the fields it names
+    (``json_schema_extra={"cli_values": [...]}`` on the switch's field)."""
+
+    def __init__(self, *args: Any, fields: tuple[str, ...] = (), **kw: Any):
+        self.fields = fields
+        super().__init__(*args, **kw)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        if len(values) not in (0, len(self.fields)):
+            parser.error(f"{option} takes no value or {len(self.fields)} "
+                         f"({' '.join(f.upper() for f in self.fields)})")
+        setattr(namespace, self.dest, True)
+        for name, value in zip(self.fields, values):
+            setattr(namespace, name, value)
+
+
 def add_method_arguments(parser: argparse.ArgumentParser, default: str = "n2v") -> None:
     """``--method`` and one flag per method parameter."""
     listing = ", ".join(f"{n} ({m.title})" for n, m in METHODS.items())
@@ -55,7 +72,15 @@ def add_method_arguments(parser: argparse.ArgumentParser, default: str = "n2v") 
         methods = "/".join(n for n, _ in owners)
         helptext = f"{methods}: {info.description}{_bounds(info)} (default {info.default})"
         typ, choices = _kind(info.annotation)
-        if typ is bool:
+        values = (info.json_schema_extra or {}).get("cli_values") if isinstance(
+            info.json_schema_extra, dict) else None
+        if typ is bool and values:
+            group.add_argument(flag, dest=field_name, default=None, nargs="*", type=int,
+                               action=_SwitchWithValues, fields=tuple(values),
+                               metavar=" ".join(v.upper() for v in values),
+                               help=f"{helptext}; optional values: "
+                               f"{' '.join(v.upper() for v in values)}")
+        elif typ is bool:
             group.add_argument(flag, dest=field_name, default=None,
                                action=argparse.BooleanOptionalAction, help=helptext)
         else:

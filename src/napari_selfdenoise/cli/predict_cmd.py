@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -47,6 +47,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--j-invariant", action=argparse.BooleanOptionalAction, default=None,
                         help="J-invariant inference (ams: its complementary masks); --no-j-invariant: "
                         "one plain pass (default: the model's method decides)")
+    parser.add_argument("--r3", nargs="*", type=float, default=None, metavar="PASSES FRACTION",
+                        help="R3 refinement (AP-BSN) for blind-spot and masked models: PASSES "
+                        "more passes (8) on the prediction with FRACTION (0.16) of the pixels "
+                        "set back to noisy, averaged; '--r3' alone uses the defaults")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'")
     parser.add_argument("--overwrite", action="store_true",
@@ -109,6 +113,22 @@ class ProgressBar:
             self._printed = False
 
 
+def _r3(values: Optional[list[float]]) -> dict[str, Any]:
+    """``PredictConfig`` fields for ``--r3 [PASSES [FRACTION]]``."""
+    if values is None:
+        return {}
+    if len(values) > 2:
+        raise ValueError(f"--r3 takes at most PASSES and FRACTION, got {values}")
+    out: dict[str, Any] = {"r3": True}
+    if values:
+        if values[0] != int(values[0]):
+            raise ValueError(f"--r3 PASSES must be a whole number, got {values[0]}")
+        out["r3_passes"] = int(values[0])
+    if len(values) == 2:
+        out["r3_fraction"] = values[1]
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the model, denoise the input tile by tile, write the output."""
     from ..core import io
@@ -127,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         border=tuple(args.border) if args.border is not None else None,
         batch_size=args.batch_size, memory_budget_mb=args.memory_mb, tta=args.tta,
         j_invariant=args.j_invariant, precision=args.precision, device=args.device,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, **_r3(args.r3),
     )
     settings = dict(config.model_dump(mode="json"), model=str(args.model))
     prov = make_provenance("predict", args.input.name, settings, bundle=bundle)

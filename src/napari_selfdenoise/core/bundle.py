@@ -88,6 +88,7 @@ class ModelBundle:
             spatial_dims=self.spatial_dims,
             in_channels=self.n_channels,
             method=self.config.method,
+            params=self.config.params,
         )
         try:
             net.load_state_dict(self.state_dict, strict=True)

@@ -226,6 +226,13 @@ class PredictConfig(StrictModel):
         "grid passes (complementary masks for ams); False: one plain pass; None follows the "
         "model (its method's predictor)."
     )
+    r3: bool = Field(
+        False, description="R3 refinement (AP-BSN): after the prediction, r3_passes more "
+        "passes on it with a random r3_fraction of pixels set back to the noisy values, "
+        "averaged (full resolution, no pixel shuffle). For blind-spot and masked models.")
+    r3_passes: int = Field(8, ge=1, le=64, description="R3 passes (8 in AP-BSN).")
+    r3_fraction: float = Field(0.16, gt=0.0, lt=1.0,
+                               description="R3: fraction of pixels set back to noisy (0.16).")
     precision: Precision = "auto"
     channels_last: Optional[bool] = None
     device: str = "auto"

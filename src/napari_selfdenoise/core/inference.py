@@ -491,6 +491,12 @@ def _undihedral(y: Any, k: int, flip: bool) -> Any:
     return torch.rot90(y, -k, dims=(-2, -1))
 
 
+def refine_network(net: Any) -> Any:
+    """The network of R3's refinement passes: ``net.refine_module`` (full resolution,
+    e.g. the blind-spot prior's mean without pixel shuffle) or ``net`` itself."""
+    return getattr(net, "refine_module", net)
+
+
 class _Runner:
     """Forward passes with precision, memory format, TTA and J-invariance applied.
 
@@ -500,34 +506,43 @@ class _Runner:
     """
 
     def __init__(self, net: Any, device: Any, dtype: Any, channels_last: bool, tta: bool,
-                 predictor: str, grid: int, mode: str, n_subsets: int):
+                 predictor: str, grid: int, mode: str, n_subsets: int,
+                 r3: Optional[tuple[int, float]] = None):
         import torch
 
         self.net, self.device, self.dtype = net, device, dtype
         self.tta, self.predictor, self.grid, self.mode = tta, predictor, grid, mode
         self.j_invariant = predictor != "plain"  # masked passes, each kept on its subset
         self.n_subsets = n_subsets
+        self.r3 = r3  # (passes, fraction) of R3 refinement, or None
+        self.refine = refine_network(net)
         self.memory_format = None
         if channels_last:
             self.memory_format = (torch.channels_last if getattr(net, "spatial_dims", 2) == 2
                                   else torch.channels_last_3d)
 
 
-    def _net(self, x: Any) -> Any:
+    def _net(self, x: Any, net: Any = None) -> Any:
         from .device import autocast
         from .models import apply_padded
 
         if self.memory_format is not None:
             x = x.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.dtype):
-            return apply_padded(self.net, x).float()
+            return apply_padded(self.net if net is None else net, x).float()
 
     def _once(self, x: Any, phase: Any) -> Any:
         if not self.j_invariant:
-            return self._net(x)
-        from .masking import invariant_apply
+            y = self._net(x)
+        else:
+            from .masking import invariant_apply
 
-        return invariant_apply(self._net, x, phase, self.n_subsets, self.mode)
+            y = invariant_apply(self._net, x, phase, self.n_subsets, self.mode)
+        if self.r3 is None:
+            return y
+        from .refine import r3_refine
+
+        return r3_refine(lambda t: self._net(t, self.refine), x, y, *self.r3)
 
     def __call__(self, x: Any, phase: Any = None) -> Any:
         if not self.tta:
@@ -602,6 +617,8 @@ def _plan(layout: Layout, net: Any, bundle: ModelBundle, config: PredictConfig, 
     net_halo = tuple(int(h) for h in getattr(net, "halo", (0,) * nd))
     halo = net_halo
     multiple = int(getattr(net, "size_multiple", 1))
+    if config.r3:  # refinement passes read the first pass's output around each pixel
+        halo = tuple(h + r + 1 for h, r in zip(halo, refine_network(net).halo))
     if j_invariant:
         halo = tuple(h + 1 for h in halo)  # neighbour interpolation of the masked pixels
         multiple = math.lcm(multiple, grid)
@@ -704,7 +721,8 @@ def predict(
         net = net.to(memory_format=torch.channels_last if bundle.spatial_dims == 2
                      else torch.channels_last_3d)
     dtype = resolve_precision(device, config.precision)
-    runner = _Runner(net, device, dtype, cl, config.tta, predictor, grid, mode, n_subsets)
+    runner = _Runner(net, device, dtype, cl, config.tta, predictor, grid, mode, n_subsets,
+                     (config.r3_passes, config.r3_fraction) if config.r3 else None)
     execution = execution_record(device, dtype, cl)
     for note in notes:
         yield Message(note, "warning")
@@ -755,7 +773,9 @@ def _make_sink(kind: Optional[str], out: Any, layout: Layout, plan: TilePlan,
         "predict", None, config, bundle=bundle)
     prov = {**prov, "execution": execution}
     doc = io.make_document(axes=layout.axes, model=model_meta, provenance=prov)
-    sig = _signature(model_meta, layout, j_inv, config.tta, plan)
+    # R3 changes the result: it joins the signature only when on, so older records match
+    tta_r3 = [config.tta, config.r3_passes, config.r3_fraction] if config.r3 else config.tta
+    sig = _signature(model_meta, layout, j_inv, tta_r3, plan)
     path = Path(out)
     existing = _read_progress(path if kind == "zarr" else _partial_path(path))
     if existing is not None and existing.get("signature") == sig and not config.overwrite:

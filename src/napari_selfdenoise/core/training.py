@@ -27,6 +27,7 @@ from .device import (
 )
 from .events import Message, TrainFinished
 from .methods import Method, StepContext, get_method
+from .noise_model import NoiseModel, estimate_noise_model
 from .normalization import compute_normalization
 from .patches import PatchSampler, fit_patch_size, split_validation, tile_patches
 from .training_loop import (
@@ -40,6 +41,8 @@ FLOAT32_EXACT = 2**24
 #: at most this many fixed validation patches (held-out tiles, repeated with different
 #: fixed masks when there are fewer tiles)
 MAX_VAL_PATCHES = 48
+#: the noise model is estimated on at most about this many pixels per channel
+NOISE_PIXELS = 4_000_000
 
 
 # ----------------------------------------------------------------------- data
@@ -138,7 +141,7 @@ def _network(method: Method, config: TrainConfig, init: Optional[ModelBundle],
         )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return method.build_network(config.network, spatial_dims, n_channels)
+        return method.build_network(config.network, spatial_dims, n_channels, config.params)
 
 
 def _patch(config: TrainConfig, arrays: list[np.ndarray], axes: str,
@@ -168,6 +171,20 @@ def _normalised(arrays: list[np.ndarray], offsets: list, scales: list) -> list[n
     off = np.asarray(offsets, np.float32).reshape((1, -1) + (1,) * nd)
     sc = np.asarray(scales, np.float32).reshape((1, -1) + (1,) * nd)
     return [(a - off) / sc for a in arrays]
+
+
+def _noise_model(arrays: list[np.ndarray]) -> Generator[Any, None, Optional[NoiseModel]]:
+    """The Poisson-Gaussian noise model of the training data (raw units), announced."""
+    first = arrays[0]  # (N, C, *S)
+    planes = np.moveaxis(first, 1, 0).reshape((first.shape[1], -1) + first.shape[-2:])
+    step = max(1, planes.shape[1] * planes[0, 0].size // NOISE_PIXELS)  # bounded cost
+    try:
+        noise = estimate_noise_model(planes[:, ::step], channel_axis=0)
+    except ValueError as exc:
+        yield Message(f"noise model not estimated: {exc}", "warning")
+        return None
+    yield Message(f"noise model (estimated, data units): {noise.describe()}")
+    return noise
 
 
 def _validation_batch(run: Run, val_regions: list, patch: tuple[int, ...]) -> Optional[dict]:
@@ -262,13 +279,16 @@ def train(
         offsets, scales = list(init.norm_offset), list(init.norm_scale)
     else:
         offsets, scales = compute_normalization(arrays, config.normalization)
+    noise = yield from _noise_model(arrays)
+    method.prepare_network(net, config, noise, offsets, scales)
     normed = _normalised(arrays, offsets, scales)
     if targets is not None:
         normed = pair_data(normed, _normalised(targets, offsets, scales))
     del arrays, targets
     run = yield from _start(config, method, net, normed, patch, seed, device, amp,
                             channels_last, t0)
-    norm_only = ModelBundle(config, axes, spatial_dims, n_channels, offsets, scales, {})
+    norm_only = ModelBundle(config, axes, spatial_dims, n_channels, offsets, scales, {},
+                            info={"noise_model": noise.to_dict() if noise else None})
     return (yield from _finish(run, normed, norm_only, stop, preview))
 
 
@@ -334,6 +354,7 @@ def _finish(run: Run, normed: list, norm_only: ModelBundle, stop: Optional[threa
             "seed": run.seed,
             "data_shapes": [list(np.shape(r)) for r in normed],
             "validation_patches": run.n_val,
+            **norm_only.info,
         },
     )
     yield TrainFinished(step, reason, elapsed, best_val)

@@ -11,7 +11,7 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from . import ams, n2n, n2s, n2same, n2v, n2v2, ne2ne
+from . import ams, bsn, n2n, n2s, n2same, n2v, n2v2, ne2ne
 from .base import Batch, Method, MethodParams, Predictor, StepContext
 
 #: every method, by name (the order is the order of the widget's and the CLI's lists)
@@ -23,6 +23,7 @@ METHODS: dict[str, Method] = {
     "n2n": n2n.METHOD,
     "ne2ne": ne2ne.METHOD,
     "ams": ams.METHOD,
+    "bsn": bsn.METHOD,
 }
 
 #: a method's parameters, told apart by their ``method`` field

@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field
 
-from .base import Batch, Method, MethodParams, Predictor, StepContext
+from .base import Batch, Method, Predictor, StepContext
 from .n2v import _COMMON
+from .pd_option import (
+    PixelShuffleOption, PixelShuffleParams, pd_multiple, shuffled_patches, trained_network,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -22,8 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import TrainConfig
 
 
-class AMSParams(MethodParams):
-    """How many complementary masks partition the image."""
+class AMSParams(PixelShuffleParams):
+    """How many complementary masks partition the image; optional pixel shuffle."""
 
     method: Literal["ams"] = "ams"
     n_masks: int = Field(2, ge=2, le=8, description="Complementary masks M: each hides "
@@ -39,7 +42,7 @@ def random_assignment(x: "torch.Tensor", n_masks: int,
     return torch.randint(0, n_masks, shape, generator=generator, device=x.device)
 
 
-class AMS(Method):
+class AMS(PixelShuffleOption, Method):
     """Complementary random masks, zero-filled, loss on the hidden half."""
 
     name = "ams"
@@ -56,6 +59,7 @@ class AMS(Method):
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
         import torch
 
+        x = shuffled_patches(x, config.params, pd_multiple(config))
         m = config.params.n_masks
         assign = random_assignment(x, m, generator)
         pick = torch.randint(0, m, (x.shape[0],) + (1,) * (x.ndim - 1), generator=generator,
@@ -67,7 +71,8 @@ class AMS(Method):
              ctx: StepContext) -> "torch.Tensor":
         from ..masking import masked_mse
 
-        return masked_mse(net(batch["x_in"]).float(), batch["x"], batch["mask"])
+        return masked_mse(trained_network(net)(batch["x_in"]).float(), batch["x"],
+                          batch["mask"])
 
     def predictor(self, config: "TrainConfig", j_invariant: Optional[bool] = None) -> Predictor:
         return "plain" if j_invariant is False else "complementary"

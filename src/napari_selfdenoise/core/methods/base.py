@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from ..config import NetworkConfig, TrainConfig
+    from ..noise_model import NoiseModel
 
 #: how a trained model is applied: one pass, J-invariant grid passes, or complementary masks
 Predictor = Literal["plain", "j_invariant", "complementary"]
@@ -90,9 +91,14 @@ class Method:
     networks: ClassVar[tuple[str, ...]] = ("unet", "dncnn")
 
     # ------------------------------------------------------------------ network
-    def build_network(self, network: "NetworkConfig", spatial_dims: int,
-                      n_channels: int) -> "torch.nn.Module":
-        """The network this method trains (channels in = channels out)."""
+    def build_network(self, network: "NetworkConfig", spatial_dims: int, n_channels: int,
+                      params: Optional[MethodParams] = None) -> "torch.nn.Module":
+        """The network this method trains and predicts with.
+
+        Its ``forward`` is the denoiser: ``n_channels`` in and out (a network with another
+        head, such as a prior's mean and variance, turns it into the estimate itself, from
+        the noisy input it receives). ``params``: the method's parameters (None: defaults).
+        """
         from ..models import NETWORKS
 
         try:
@@ -102,6 +108,13 @@ class Method:
                 f"unknown network {network.arch!r}; choose one of {sorted(NETWORKS)}"
             ) from None
         return factory(network, int(spatial_dims), int(n_channels), self.n2v2_network)
+
+    def prepare_network(self, net: "torch.nn.Module", config: "TrainConfig",
+                        noise: Optional["NoiseModel"], offsets: list[float],
+                        scales: list[float]) -> None:
+        """Set up ``net`` before training from the data's estimated noise model (data
+        units; None when it could not be estimated) and the normalisation
+        ``(data - offset) / scale``. Most methods ignore it."""
 
     # ----------------------------------------------------------------- training
     def split_pairs(self, data: Any, target: Any, axes: Optional[str],

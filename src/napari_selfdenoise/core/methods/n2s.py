@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, Optional
 
-from .base import Batch, Method, MethodParams, Predictor, StepContext
+from .base import Batch, Method, Predictor, StepContext
 from .n2v import _COMMON
+from .pd_option import (
+    PixelShuffleOption, PixelShuffleParams, pd_multiple, shuffled_patches, trained_network,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -18,14 +21,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import TrainConfig
 
 
-class N2SParams(MethodParams):
+class N2SParams(PixelShuffleParams):
     """Noise2Self's settings are the shared ``masking.grid`` / ``replacement`` and
     ``j_invariant_inference``."""
 
     method: Literal["n2s"] = "n2s"
 
 
-class N2S(Method):
+class N2S(PixelShuffleOption, Method):
     """Grid masking with interpolation; optional J-invariant inference."""
 
     name = "n2s"
@@ -40,6 +43,7 @@ class N2S(Method):
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
         from ..masking import apply_grid_mask, random_grid_mask
 
+        x = shuffled_patches(x, config.params, pd_multiple(config))
         mask = random_grid_mask(x, config.masking.grid, generator)
         return {"x": x, "x_in": apply_grid_mask(x, mask, self.replacement_of(config)),
                 "mask": mask}
@@ -48,7 +52,8 @@ class N2S(Method):
              ctx: StepContext) -> "torch.Tensor":
         from ..masking import masked_mse
 
-        return masked_mse(net(batch["x_in"]).float(), batch["x"], batch["mask"])
+        return masked_mse(trained_network(net)(batch["x_in"]).float(), batch["x"],
+                          batch["mask"])
 
     def predictor(self, config: "TrainConfig", j_invariant: Optional[bool] = None) -> Predictor:
         if j_invariant is None:

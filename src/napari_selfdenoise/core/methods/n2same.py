@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from .base import Batch, MethodParams, StepContext
+from .base import Batch, StepContext
 from .n2s import N2S
 from .n2v import _COMMON
+from .pd_option import PixelShuffleParams, trained_network
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import TrainConfig
 
 
-class N2SameParams(MethodParams):
+class N2SameParams(PixelShuffleParams):
     """Noise2Same's settings are the shared ``masking.grid`` and ``lambda_inv``."""
 
     method: Literal["n2same"] = "n2same"
@@ -45,7 +46,7 @@ class N2Same(N2S):
         from ..masking import noise2same_loss
 
         x, x_in = batch["x"], batch["x_in"]
-        out = net(torch.cat([x, x_in])).float()  # both passes carry gradient
+        out = trained_network(net)(torch.cat([x, x_in])).float()  # both with gradient
         out_full, out_masked = out[: x.shape[0]], out[x.shape[0]:]
         return noise2same_loss(out_full, out_masked, x, batch["mask"], config.lambda_inv)
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, Optional
 
-from .base import Batch, Method, MethodParams, StepContext
+from .base import Batch, Method, StepContext
+from .pd_option import (
+    PixelShuffleOption, PixelShuffleParams, pd_multiple, shuffled_patches, trained_network,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -18,13 +21,13 @@ if TYPE_CHECKING:  # pragma: no cover
 _COMMON = {"learning_rate": 2e-3, "network": {"residual": False, "base_filters": 16}}
 
 
-class N2VParams(MethodParams):
+class N2VParams(PixelShuffleParams):
     """Noise2Void has no parameters beyond the shared masking settings."""
 
     method: Literal["n2v"] = "n2v"
 
 
-class N2V(Method):
+class N2V(PixelShuffleOption, Method):
     """Blind-spot training by replacing stratified pixels with random neighbours."""
 
     name = "n2v"
@@ -41,6 +44,7 @@ class N2V(Method):
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
         from ..masking import n2v_mask
 
+        x = shuffled_patches(x, config.params, pd_multiple(config))
         m = config.masking
         x_in, mask = n2v_mask(
             x, masked_fraction=m.masked_fraction, neighbourhood=m.neighbourhood,
@@ -54,7 +58,8 @@ class N2V(Method):
              ctx: StepContext) -> "torch.Tensor":
         from ..masking import masked_mse
 
-        return masked_mse(net(batch["x_in"]).float(), batch["x"], batch["mask"])
+        return masked_mse(trained_network(net)(batch["x_in"]).float(), batch["x"],
+                          batch["mask"])
 
 
 METHOD = N2V()

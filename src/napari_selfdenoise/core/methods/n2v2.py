@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import MethodParams
 from .n2v import N2V
+from .pd_option import PixelShuffleParams
 
 
-class N2V2Params(MethodParams):
+class N2V2Params(PixelShuffleParams):
     """N2V2 has no parameters beyond the shared masking settings."""
 
     method: Literal["n2v2"] = "n2v2"

@@ -34,7 +34,8 @@ NETWORKS: dict[str, Callable[[NetworkConfig, int, int, bool], nn.Module]] = {
 
 
 def build_network(
-    network_config: NetworkConfig, spatial_dims: int, in_channels: int, method: str = "n2v"
+    network_config: NetworkConfig, spatial_dims: int, in_channels: int, method: str = "n2v",
+    params: object = None,
 ) -> nn.Module:
     """Instantiate the network described by ``network_config``.
 
@@ -49,10 +50,15 @@ def build_network(
     method : str
         Training method (a name in :data:`~napari_selfdenoise.core.methods.METHODS`); it
         builds the network (N2V2 forces its variant of the U-Net).
+    params : MethodParams, optional
+        The method's parameters (``TrainConfig.params``); None: its defaults.
     """
     from ..methods import get_method
 
-    return get_method(method).build_network(network_config, spatial_dims, in_channels)
+    m = get_method(method)
+    if params is None:
+        return m.build_network(network_config, spatial_dims, in_channels)
+    return m.build_network(network_config, spatial_dims, in_channels, params)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[slice, ...]]:

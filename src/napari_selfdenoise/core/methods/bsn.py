@@ -1,0 +1,111 @@
+"""Blind-spot network by architecture with a noise-model posterior (Laine et al. 2019).
+
+The network (:class:`~napari_selfdenoise.core.models.bsn.BlindSpotNet`) never sees the
+pixel it predicts, so every pixel enters the loss. Mean only (``noise_model="none"``):
+MSE between its output and the noisy image. With a noise model it predicts the prior's
+mean and variance per channel, the loss is the negative log-likelihood of the noisy
+value and the output is the posterior mean (:mod:`~napari_selfdenoise.core.posterior`):
+the denoiser module computes it from the noisy input it receives, so inference, preview
+and calibration run it like any other network. Optional pixel-shuffle down-sampling
+(AP-BSN) for spatially correlated noise: the patches are split into ``pd_train**2``
+sub-images for training and the image into ``pd_infer**2`` at inference.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Optional
+
+from pydantic import Field
+
+from .base import Batch, Method, MethodParams, StepContext
+from .n2v import _COMMON
+from .pd_option import PixelShuffleParams, shuffled_patches
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from ..config import NetworkConfig, TrainConfig
+    from ..noise_model import NoiseModel
+
+
+class BSNParams(PixelShuffleParams):
+    """The noise model of the posterior, its parameters, and pixel shuffle."""
+
+    method: Literal["bsn"] = "bsn"
+    noise_model: Literal["none", "gaussian", "poisson-gaussian"] = Field(
+        "poisson-gaussian", description="none: mean only (MSE); gaussian or "
+        "poisson-gaussian (var = a * signal + b): NLL loss and posterior-mean output.")
+    noise_source: Literal["estimate", "given", "learn"] = Field(
+        "estimate", description="Noise parameters estimated from the image, given (sigma / "
+        "noise_a, noise_b in data units), or learned (starting from the estimate).")
+    sigma: float = Field(1.0, ge=0.0, description="Gaussian noise: standard deviation in "
+                         "data units (noise_source=given).")
+    noise_a: float = Field(1.0, ge=0.0, description="Poisson-Gaussian: variance per unit "
+                           "of signal, data units (noise_source=given).")
+    noise_b: float = Field(0.0, description="Poisson-Gaussian: signal-independent "
+                           "variance, data units (noise_source=given).")
+    separate_z: bool = Field(False, description="3D: the two Z branches get their own "
+                             "weights (anisotropic Z).")
+
+
+def normalised_noise(params: BSNParams, noise: Optional["NoiseModel"], n_channels: int,
+                     offsets: list[float], scales: list[float]) -> tuple[list, list]:
+    """``(a, b)`` per channel in normalised units for the posterior."""
+    from ..noise_model import NoiseModel
+
+    if params.noise_source == "given" or noise is None:
+        if params.noise_model == "gaussian":
+            model = NoiseModel((0.0,) * n_channels, (params.sigma**2,) * n_channels)
+        else:
+            model = NoiseModel((params.noise_a,) * n_channels, (params.noise_b,) * n_channels)
+    elif params.noise_model == "gaussian":  # the estimate's variance at the mean signal
+        model = NoiseModel((0.0,) * n_channels, tuple(
+            max(float(nv), 0.0) for nv in (noise.a[c] * offsets[c] + noise.b[c]
+                                          for c in range(n_channels))))
+    else:
+        model = NoiseModel(tuple(max(v, 0.0) for v in noise.a), noise.b)
+    norm = model.normalised(offsets, scales)
+    return list(norm.a), list(norm.b)
+
+
+class BSN(Method):
+    """Blind-spot network: all pixels in the loss, optional posterior and pixel shuffle."""
+
+    name = "bsn"
+    title = "Blind-spot network"
+    help = ("Blind-spot network (Laine et al.): four rotated half-plane branches, every "
+            "pixel in the loss; posterior mean with a noise model; optional pixel shuffle.")
+    citation = ("Laine, Karras, Lehtinen, Aila. High-Quality Self-Supervised Deep Image "
+                "Denoising. NeurIPS 2019. Pixel shuffle: Lee, Son, Lee. AP-BSN. CVPR 2022.")
+    Params = BSNParams
+    defaults = _COMMON
+    settings = ("network.depth", "network.base_filters")
+    networks = ("unet",)
+
+    def build_network(self, network: "NetworkConfig", spatial_dims: int, n_channels: int,
+                      params: Optional[MethodParams] = None) -> "torch.nn.Module":
+        from ..models.bsn_denoiser import BSNDenoiser
+
+        p = params if isinstance(params, BSNParams) else BSNParams()
+        return BSNDenoiser(spatial_dims, n_channels, depth=network.depth,
+                           filters=network.base_filters, noise_model=p.noise_model,
+                           learn_noise=p.noise_source == "learn",
+                           pd_infer=p.factors()[1], separate_z=p.separate_z)
+
+    def prepare_network(self, net: Any, config: "TrainConfig", noise: Optional["NoiseModel"],
+                        offsets: list[float], scales: list[float]) -> None:
+        if config.params.noise_model == "none":
+            return
+        a, b = normalised_noise(config.params, noise, len(offsets), offsets, scales)
+        net.set_noise(a, b)
+
+    def make_batch(self, x: "torch.Tensor", config: "TrainConfig",
+                   generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
+        return {"x": shuffled_patches(x, config.params, 2**config.network.depth)}
+
+    def loss(self, net: Any, batch: Batch, config: "TrainConfig",
+             ctx: StepContext) -> "torch.Tensor":
+        return net.loss(batch["x"])
+
+
+METHOD = BSN()
