@@ -10,13 +10,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
+    """Every catalogue case on one torch thread (the suite's ``one_torch_thread``)."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
