@@ -38,6 +38,10 @@ def render(cells: dict, methods: list[str]) -> str:
     head = ["data", "image", "noisy", *nets, "classical (filter)", "best network - classical"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     summary: dict[str, list] = {}
+    # the methods run on each data set (Noise2Noise runs on pairs only)
+    per_set: dict[str, set] = {}
+    for (dataset, _), c in cells.items():
+        per_set.setdefault(dataset, set()).update(m for m in nets if m in c)
     for (dataset, image), c in cells.items():
         got = {m: c[m] for m in nets if m in c}
         best = max(got.values()) if got else None
@@ -48,13 +52,14 @@ def render(cells: dict, methods: list[str]) -> str:
         row.append(f"{c['classical']:.2f} ({c['classical_name']})" if "classical" in c else "-")
         row.append(f"{margin:+.2f}" if margin is not None else "-")
         out.append("| " + " | ".join(row) + " |")
-        if margin is not None and len(got) == len(nets):
+        if margin is not None and set(got) == per_set[dataset]:
             summary.setdefault(dataset, []).append((margin, c))
     out.append("")
     for dataset, items in summary.items():
         margins = [m for m, _ in items]
         wins = sum(m > 0 for m in margins)
-        means = {m: sum(c[m] for _, c in items) / len(items) for m in nets + ["classical"]}
+        run = [m for m in nets if m in per_set[dataset]] + ["classical"]
+        means = {m: sum(c[m] for _, c in items) / len(items) for m in run}
         ranked = ", ".join(f"{m} {v:.2f}" for m, v in sorted(means.items(), key=lambda kv: -kv[1]))
         out.append(f"- {dataset} ({len(items)} complete images): best network above the "
                    f"classical filter on {wins}/{len(items)}, mean margin "
