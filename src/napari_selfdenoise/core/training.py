@@ -34,10 +34,8 @@ from .training_loop import (
     Checkpoint, LivePreview, Log, Preview, PreviewRequest, Run, TrainingDataError,
     run_loop, to_memory_format,
 )
-from .validation import check_train_args
+from .validation import UserError, check_array, check_train_args
 
-#: integer data beyond this magnitude is not represented exactly in float32
-FLOAT32_EXACT = 2**24
 #: at most this many fixed validation patches (held-out tiles, repeated with different
 #: fixed masks when there are fewer tiles)
 MAX_VAL_PATCHES = 48
@@ -62,19 +60,10 @@ def prepare_data(data: Any, axes: Optional[str]) -> tuple[list[np.ndarray], str]
     for i, item in enumerate(items):
         name = f"image {i + 1}" if len(items) > 1 else "the image"
         arr = np.asarray(item)
-        if arr.size == 0:
-            raise TrainingDataError(f"{name} is empty (shape {arr.shape})")
-        if arr.dtype.kind not in "uif":
-            raise TrainingDataError(f"{name} has data type {arr.dtype}; expected numbers")
-        if arr.dtype.kind in "ui":
-            peak = max(abs(int(arr.min())), abs(int(arr.max())))
-            if peak > FLOAT32_EXACT:
-                raise TrainingDataError(
-                    f"{name} ({arr.dtype}) holds values up to {peak}, beyond 2^24 = "
-                    f"{FLOAT32_EXACT}, where float32 (used for training) cannot represent "
-                    "every integer; subtract the offset or divide the data (e.g. by 256) "
-                    "before training, or convert it to float yourself"
-                )
+        try:  # the one input rule of every entry point (core.validation)
+            check_array(arr, name, purpose="train")
+        except UserError as exc:
+            raise TrainingDataError(str(exc)) from None
         if axes is None:
             axes = infer_axes(arr.shape)
         try:
