@@ -254,8 +254,8 @@ class _Sink:
     def to_data_order(self, block: np.ndarray) -> np.ndarray:
         return np.transpose(block if self._has_c else block[0], self._perm)
 
-    def _out(self, sample: int, spatial: tuple[slice, ...], block: np.ndarray) -> np.ndarray:
-        """The block in data order, NaN where the input is not finite."""
+    def _out(self, block: np.ndarray) -> np.ndarray:
+        """The block in data order, counting its NaN pixels (non-finite input pixels)."""
         arr = self.to_data_order(block)
         if self.count_nan:
             self.nonfinite += int(np.count_nonzero(np.isnan(arr)))
@@ -277,7 +277,7 @@ class _ArraySink(_Sink):
         self.array = array if array is not None else np.full(layout.shape, np.nan, np.float32)
 
     def write(self, sample, spatial, block):
-        self.array[self.index(sample, spatial)] = self._out(sample, spatial, block)
+        self.array[self.index(sample, spatial)] = self._out(block)
 
     def finish(self, complete):
         return self.array
@@ -367,7 +367,7 @@ class _ZarrSink(_Sink):
                 "complete": complete, "plan": self._plan_record, "input": self.input_id}
 
     def write(self, sample, spatial, block):
-        self.array[self.index(sample, spatial)] = self._out(sample, spatial, block)
+        self.array[self.index(sample, spatial)] = self._out(block)
 
     def record(self, final=False):
         now = time.monotonic()
@@ -731,11 +731,10 @@ def predict(
     try:
         if lock is not None:
             outputs.remove_stale_temporaries(out)
-        sink = _make_sink(kind, out, layout, plan, bundle, config, provenance, bool(j_inv),
-                          resume.input_identity(data, src) if kind in ("zarr", "tiff") else None,
-                          execution)
-        stitcher = _Stitcher(sink.plan if hasattr(sink, "plan") else plan, sink, bundle)
-        plan = stitcher.plan
+        sink, plan = _make_sink(
+            kind, out, layout, plan, bundle, config, provenance, bool(j_inv),
+            resume.input_identity(data, src) if kind in ("zarr", "tiff") else None, execution)
+        stitcher = _Stitcher(plan, sink, bundle)
         work = _work_list(plan, layout, sink.done)
         total = layout.n_samples * plan.n_tiles
         yield PredictStarted(execution, tuple(plan.tile_shape), int(batch), total)
@@ -757,17 +756,19 @@ def predict(
 
 def _make_sink(kind: Optional[str], out: Any, layout: Layout, plan: TilePlan,
                bundle: ModelBundle, config: PredictConfig, provenance: Optional[dict],
-               j_inv: bool, input_id: Optional[dict], execution: dict) -> _Sink:
-    """The output sink; a resumed zarr / TIFF output keeps the tile plan it started with.
+               j_inv: bool, input_id: Optional[dict],
+               execution: dict) -> tuple[_Sink, TilePlan]:
+    """The output sink and the tile plan to run: a resumed zarr / TIFF output keeps the
+    plan it started with.
 
     File outputs carry the model and the provenance, with ``execution`` (device, precision)."""
     n_chunks = layout.n_samples * plan.n_tiles
     if kind == "npy":
-        return _NpySink(layout, n_chunks, outputs.prepare_parent(out))
+        return _NpySink(layout, n_chunks, outputs.prepare_parent(out)), plan
     if kind is None:
         validation.check_fits_in_memory(4 * math.prod(layout.shape), "the denoised image",
                                         "write it to a .zarr or .tif output instead")
-        return _ArraySink(layout, n_chunks)
+        return _ArraySink(layout, n_chunks), plan
     model_meta = bundle.to_metadata()
     prov = provenance if provenance is not None else make_provenance(
         "predict", None, config, bundle=bundle)
@@ -781,9 +782,7 @@ def _make_sink(kind: Optional[str], out: Any, layout: Layout, plan: TilePlan,
     if existing is not None and existing.get("signature") == sig and not config.overwrite:
         plan = TilePlan(tuple(AxisPlan(*p) for p in existing["plan"]))  # resume as planned
     cls = _ZarrSink if kind == "zarr" else _TiffSink
-    sink = cls(layout, plan, path, doc, sig, config.overwrite, input_id)
-    sink.plan = plan
-    return sink
+    return cls(layout, plan, path, doc, sig, config.overwrite, input_id), plan
 
 
 def _work_list(plan: TilePlan, layout: Layout, done: np.ndarray) -> list[tuple[int, tuple]]:
