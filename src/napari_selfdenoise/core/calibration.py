@@ -591,6 +591,7 @@ def calibrate_network(
         ``image`` is ``None`` (use :mod:`~napari_selfdenoise.core.inference`).
     """
     from .masking import j_invariant_apply as network_j_invariant
+    from .methods import get_method
 
     t0 = time.perf_counter()
     axes = _resolve_axes(image, axes or bundle.axes)
@@ -607,7 +608,7 @@ def calibrate_network(
     dtype = resolve_precision(dev, precision)
     net = bundle.build_model(dev)
     xn = torch.from_numpy(bundle.normalize(x)).to(dev)
-    mode = "zero" if bundle.config.replacement() == "zero" else "interpolate"
+    mode = get_method(bundle.method).fill(bundle.config)  # as predict() fills hidden pixels
     curve = DenoiserCurve("network", "grid", [], [])
     stopped = False
     with torch.no_grad(), autocast(dev, dtype):
