@@ -14,7 +14,6 @@ import datetime as _dt
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -240,18 +239,10 @@ class ModelBundle:
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.to_bytes()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            from .outputs import apply_umask
+        from .io import temporary_sibling
 
-            apply_umask(tmp)  # mkstemp creates 0600: give the file the usual mode
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with temporary_sibling(path) as tmp:  # umask mode, full disk as one clear error
+            Path(tmp).write_bytes(data)
         return path
 
     @classmethod

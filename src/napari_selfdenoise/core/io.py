@@ -402,7 +402,7 @@ def write_tiff_atomic(
         for idx in np.ndindex(*shape[:-2]) if len(shape) > 2 else [()]:
             yield np.asarray(data[idx], dtype=data.dtype)
 
-    with _temporary_sibling(path) as tmp:
+    with temporary_sibling(path) as tmp:
         with tifffile.TiffWriter(tmp, bigtiff=True) as tif:
             if rgb:
                 tif.write(np.asarray(data), photometric="rgb", metadata=metadata,
@@ -417,7 +417,7 @@ def write_tiff_atomic(
 
 
 @contextlib.contextmanager
-def _temporary_sibling(path: Path) -> Iterator[str]:
+def temporary_sibling(path: Path) -> Iterator[str]:
     """A temporary file beside ``path``, renamed onto it on success, removed on failure."""
     from .outputs import apply_umask
 
