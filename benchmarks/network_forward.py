@@ -5,7 +5,7 @@ The ceiling for tiled inference on this machine: BN folded, channels_last, fp32,
 (a 2048 x 2048 matrix product), the roofline that sections 1 and 3 of docs/benchmarks.md
 compare against.
 
-    python benchmarks/network_forward.py [--threads 2] [--precision bf16] [--cpu-time]
+    python benchmarks/network_forward.py [--threads 2] [--precision bf16] [--cpu-time] [--profile]
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="matmul dtype and autocast of the network")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print a torch.profiler table of the largest tile")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with this process's CPU time (use with --threads 1)")
     args = parser.parse_args()
@@ -65,6 +67,13 @@ def main() -> None:
         rate = batch * side * side * flops / dt / 1e9
         print(f"tile {side} x {side}, batch {batch}: {rate:.0f} GFLOP/s "
               f"({rate / peak:.0%} of the matmul peak)")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof, torch.inference_mode(), \
+                torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            net(x)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
 
 
 if __name__ == "__main__":

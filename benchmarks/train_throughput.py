@@ -14,7 +14,7 @@ Usage::
     python benchmarks/train_throughput.py [--steps 30] [--rounds 3] [--threads N] [--device cuda]
     python benchmarks/train_throughput.py --cpu-time   # one thread, CPU time: shared machines
     python benchmarks/train_throughput.py --quality [--threads N]
-    python benchmarks/train_throughput.py --profile {channels_last,contiguous} [--threads N]
+    python benchmarks/train_throughput.py --profile {channels_last,contiguous} [--threads N] [--bf16]
 """
 
 from __future__ import annotations
@@ -159,8 +159,9 @@ def inference_effect(steps: int = 100) -> None:
               f"{psnr(ph.clean, out):.3f} dB, max |change| {np.abs(out - ref).max():.2e}")
 
 
-def profile_step(channels_last: bool = True, steps: int = 5) -> None:
-    """torch.profiler table of the network's training step alone (same network / batch)."""
+def profile_step(channels_last: bool = True, steps: int = 5, bf16: bool = False) -> None:
+    """torch.profiler table of the network's training step alone (same network / batch),
+    in fp32 or under bf16 autocast."""
     from torch.profiler import ProfilerActivity, profile
 
     net = build_network(NetworkConfig(depth=2, base_filters=32, residual=False), 2, 1)
@@ -171,7 +172,8 @@ def profile_step(channels_last: bool = True, steps: int = 5) -> None:
     opt = torch.optim.Adam(net.parameters())
 
     def step() -> None:
-        loss = (net(x) ** 2).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = (net(x).float() ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -196,6 +198,7 @@ def main() -> None:
     ap.add_argument("--quality", action="store_true", help="PSNR per memory format / precision")
     ap.add_argument("--profile", choices=["channels_last", "contiguous"], default=None,
                     help="profile the network's training step alone")
+    ap.add_argument("--bf16", action="store_true", help="with --profile: under bf16 autocast")
     args = ap.parse_args()
     if args.cpu_time:
         global CLOCK
@@ -204,7 +207,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print_header(engine_precision())
     if args.profile:
-        profile_step(args.profile == "channels_last")
+        profile_step(args.profile == "channels_last", bf16=args.bf16)
         return
     if args.quality:
         inference_effect()
