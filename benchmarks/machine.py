@@ -10,7 +10,8 @@ several times; the header lets them be told apart. Usage in a script::
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+import time
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -58,4 +59,22 @@ def engine_precision(device: Any = "cpu", precision: str = "auto") -> str:
     from napari_selfdenoise.core.device import precision_name, resolve_precision
 
     dtype = resolve_precision(torch.device(device), precision)
-    return f"{precision_name(dtype)} ({precision})" if precision == "auto" else precision_name(dtype)
+    name = precision_name(dtype)
+    return f"{name} ({precision})" if precision == "auto" else name
+
+
+def add_clock_options(ap: Any, what: str, threads: Optional[int] = None) -> None:
+    """``--threads`` and ``--cpu-time`` (``what`` is measured in this process's CPU time)."""
+    ap.add_argument("--threads", type=int, default=threads, help="torch threads")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help=f"{what} in this process's CPU time with one torch thread: what an "
+                         "idle core gives, robust to other load on a shared machine")
+
+
+def apply_clock_options(args: Any) -> Callable[[], float]:
+    """Set torch's threads (one under ``--cpu-time``); return the clock to time with."""
+    if args.cpu_time:
+        args.threads = 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return time.process_time if args.cpu_time else time.perf_counter

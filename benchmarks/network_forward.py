@@ -18,7 +18,9 @@ import torch
 from napari_selfdenoise.core.config import NetworkConfig
 from napari_selfdenoise.core.inference import flops_per_voxel, fold_batch_norm
 from napari_selfdenoise.core.models import build_network
-from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
+from machine import (  # noqa: E402  (benchmarks/ is on sys.path)
+    add_clock_options, apply_clock_options, engine_precision, print_header,
+)
 
 TILES = [(128, 16), (256, 4), (384, 2), (512, 1), (768, 1), (1104, 1)]
 
@@ -39,18 +41,14 @@ def best_of(fn, repeats: int = 3) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
+    add_clock_options(parser, "times", threads=2)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="matmul dtype and autocast of the network")
     parser.add_argument("--profile", action="store_true",
                         help="also print a torch.profiler table of the largest tile")
-    parser.add_argument("--cpu-time", action="store_true",
-                        help="time with this process's CPU time (use with --threads 1)")
     args = parser.parse_args()
     global CLOCK
-    if args.cpu_time:
-        CLOCK = time.process_time
-    torch.set_num_threads(args.threads)
+    CLOCK = apply_clock_options(args)
     print_header(engine_precision(precision=args.precision))
     bf16 = args.precision == "bf16"
     a = torch.randn(2048, 2048, dtype=torch.bfloat16 if bf16 else torch.float32)

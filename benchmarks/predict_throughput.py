@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import torch
-from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
+from machine import (  # noqa: E402  (benchmarks/ is on sys.path)
+    add_clock_options, apply_clock_options, engine_precision, print_header,
+)
 
 
 def default_bundle(spatial_dims: int = 2):
@@ -74,16 +75,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--json", action="store_true", help="print one JSON line")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--cpu-time", action="store_true",
-                    help="time with this process's CPU time (all its threads), torch on one "
-                         "thread: robust to other load on a shared machine")
+    add_clock_options(ap, "times (all the process's threads)")
     args = ap.parse_args()
-    clock = time.perf_counter
-    if args.cpu_time:
-        clock, args.threads = time.process_time, 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    clock = apply_clock_options(args)
     print_header(engine_precision())
 
     from napari_selfdenoise.core.inference import flops_per_voxel, predict_array

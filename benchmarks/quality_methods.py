@@ -50,7 +50,9 @@ from napari_selfdenoise.core.samples import (
     add_poisson_gaussian, phantom_correlated, psnr, render_clean,
 )
 from napari_selfdenoise.core.training import default_config, train
-from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
+from machine import (  # noqa: E402  (benchmarks/ is on sys.path)
+    apply_clock_options, add_clock_options, engine_precision, print_header,
+)
 
 DATA = Path(os.environ.get("NAPARI_SELFDENOISE_DATA",
                            Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
@@ -176,9 +178,7 @@ def main() -> None:
                     help="methods and variants (bsn:mean, bsn:pd, bsn:pd+r3, ams:pd, ...)")
     ap.add_argument("--images", nargs="+", default=None, help="image names (default: all)")
     ap.add_argument("--seconds", type=float, default=60.0, help="training budget per run")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--cpu-time", action="store_true",
-                    help="budget in CPU seconds of this process, one torch thread")
+    add_clock_options(ap, "the training budget")
     ap.add_argument("--tta", action="store_true", help="8-fold dihedral test-time averaging")
     ap.add_argument("--no-classical", action="store_true", help="skip calibrate --denoiser auto")
     ap.add_argument("--n2n", action="store_true", help="also the Noise2Noise cases")
@@ -190,10 +190,7 @@ def main() -> None:
     args = ap.parse_args()
     global CPU_TIME, TTA
     CPU_TIME, TTA = args.cpu_time, args.tta
-    if args.cpu_time:
-        args.threads = 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_clock_options(args)
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     print_header(engine_precision(precision=extra.get("precision", "auto")))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "

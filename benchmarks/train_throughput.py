@@ -14,7 +14,8 @@ Usage::
     python benchmarks/train_throughput.py [--steps 30] [--rounds 3] [--threads N] [--device cuda]
     python benchmarks/train_throughput.py --cpu-time   # one thread, CPU time: shared machines
     python benchmarks/train_throughput.py --quality [--threads N]
-    python benchmarks/train_throughput.py --profile {channels_last,contiguous} [--threads N] [--bf16]
+    python benchmarks/train_throughput.py --profile {channels_last,contiguous} [--threads N] \
+        [--bf16]
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from napari_selfdenoise.core.events import TrainStep
 from napari_selfdenoise.core.models import build_network
 from napari_selfdenoise.core.samples import phantom_2d
 from napari_selfdenoise.core.training import default_config, train
-from machine import engine_precision, print_header  # noqa: E402  (benchmarks/ is on sys.path)
+from machine import (  # noqa: E402  (benchmarks/ is on sys.path)
+    add_clock_options, apply_clock_options, engine_precision, print_header,
+)
 
 PATCH, BATCH = 64, 16
 #: the clock rates are measured with: wall time, or this process's CPU time (``--cpu-time``,
@@ -190,9 +193,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--cpu-time", action="store_true",
-                    help="rates from this process's CPU time, one thread (shared machines)")
+    add_clock_options(ap, "rates")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, ... (all variants run there)")
     ap.add_argument("--json", action="store_true", help="print the medians as one JSON line")
     ap.add_argument("--quality", action="store_true", help="PSNR per memory format / precision")
@@ -200,11 +201,8 @@ def main() -> None:
                     help="profile the network's training step alone")
     ap.add_argument("--bf16", action="store_true", help="with --profile: under bf16 autocast")
     args = ap.parse_args()
-    if args.cpu_time:
-        global CLOCK
-        CLOCK, args.threads = time.process_time, 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    global CLOCK
+    CLOCK = apply_clock_options(args)
     print_header(engine_precision())
     if args.profile:
         profile_step(args.profile == "channels_last", bf16=args.bf16)
