@@ -20,7 +20,7 @@ from napari_selfdenoise.core.config import (
 
 def test_defaults_are_valid_and_documented():
     cfg = TrainConfig()
-    assert cfg.method == "n2v" and cfg.network.arch == "unet"
+    assert cfg.method == "n2s" and cfg.network.arch == "unet"  # methods.DEFAULT_METHOD
     assert set(METHOD_NAMES) == set(typing.get_args(Method))
     for model in (TrainConfig, NetworkConfig, MaskingConfig, PredictConfig, CalibrateConfig):
         assert model.model_config["extra"] == "forbid"

@@ -145,7 +145,8 @@ def test_defaults_button_replaces_remembered_settings(viewer):
         assert remembered.method == "n2v2" and remembered.learning_rate == pytest.approx(4e-4)
         assert remembered.normalization == old.train.normalization
         widget.defaults_button.click()
-        shown, expected = widget.settings().train, default_config("n2v")
+        shown, expected = widget.settings().train, default_config()
+        assert shown.method == "n2s"  # the measured default (methods.DEFAULT_METHOD)
         for key in ("method", "learning_rate", "batch_size", "normalization", "masking",
                     "steps", "seed"):
             assert getattr(shown, key) == getattr(expected, key), key
@@ -288,3 +289,23 @@ def test_closing_stops_training(viewer, dock, qtbot, trained_layer, close):
         viewer.close()
     assert runner.closing.is_set() and runner.stop_event.is_set()
     assert not runner.running  # shutdown waited for the thread
+
+
+def test_fresh_form_and_cli_start_from_the_measured_default_method(viewer, tmp_path):
+    """No remembered settings: the form shows Noise2Self with its defaults, as the CLI does."""
+    import argparse
+
+    from napari_selfdenoise.cli.method_options import add_method_arguments
+    from napari_selfdenoise.core.config import default_config
+    from napari_selfdenoise.core.methods import DEFAULT_METHOD
+
+    assert not _common.last_settings_path("train").exists()
+    widget = TrainWidget(viewer)
+    try:
+        assert widget.options.method.currentData() == DEFAULT_METHOD == "n2s"
+        assert widget.settings().train.masking == default_config().masking
+    finally:
+        widget.shutdown()
+    parser = argparse.ArgumentParser()
+    add_method_arguments(parser)
+    assert parser.parse_args([]).method == DEFAULT_METHOD

@@ -82,7 +82,7 @@ class TrainOptions(QWidget):
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        d = default_config("n2v")
+        d = default_config()
         self.method = combo(METHOD_NAMES, "Self-supervised method")
         self.method_help = QLabel()
         self.method_help.setWordWrap(True)
@@ -132,6 +132,7 @@ class TrainOptions(QWidget):
         self.save_model_to = QLineEdit()
         self.save_model_to.setPlaceholderText("(optional) model file written at the end")
         self._layout()
+        set_combo(self.method, d.method)
         self.method.currentIndexChanged.connect(self._method_changed)
         self._method_changed()
 

@@ -11,7 +11,7 @@ import argparse
 import typing
 from typing import Any
 
-from ..core.methods import METHODS
+from ..core.methods import DEFAULT_METHOD, METHODS
 
 
 def _fields() -> dict[str, list[tuple[str, Any]]]:
@@ -60,7 +60,8 @@ class _SwitchWithValues(argparse.Action):
             setattr(namespace, name, value)
 
 
-def add_method_arguments(parser: argparse.ArgumentParser, default: str = "n2v") -> None:
+def add_method_arguments(parser: argparse.ArgumentParser,
+                         default: str = DEFAULT_METHOD) -> None:
     """``--method`` and one flag per method parameter."""
     listing = ", ".join(f"{n} ({m.title})" for n, m in METHODS.items())
     parser.add_argument("--method", default=default, choices=list(METHODS),

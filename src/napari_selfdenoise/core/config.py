@@ -10,7 +10,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .methods import METHODS, MethodParamsUnion, get_method
+from .methods import DEFAULT_METHOD, METHODS, MethodParamsUnion, get_method
 
 #: the registered method names (:data:`~napari_selfdenoise.core.methods.METHODS`)
 Method = Literal[tuple(METHODS)]  # type: ignore[valid-type]
@@ -96,7 +96,7 @@ def default_patch_size(spatial_dims: int) -> tuple[int, ...]:
 class TrainConfig(StrictModel):
     """Everything that defines a training run (and is stored inside the model file)."""
 
-    method: Method = Field("n2v", description="Self-supervised method.")
+    method: Method = Field(DEFAULT_METHOD, description="Self-supervised method.")
     axes: Optional[str] = Field(None, description="Axes of the input data; None infers them.")
     patch_size: Optional[tuple[int, ...]] = Field(
         None, description="Spatial patch shape; None gives 64x64 (2D) or 16x64x64 (3D)."
@@ -199,7 +199,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     return TrainConfig.model_validate(data)
 
 
-def default_config(method: str = "n2v", **settings: Any) -> TrainConfig:
+def default_config(method: str = DEFAULT_METHOD, **settings: Any) -> TrainConfig:
     """A :class:`TrainConfig` with the defaults of ``method`` and the given settings."""
     return resolve_config(TrainConfig(method=method, **settings))
 

@@ -42,8 +42,8 @@ class TrainSettings(StrictModel):
     """Settings of the Train widget."""
 
     train: TrainConfig = Field(
-        default_factory=lambda: default_config("n2v"),
-        description="Training settings (default: N2V with its method defaults).",
+        default_factory=default_config,
+        description="Training settings (default: the default method with its defaults).",
     )
     budget_unit: Literal["steps", "minutes"] = Field(
         "steps", description="How the budget is shown: steps, or minutes (time_budget_s)."

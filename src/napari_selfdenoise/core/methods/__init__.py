@@ -27,6 +27,11 @@ METHODS: dict[str, Method] = {
 }
 
 #: a method's parameters, told apart by their ``method`` field
+#: the method a new training run uses unless told otherwise: Noise2Self had the best mean
+#: PSNR on both the FMD confocal and the W2S widefield sets at 60 CPU-seconds, and the best
+#: result on 8 of 13 images (docs/benchmarks.md section 7)
+DEFAULT_METHOD = "n2s"
+
 MethodParamsUnion = Annotated[
     Union[tuple(m.Params for m in METHODS.values())],  # type: ignore[misc]
     Field(discriminator="method"),
@@ -52,5 +57,5 @@ def get_method(name: str) -> Method:
             f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
-__all__ = ["METHODS", "Method", "MethodParams", "MethodParamsUnion", "Batch", "Predictor",
+__all__ = ["DEFAULT_METHOD", "METHODS", "Method", "MethodParams", "MethodParamsUnion", "Batch", "Predictor",
            "StepContext", "UnknownMethodError", "get_method"]
