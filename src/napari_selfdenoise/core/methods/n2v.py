@@ -18,7 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..config import TrainConfig
 
-_COMMON = {"learning_rate": 2e-3, "network": {"residual": False, "base_filters": 16}}
+#: shared by the single-image methods; DnCNN 8 layers, not the paper's 17: at one minute
+#: of CPU the shallower net takes twice the steps and gained 0.8-3 dB (docs/training.md)
+_COMMON = {"learning_rate": 2e-3,
+           "network": {"residual": False, "base_filters": 16, "dncnn_layers": 8}}
 
 
 class N2VParams(PixelShuffleParams):
