@@ -50,6 +50,9 @@ class Sink(ABC):
     resumable: ClassVar[bool] = False
     #: the output is a folder (a store), not a file
     directory: ClassVar[bool] = False
+    #: worker processes can write their own chunks into it concurrently (distributed
+    #: prediction; the completion record is kept by the client)
+    shared_store: ClassVar[bool] = False
 
     def __init__(self, layout: Layout, n_chunks: int):
         self.layout = layout

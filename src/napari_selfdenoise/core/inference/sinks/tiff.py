@@ -17,6 +17,7 @@ class TiffSink(ZarrSink):
 
     kind = "tiff"
     directory = False
+    shared_store = False  # one file: converted at the end by one process
 
     def __init__(self, layout, plan, path: Path, document, signature, overwrite, input_id=None):
         if path.exists() and not overwrite:

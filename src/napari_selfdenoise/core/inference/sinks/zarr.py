@@ -36,6 +36,7 @@ class ZarrSink(Sink):
     kind = "zarr"
     resumable = True
     directory = True
+    shared_store = True
 
     def __init__(self, layout, plan: TilePlan, path: Path, document: dict, signature: str,
                  overwrite: bool, input_id: Optional[dict] = None):
