@@ -91,13 +91,11 @@ class DaskBackend:
         t0 = time.perf_counter()
         done_chunks = voxels = 0
         stopped = ok = False
-        self.reports: list[dict] = []
         try:
             submit(window)
             for fut in futures:
                 block = in_flight.pop(fut)
                 report = fut.result()  # a task's error is raised here, as in the thread
-                self.reports.append(report)
                 sink.done[report["chunk_ids"]] = True
                 sink.nonfinite += int(report["nonfinite"])
                 sink.record()
@@ -109,7 +107,7 @@ class DaskBackend:
                 yield TileDone(
                     tiles_done=skipped + done_chunks, tiles_total=total,
                     voxels_per_s=voxels / elapsed if elapsed > 0 else 0.0, elapsed_s=elapsed,
-                    eta_s=left / rate if rate > 0 else None, skipped=skipped)
+                    eta_s=left / rate if rate > 0 else None, skipped=skipped, block=report)
                 if job.stop is not None and job.stop.is_set() and left > 0:
                     stopped = True
                     break

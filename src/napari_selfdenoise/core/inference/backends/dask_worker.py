@@ -4,7 +4,9 @@ The client ships the model as its safetensors bytes (scattered once to every wor
 their hash; a worker process builds the network once per (model, settings) and keeps it
 (:data:`_CACHE`). Never a pickled torch module: the bytes are weights only. A block task
 opens the input file itself and reads only the tiles of its block, and writes only its
-own chunks straight into the output zarr store.
+own chunks straight into the output zarr store. It reads its input region once: the
+bounding box of its tiles (its chunks plus the network's halo, reflected at the image's
+ends).
 """
 
 from __future__ import annotations
@@ -130,19 +132,52 @@ def worker_setup(config: PredictConfig) -> tuple[str, float, dict]:
     return device.type, memory_budget(device, config), execution_record(device, dtype, cl)
 
 
-class CountingReader:
-    """An input array that counts the elements read through it."""
+def read_block(data: Any, layout: Layout, plan: TilePlan, block: Block) -> "BlockView":
+    """Read once the input region every tile of ``block`` needs (the bounding box of their
+    reflected regions, all channels) and serve the tiles from it."""
+    from ...tiling import reflect_index
 
-    def __init__(self, data: Any) -> None:
-        self.data = data
-        self.shape = data.shape
-        self.dtype = data.dtype
-        self.elements = 0
+    tiles = plan.tiles_for_chunks(block.chunks)
+    lo = [min(int(reflect_index(np.arange(*plan.tile_region(t)[d]), n).min()) for t in tiles)
+          for d, n in enumerate(plan.shape)]
+    hi = [max(int(reflect_index(np.arange(*plan.tile_region(t)[d]), n).max()) + 1
+              for t in tiles) for d, n in enumerate(plan.shape)]
+    sample = layout.sample_index(block.sample)
+    index, offsets = [], []
+    for a, n in zip(layout.axes, layout.shape):
+        if a in layout.spatial:
+            d = layout.spatial.index(a)
+            index.append(slice(lo[d], hi[d]))
+            offsets.append(lo[d])
+        elif a in sample:
+            index.append(slice(sample[a], sample[a] + 1))
+            offsets.append(sample[a])
+        else:  # C
+            index.append(slice(None))
+            offsets.append(0)
+    return BlockView(np.asarray(data[tuple(index)]), tuple(offsets), data.shape, data.dtype)
 
-    def __getitem__(self, index: Any) -> np.ndarray:
-        block = np.asarray(self.data[index])
-        self.elements += int(block.size)
-        return block
+
+class BlockView:
+    """A region of the input read into memory, indexed in the input's coordinates (only
+    inside the region); ``elements`` is what was read from the input."""
+
+    def __init__(self, region: np.ndarray, offsets: tuple[int, ...], shape: Any,
+                 dtype: Any) -> None:
+        self.region, self.offsets = region, offsets
+        self.shape, self.dtype = tuple(shape), dtype
+        self.elements = int(region.size)
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        local = []
+        for i, off in zip(index, self.offsets):
+            if isinstance(i, slice):
+                start = None if i.start is None else i.start - off
+                stop = None if i.stop is None else i.stop - off
+                local.append(slice(start, stop, i.step))
+            else:
+                local.append(int(i) - off)
+        return self.region[tuple(local)]
 
 
 class BlockSink(Sink):
@@ -175,7 +210,7 @@ def run_block(model_bytes: bytes, spec: BlockSpec, block: Block) -> dict:
 
     bundle, runner, device = _model(model_bytes, spec)
     data, _ = io.open_image(spec.source)
-    reader = CountingReader(data)
+    reader = read_block(data, spec.layout, spec.plan, block)
     sink = BlockSink(spec.layout, spec.plan, zarr.open_array(spec.out, mode="r+"), block)
     stitcher = Stitcher(spec.plan, sink, bundle)
     tiles = spec.plan.tiles_for_chunks(block.chunks)
