@@ -235,3 +235,66 @@ def test_what_workers_cannot_do_is_refused_in_one_line(bundle, source, tmp_path,
     msg = str(err.value)
     assert "\n" not in msg and "distributed prediction" in msg
     assert not (tmp_path / "o.zarr").exists() and not (tmp_path / "o.tif").exists()
+
+
+# ---------------------------------------------------------------------------- CLI
+def cli(*argv):
+    from napari_selfdenoise.cli import main
+
+    return main([str(a) for a in argv])
+
+
+def cfg_args():
+    return ["--tile", "64", "64", "--batch-size", "1", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def model_file(bundle, tmp_path_factory):
+    return bundle.save(tmp_path_factory.mktemp("m") / "m.sdmodel")
+
+
+def test_cli_predict_on_a_scheduler(cluster, model_file, source, reference, tmp_path):
+    out = tmp_path / "cli.zarr"
+    assert cli("predict", model_file, source, "--out", out, "--axes", "TYX",
+               "--scheduler", cluster.scheduler_address, *cfg_args()) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], reference[:])
+
+
+def test_cli_predict_on_local_workers_started_for_the_run(model_file, source, reference,
+                                                          tmp_path):
+    out = tmp_path / "w.zarr"
+    assert cli("predict", model_file, source, "--out", out, "--axes", "TYX",
+               "--workers", "2", *cfg_args()) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], reference[:])
+    assert record(out)["complete"]
+
+
+def test_cli_errors_are_one_line(model_file, source, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cluster_mod, "CONNECT_TIMEOUT_S", 2.0)
+    cases = [("--workers", "2", tmp_path / "o.tif", "writes a .zarr store"),
+             ("--scheduler", "tcp://127.0.0.1:9", tmp_path / "o.zarr", "cannot reach")]
+    for flag, value, out, text in cases:
+        assert cli("predict", model_file, source, "--out", out, "--axes", "TYX", flag, value,
+                   *cfg_args()) == 2
+        err = capsys.readouterr().err.strip()
+        assert text in err and len(err.splitlines()) == 1, err
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    assert cli("predict", model_file, source, "--out", tmp_path / "o.zarr", "--axes", "TYX",
+               "--workers", "2", *cfg_args()) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "napari-selfdenoise[distributed]" in err
+
+
+def test_cli_run_batch_on_a_scheduler_writes_zarr_stores(cluster, model_file, source,
+                                                         reference, tmp_path):
+    from napari_selfdenoise.core.presets import PredictSettings, save_preset
+
+    preset = save_preset(tmp_path / "p.json", PredictSettings(
+        model_source="file", model_file=str(model_file), axes="TYX",
+        predict=PredictConfig(**CFG)))
+    out = tmp_path / "batch"
+    assert cli("run", preset, source, "--out", out, "--quiet",
+               "--scheduler", cluster.scheduler_address) == 0
+    store = out / "in_n2v.zarr"
+    np.testing.assert_array_equal(zarr.open_array(str(store), mode="r")[:], reference[:])
+    assert record(store)["complete"]
