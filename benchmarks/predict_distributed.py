@@ -55,16 +55,18 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def run_once(bundle, source: Path, out: Path, config, client=None) -> tuple[float, float]:
-    """(wall s, CPU s of the computing processes) of one prediction into ``out``."""
+def run_once(bundle, source: Path, out: Path, config, client=None
+             ) -> tuple[float, float, float]:
+    """(wall s, CPU s of the computing processes, CPU s of this process) of one prediction
+    into ``out`` (this process: the client, and the scheduler of a LocalCluster)."""
     from napari_selfdenoise.core.inference import predict_array
 
     workers_cpu = (lambda: sum(client.run(_cpu_s).values())) if client is not None else None
     c0, w0, t0 = _cpu_s(), workers_cpu() if workers_cpu else 0.0, time.perf_counter()
     predict_array(bundle, source, axes="TYX", out=out, config=config)
     wall = time.perf_counter() - t0
-    cpu = _cpu_s() - c0 + ((workers_cpu() - w0) if workers_cpu else 0.0)
-    return wall, cpu
+    here = _cpu_s() - c0
+    return wall, here + ((workers_cpu() - w0) if workers_cpu else 0.0), here
 
 
 def main() -> None:
@@ -119,7 +121,8 @@ def main() -> None:
     for name, ts in times.items():
         best[name] = (min(t[0] for t in ts), min(t[1] for t in ts))
         row = rows.setdefault(name, {})
-        row.update(wall_s=best[name][0], cpu_s=best[name][1],
+        client_cpu = min(ts, key=lambda t: t[1])[2]
+        row.update(wall_s=best[name][0], cpu_s=best[name][1], client_cpu_s=client_cpu,
                    wall_vox_s=voxels / best[name][0], cpu_vox_s=voxels / best[name][1],
                    speedup_wall=best["threaded"][0] / best[name][0],
                    cpu_ratio=best[name][1] / best["threaded"][1], all_times=ts,
@@ -133,12 +136,13 @@ def main() -> None:
     print(f"{args.planes} x {args.size} x {args.size} uint16 zarr -> zarr (TYX, 2D model), "
           f"{torch.get_num_threads()} torch thread(s) per process, {os.cpu_count()} CPUs")
     print(f"  {'':9s} {'wall s':>8s} {'Mvox/s':>7s} {'x thr.':>6s}   {'CPU s':>7s} "
-          f"{'CPU/thr.':>8s}  worker peak RSS (MiB)   max |diff|")
-    for name, row in rows.items():
+          f"{'(client)':>8s} {'CPU/thr.':>8s}  worker peak RSS (MiB)   max |diff|")
+    for name in ["threaded"] + [f"dask-{n}" for n in args.workers]:
+        row = rows[name]
         rss = ", ".join(f"{r:.0f}" for r in row.get("worker_peak_rss_mb", [])) or "-"
         print(f"  {name:9s} {row['wall_s']:8.2f} {row['wall_vox_s'] / 1e6:7.2f} "
-              f"{row['speedup_wall']:6.2f}   {row['cpu_s']:7.2f} {row['cpu_ratio']:8.2f}  "
-              f"{rss:22s}  {row['max_abs_diff']:.2g}")
+              f"{row['speedup_wall']:6.2f}   {row['cpu_s']:7.2f} {row['client_cpu_s']:8.2f} "
+              f"{row['cpu_ratio']:8.2f}  {rss:22s}  {row['max_abs_diff']:.2g}")
     print(f"  this process (client; threaded ran in it) peak RSS: "
           f"{result['client_peak_rss_mb']:.0f} MiB")
 
