@@ -101,6 +101,10 @@ def test_two_workers_equal_the_single_process_result_exactly(cluster, bundle, so
     # each worker process built the model once for the whole run
     for pid in {r["pid"] for r in reports}:
         assert len({r["model_loads"] for r in reports if r["pid"] == pid}) == 1
+    # a complete output: a rerun submits nothing
+    again, events = run(bundle, source, out, scheduler=cluster.scheduler_address)
+    assert again == out and not [e for e in events if isinstance(e, TileDone)]
+    assert any(getattr(e, "text", "").startswith("resuming: 75 of 75") for e in events)
 
 
 def test_batched_tiles_agree_to_rounding(cluster, bundle, source, reference, tmp_path):
