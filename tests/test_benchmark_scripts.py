@@ -86,3 +86,16 @@ def test_gpu_check_plumbing_runs_on_cpu(tmp_path, capsys):
     assert "# cpu_bf16: " in report and "# threads: " in report and "# torch: " in report
     assert "## predict_roofline (exit 0" in report and "practical peak" in report
     assert "## train_throughput (exit 0" in report and "bf16 autocast + channels_last" in report
+
+
+def test_predict_distributed_compares_workers_with_the_threaded_engine(monkeypatch, capsys,
+                                                                       one_torch_thread):
+    pytest.importorskip("distributed")
+    out = _run_script("predict_distributed.py", ["--planes", "1", "--size", "128",
+                                                 "--repeats", "1", "--workers", "1", "--json"],
+                      monkeypatch, capsys)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert set(result["rows"]) == {"threaded", "dask-1"}
+    row = result["rows"]["dask-1"]
+    assert row["wall_s"] > 0 and row["cpu_s"] > 0 and len(row["worker_peak_rss_mb"]) == 1
+    assert row["max_abs_diff"] < 1e-4  # the same prediction

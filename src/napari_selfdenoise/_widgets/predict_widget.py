@@ -72,12 +72,20 @@ class PredictWidget(DockWidget):
         self.zarr_path = QLineEdit()
         self.zarr_path.setPlaceholderText("output.zarr")
         self.overwrite = QCheckBox("overwrite")
+        self.run_on = combo({"here": "this process", "workers": "local workers",
+                             "scheduler": "dask scheduler"},
+                            "Where the tiles run. Workers and a dask scheduler read the "
+                            "layer's file and write a zarr store (see docs/prediction.md)")
+        self.n_workers = spin(1, 256, 2, tip=PredictConfig.model_fields["workers"].description)
+        self.scheduler = QLineEdit()
+        self.scheduler.setPlaceholderText("tcp://host:8786")
         self.run_button = QPushButton("Run")
         self.stop_button = QPushButton("Stop")
         self._layout()
         self.model_combo.currentIndexChanged.connect(self._model_source_changed)
         self.auto_tiles.toggled.connect(self._tiles_changed)
         self.output.currentIndexChanged.connect(self._output_changed)
+        self.run_on.currentIndexChanged.connect(self._output_changed)
         self.browse_button.clicked.connect(self._browse_clicked)
         self.run_button.clicked.connect(lambda: self.guarded(self.run))
         self.stop_button.clicked.connect(self.stop)
@@ -106,6 +114,11 @@ class PredictWidget(DockWidget):
         row.addWidget(self.zarr_path, 1)
         row.addWidget(self.overwrite)
         form.addRow("zarr store", row)
+        row = QHBoxLayout()
+        row.addWidget(self.run_on)
+        row.addWidget(self.n_workers)
+        row.addWidget(self.scheduler, 1)
+        form.addRow("run on", row)
         self.build_layout(form, [self.run_button, self.stop_button])
 
     # ---------------------------------------------------------------- model choices
@@ -141,6 +154,9 @@ class PredictWidget(DockWidget):
         zarr = self.output.currentData() == "zarr" and not self.runner.running
         self.zarr_path.setEnabled(zarr)
         self.overwrite.setEnabled(zarr)
+        where = self.run_on.currentData() if not self.runner.running else None
+        self.n_workers.setEnabled(where == "workers")
+        self.scheduler.setEnabled(where == "scheduler")
 
     def _browse_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model file", "",
@@ -181,12 +197,22 @@ class PredictWidget(DockWidget):
             batch_size=(self.batch.value() or None) if manual else None,
             tta=self.tta.isChecked(), j_invariant=self.j_invariant.currentData(),
             r3=self.r3.isChecked(), precision=self.precision.currentData(), memory_budget_mb=self._memory_budget_mb,
-            device=self.device.text().strip() or "auto", overwrite=self.overwrite.isChecked())
+            device=self.device.text().strip() or "auto", overwrite=self.overwrite.isChecked(),
+            **self._cluster())
         return PredictSettings(
             model_source=source, model_name=name,
             model_file=self.model_file.text().strip() or None,
             axes=self.axes_edit.text().strip() or None, predict=config,
             output=self.output.currentData(), zarr_path=self.zarr_path.text().strip() or None)
+
+    def _cluster(self) -> dict:
+        """``PredictConfig`` fields of the 'run on' choice."""
+        where = self.run_on.currentData()
+        if where == "workers":
+            return {"workers": self.n_workers.value()}
+        if where == "scheduler":
+            return {"scheduler": self.scheduler.text().strip() or None}
+        return {}
 
     def set_settings(self, settings: PredictSettings) -> None:
         prefix = {"session": SESSION_PREFIX, "layer": LAYER_PREFIX}.get(settings.model_source)
@@ -211,6 +237,10 @@ class PredictWidget(DockWidget):
         self._memory_budget_mb = p.memory_budget_mb
         self.device.setText(p.device)
         self.overwrite.setChecked(p.overwrite)
+        set_combo(self.run_on, "scheduler" if p.scheduler else
+                  "workers" if p.workers else "here")
+        self.n_workers.setValue(p.workers or 2)
+        self.scheduler.setText(p.scheduler or "")
         set_combo(self.output, settings.output)
         self.zarr_path.setText(settings.zarr_path or "")
         if settings.axes:
@@ -219,7 +249,7 @@ class PredictWidget(DockWidget):
     def _controls(self) -> list:
         return super()._controls() + [
             self.model_combo, self.auto_tiles, self.tta, self.j_invariant, self.r3, self.precision,
-            self.device, self.output, self.run_button, self.save_preset_button]
+            self.device, self.output, self.run_on, self.run_button, self.save_preset_button]
 
     def _set_running(self, running: bool) -> None:
         super()._set_running(running)
@@ -245,7 +275,8 @@ class PredictWidget(DockWidget):
             out = settings.zarr_path
             if Path(out).exists() and not settings.predict.overwrite:
                 raise FileExistsError(f"{out} exists: tick 'overwrite' or choose another path")
-        data = _common.snapshot(layer)
+        data = (_file_of(layer, settings) if settings.predict.distributed
+                else _common.snapshot(layer))
         source = layer.name
 
         def make(stop: threading.Event) -> Generator:
@@ -300,3 +331,15 @@ class PredictWidget(DockWidget):
     def shutdown(self) -> None:
         _common.SESSION.disconnect(self.reset_choices)
         super().shutdown()
+
+
+def _file_of(layer: Any, settings: PredictSettings) -> str:
+    """The file a distributed prediction reads: the layer's own (workers open it)."""
+    if settings.output != "zarr":
+        raise ValueError("workers write a zarr store: choose 'zarr store on disk' as the output")
+    path = getattr(getattr(layer, "source", None), "path", None)
+    if not path or not Path(path).exists():
+        raise ValueError(f"the layer {layer.name!r} was not opened from a file, and workers "
+                         "read the file: save it as .zarr or .tif and open that, or run in "
+                         "this process")
+    return str(path)

@@ -5,7 +5,9 @@ training (``.sdmodel``) or an image file that carries a model (saved by the plug
 writer or by an earlier ``predict``). OUTPUT ending in ``.zarr`` is written chunk by chunk
 and is resumable: rerunning an interrupted command continues where it stopped. ``.tif``
 gives a BigTIFF (written through a resumable sibling zarr), ``.npy`` a numpy file.
-The output carries the model and the provenance of the result.
+The output carries the model and the provenance of the result. With ``--scheduler`` or
+``--workers`` the work runs on a dask.distributed cluster, each worker writing its own
+chunks of a ``.zarr`` output.
 """
 
 from __future__ import annotations
@@ -55,9 +57,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing output instead of resuming / refusing")
+    add_cluster_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """``--scheduler`` / ``--workers``: distributed prediction on dask.distributed."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on the dask.distributed cluster whose scheduler is at "
+                       "ADDRESS (e.g. tcp://host:8786); the input must be a file and --out a "
+                       ".zarr store every worker can reach (needs the 'distributed' extra)")
+    group.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run on N local worker processes (a dask LocalCluster started "
+                       "for this run; one per GPU on a GPU machine); --out must be a .zarr")
 
 
 def load_model(path: Path) -> Any:
@@ -147,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
         border=tuple(args.border) if args.border is not None else None,
         batch_size=args.batch_size, memory_budget_mb=args.memory_mb, tta=args.tta,
         j_invariant=args.j_invariant, precision=args.precision, device=args.device,
-        overwrite=args.overwrite, **_r3(args.r3),
+        overwrite=args.overwrite, scheduler=args.scheduler, workers=args.workers,
+        **_r3(args.r3),
     )
     settings = dict(config.model_dump(mode="json"), model=str(args.model))
     prov = make_provenance("predict", args.input.name, settings, bundle=bundle)

@@ -11,9 +11,10 @@ the exit status is 1 when any input failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -32,6 +33,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing outputs in --out (refused otherwise)")
     parser.add_argument("--quiet", action="store_true", help="only print the summary")
+    from .predict_cmd import add_cluster_options
+
+    add_cluster_options(parser)  # Predict presets: outputs become <stem>_<method>.zarr
     parser.set_defaults(func=run)
     return parser
 
@@ -77,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     from ..core.events import run_to_end
 
     settings = presets.load_preset(args.preset)
+    if args.scheduler is not None or args.workers is not None:
+        if presets.kind_of(settings) != "predict":
+            raise ValueError("--scheduler / --workers only apply to a Predict preset")
     inputs = presets.expand_inputs(args.inputs)
     if not inputs:
         raise ValueError("no input images found (give files, or folders with .tif/.zarr/.npy)")
@@ -91,8 +98,32 @@ def run(args: argparse.Namespace) -> int:
     presets.plan_outputs(settings, inputs, args.out, model=model, overwrite=args.overwrite)
     args.out.mkdir(parents=True, exist_ok=True)
     outputs.check_writable(args.out, "--out", args.out)
-    with outputs.OutputLock(args.out):
+    with outputs.OutputLock(args.out), _cluster(args, settings) as settings:
         report = run_to_end(presets.run_batch(settings, inputs, args.out, model=model,
                                               overwrite=args.overwrite), _Printer(args.quiet))
     print(report.summary())
     return 1 if report.failures else 0
+
+
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace, settings: Any) -> Iterator[Any]:
+    """The settings with ``--scheduler`` applied; ``--workers N`` starts one local cluster
+    for the whole batch (closed after) and points every input at it."""
+    if args.scheduler is None and args.workers is None:
+        yield settings
+        return
+    from ..core.inference.backends import cluster
+
+    predict = settings.predict
+    local = None
+    address = args.scheduler
+    if args.workers is not None:
+        cluster.require_distributed()
+        local = cluster.local_cluster(args.workers, cluster.local_gpu_count(predict.device))
+        address = local.scheduler_address
+    try:
+        yield settings.model_copy(update={"predict": predict.model_copy(
+            update={"scheduler": address, "workers": None})})
+    finally:
+        if local is not None:
+            local.close()

@@ -237,6 +237,25 @@ class PredictConfig(StrictModel):
     channels_last: Optional[bool] = None
     device: str = "auto"
     overwrite: bool = Field(False, description="Replace an existing output path.")
+    scheduler: Optional[str] = Field(
+        None, description="Distributed prediction on the dask.distributed cluster whose "
+        "scheduler is at this address (e.g. tcp://host:8786); the input must be a file and "
+        "the output a .zarr store that every worker can reach.")
+    workers: Optional[int] = Field(
+        None, ge=1, le=1024, description="Distributed prediction on this many local worker "
+        "processes (a dask LocalCluster started for the run; one per GPU on a GPU machine).")
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> "PredictConfig":
+        if self.scheduler is not None and self.workers is not None:
+            raise ValueError("give either scheduler (an existing cluster) or workers (a local "
+                             "cluster), not both")
+        return self
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the prediction runs on a dask.distributed cluster."""
+        return self.scheduler is not None or self.workers is not None
 
     @field_validator("tile_shape", "overlap", "border")
     @classmethod

@@ -59,7 +59,11 @@ class TrainFinished:
 
 @dataclass(frozen=True)
 class TileDone:
-    """One batch of tiles written during prediction."""
+    """One batch of tiles written during prediction (distributed: one block of chunks).
+
+    ``tiles_done`` / ``tiles_total`` count output chunks (one per tile). ``block`` is the
+    distributed backend's report of the block that finished: ``chunk_ids``, ``tiles`` run,
+    ``elements_read`` from the input, the worker's ``pid`` and its ``model_loads``."""
 
     tiles_done: int
     tiles_total: int
@@ -67,6 +71,7 @@ class TileDone:
     elapsed_s: float
     eta_s: Optional[float]
     skipped: int = 0
+    block: Optional[dict] = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

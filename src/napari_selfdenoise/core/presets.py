@@ -312,6 +312,8 @@ def run_batch(
     out_dir : path-like, optional
         Where ``<stem>_<method>.tif`` (and, for training, ``<stem>_<method>.sdmodel``) go;
         ``None`` keeps the outputs in memory (``BatchReport.outputs`` values are arrays).
+        A distributed Predict preset (``predict.scheduler`` / ``predict.workers``) writes
+        ``<stem>_<method>.zarr`` stores instead, resumable like ``predict``'s.
     stop : threading.Event, optional
         Stops the current input (keeping what it produced) and skips the rest.
     model : ModelBundle, optional
@@ -341,7 +343,9 @@ def run_batch(
         name, source, axes = _unpack(item)
         yield BatchProgress(index, total, name, "started")
         try:
-            if isinstance(source, (str, os.PathLike)):
+            if isinstance(source, (str, os.PathLike)) and _distributed(settings):
+                data = source  # the workers open the file; predict reads its axes
+            elif isinstance(source, (str, os.PathLike)):
                 data, file_axes = read_input(source)
                 axes = axes or file_axes
             else:
@@ -404,6 +408,12 @@ def plan_outputs(settings: Settings, inputs: Sequence[BatchInput],
             raise OutputError(f"inputs {stems[stem]} and {name} would both be written to "
                               f"{out / stem}.tif; rename one of them or run them separately")
         stems[stem] = name
+        if _distributed(settings):  # workers write a resumable zarr store
+            store = out / f"{stem}.zarr"
+            check_output(store, overwrite=True, inputs=paths, label="output",
+                         directory_ok=True)
+            planned[name] = [store]
+            continue
         files = [out / f"{stem}.tif"] if tag != "auto" else []
         if kind == "train":
             files.append(out / f"{stem}.sdmodel")
@@ -411,6 +421,11 @@ def plan_outputs(settings: Settings, inputs: Sequence[BatchInput],
             check_output(f, overwrite=overwrite, inputs=paths, label="output")
         planned[name] = files
     return planned
+
+
+def _distributed(settings: Settings) -> bool:
+    """A Predict preset that runs on a dask cluster (its outputs are zarr stores)."""
+    return isinstance(settings, PredictSettings) and settings.predict.distributed
 
 
 def _preset_model(settings: PredictSettings) -> Any:
@@ -452,6 +467,17 @@ def _one(kind, settings, data, axes, name, out, stop, model,
         tag = cfg.method
         if out is not None:
             model.save(out / f"{_output_stem(name, tag)}.sdmodel", overwrite=overwrite)
+    elif kind == "predict" and _distributed(settings) and out is not None:
+        from .inference import predict
+        from .provenance import make_provenance
+
+        # the workers write the store; nothing comes back to this process
+        config = settings.predict.model_copy(
+            update={"overwrite": overwrite or settings.predict.overwrite})
+        store = out / f"{_output_stem(name, model.method)}.zarr"
+        record = make_provenance("batch predict", name, settings, bundle=model)
+        return (yield from predict(model, data, axes=axes or settings.axes, config=config,
+                                   stop=stop, out=store, provenance=record))
     elif kind == "predict":
         from .inference import predict
 
