@@ -64,34 +64,35 @@ def synthetic_input(bundle: Any, shape: tuple[int, ...], seed: int = 0) -> np.nd
     return out
 
 
-def sample_input(bundle: Any, image: np.ndarray, axes: str,
-                 shape: tuple[int, ...]) -> np.ndarray:
-    """A ``(1, C, *shape)`` float32 crop of ``image`` (axes ``axes``; T / S / other axes
-    at their middle index), from its centre; reflect-padded where it is smaller."""
+def sample_input(bundle: Any, image: Any, axes: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A ``(1, C, *shape)`` float32 crop of ``image`` (any array-like, read lazily; axes
+    ``axes``, T / S / other axes at their middle index) from its centre; reflect-padded
+    where the image is smaller."""
     axes = axes.upper()
     spatial = "ZYX"[-bundle.spatial_dims:]
-    if len(axes) != image.ndim or any(a not in axes for a in spatial):
+    if len(axes) != len(image.shape) or any(a not in axes for a in spatial):
         raise ValueError(f"the sample image's axes {axes!r} do not fit its shape "
-                         f"{image.shape} and the model's {spatial} axes")
-    index = tuple(slice(None) if a in spatial or a == "C" else image.shape[i] // 2
-                  for i, a in enumerate(axes))
+                         f"{tuple(image.shape)} and the model's {spatial} axes")
+    want = dict(zip(spatial, shape))
+    index = []
+    for a, n in zip(axes, image.shape):
+        if a in want:
+            start = max(0, (n - want[a]) // 2)
+            index.append(slice(start, start + want[a]))
+        else:
+            index.append(slice(None) if a == "C" else n // 2)
     kept = [a for a in axes if a in spatial or a == "C"]
-    arr = np.asarray(image[index], dtype=np.float32)
+    arr = np.asarray(image[tuple(index)], dtype=np.float32)  # only the crop is read
     if "C" not in kept:
         arr, kept = arr[None], ["C"] + kept
     arr = np.transpose(arr, [kept.index(a) for a in "C" + spatial])
     if arr.shape[0] != bundle.n_channels:
         raise ValueError(f"the sample image has {arr.shape[0]} channels, the model "
                          f"{bundle.n_channels}")
-    crop = []
-    for n, s in zip(arr.shape[1:], shape):
-        start = max(0, (n - s) // 2)
-        crop.append(slice(start, start + s))
-    arr = arr[(slice(None),) + tuple(crop)]
     pad = [(0, 0)] + [(0, s - n) for n, s in zip(arr.shape[1:], shape)]
     if any(p[1] for p in pad):
-        arr = np.pad(arr, pad, mode="reflect" if all(
-            n > p[1] for n, p in zip(arr.shape, pad)) else "edge")
+        small = any(p[1] >= n for n, p in zip(arr.shape, pad))
+        arr = np.pad(arr, pad, mode="edge" if small else "reflect")
     return np.ascontiguousarray(arr[None], dtype=np.float32)
 
 
