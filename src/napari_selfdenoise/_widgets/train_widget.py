@@ -351,9 +351,10 @@ class TrainWidget(DockWidget):
         """Export the current model to ``path`` in a worker (tested before it is written);
         the training layer, when still open, gives the test image and the cover."""
         from ..core.bioimageio import require_bioimageio
-        from ..core.bioimageio.export import export_bioimageio
+        from ..core.bioimageio.export import check_destination, export_bioimageio
 
         require_bioimageio()
+        check_destination(path, overwrite=True)  # mistakes as a message, before any work
         bundle, name = self.bundle, self.bundle_source
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
         sample = None

@@ -132,6 +132,18 @@ def test_package(path: Path) -> Any:
     return test_model(str(path), devices=["cpu"])
 
 
+def check_destination(out: str | os.PathLike, overwrite: bool) -> Path:
+    """``out`` as a path, after checking it names a .zip that may be written."""
+    out = Path(out)
+    if out.suffix.lower() != ".zip":
+        raise UserError(f"{out}: a bioimage.io package is a .zip file; name it {out.stem}.zip")
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} exists; pass --overwrite (or choose another name)")
+    if out.is_dir():
+        raise UserError(f"{out} is a folder; give a .zip file name")
+    return out
+
+
 def export_bioimageio(
     bundle: Any, out: str | os.PathLike, *, sample: Optional[tuple[np.ndarray, str]] = None,
     sample_name: Optional[str] = None, authors: Sequence[str] = (),
@@ -161,11 +173,7 @@ def export_bioimageio(
     from . import require_bioimageio
 
     require_bioimageio()
-    out = Path(out)
-    if out.suffix.lower() != ".zip":
-        raise UserError(f"{out}: a bioimage.io package is a .zip file; name it {out.stem}.zip")
-    if out.exists() and not overwrite:
-        raise UserError(f"{out} exists; pass --overwrite (or choose another name)")
+    out = check_destination(out, overwrite)
     from ..methods import get_method
 
     method = get_method(bundle.method)
