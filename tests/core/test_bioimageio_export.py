@@ -27,6 +27,7 @@ CASES = {  # name: (method, arch, spatial dims, depth)
     "unet3d": ("n2v", "unet", 3, 1),
     "n2v2": ("n2v2", "unet", 2, 2),
     "dncnn": ("n2s", "dncnn", 2, 2),
+    "bsn": ("bsn", "unet", 2, 1),  # the blind-spot network with its posterior mean
 }
 
 
@@ -35,6 +36,8 @@ def make_bundle(method: str, arch: str, dims: int, depth: int) -> ModelBundle:
     cfg = TrainConfig(method=method, network=NetworkConfig(
         arch=arch, depth=depth, base_filters=4, dncnn_layers=5))
     net = build_network(cfg.network, dims, 1, method, cfg.params)
+    if hasattr(net, "set_noise"):
+        net.set_noise([0.2], [0.1])
     for m in net.modules():
         if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
             m.running_mean.normal_(0, 0.1)

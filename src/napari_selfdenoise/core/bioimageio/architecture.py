@@ -2,15 +2,15 @@
 
 A bioimage.io ``pytorch_state_dict`` entry names a Python file and a callable that builds
 the network. That file must import nothing but torch, so it is *generated* at export time
-from the source of the classes in :mod:`napari_selfdenoise.core.models` and
-:mod:`napari_selfdenoise.core.pixel_shuffle` (cut out with :mod:`ast`, never copied by
-hand), followed by a small builder. It cannot drift from our networks: the export checks
-that the generated network gives exactly our network's output before writing anything,
-and tests/core/test_bioimageio_architecture.py proves it for every network we ship.
+from the source of our network classes (:mod:`napari_selfdenoise.core.models`, the pixel
+shuffle and the BSN's posterior), cut out of their modules with :mod:`ast` (type
+annotations dropped, never copied by hand), followed by a small builder. It cannot drift
+from our networks: the export checks that the generated network gives exactly our
+network's output before writing anything, and tests/core/test_bioimageio_architecture.py
+proves it for every registered method and network family.
 
 :data:`ARCHITECTURES` maps each network class we can export to the function giving the
-builder's keyword arguments; a network of another class (the BSN's posterior denoiser,
-for example) is refused with one line.
+builder's keyword arguments; a network of another class is refused with one line.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import ast
 import importlib
 import inspect
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 #: the callable the package names (``weights.pytorch_state_dict.architecture.callable``)
 CALLABLE = "selfdenoise_network"
@@ -33,12 +33,22 @@ _SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("napari_selfdenoise.core.models.unet", ("UNet",)),
     ("napari_selfdenoise.core.models.dncnn", ("DnCNN",)),
     ("napari_selfdenoise.core.pixel_shuffle", ("shuffle_down", "shuffle_up", "PixelShuffled")),
+    ("napari_selfdenoise.core.posterior",
+     ("MIN_VARIANCE", "prior", "noise_variance", "nll", "posterior_mean")),
+    ("napari_selfdenoise.core.models.bsn",
+     ("shift_down", "ShiftConv", "ShiftPool", "_act", "HalfPlaneUNet", "rotate_views",
+      "BlindSpotNet")),
+    ("napari_selfdenoise.core.models.bsn_denoiser", ("_PriorMean", "BSNDenoiser")),
 )
+#: modules our code uses by attribute (``posterior.prior``): their functions are in the
+#: file, so ``posterior.prior`` becomes ``prior``
+_FLATTENED = frozenset({"posterior"})
 
 _HEADER = '''"""Denoising network of a napari-selfdenoise model (generated; imports only torch).
 
-Generated from napari-selfdenoise's core/models at export time. Build the network with
-``{callable}(**kwargs)`` using the kwargs in the package's rdf.yaml.
+Generated from napari-selfdenoise's core/models at export time (type annotations
+removed). Build the network with ``{callable}(**kwargs)`` using the kwargs in the
+package's rdf.yaml.
 """
 
 import torch
@@ -49,26 +59,61 @@ from torch import nn
 
 _BUILDER = '''
 
-NETWORKS = {"UNet": UNet, "DnCNN": DnCNN}
+NETWORKS = {"UNet": UNet, "DnCNN": DnCNN, "BSNDenoiser": BSNDenoiser}
 
 
 def selfdenoise_network(network, spatial_dims, in_channels, pixel_shuffle=0, **kwargs):
-    """The network ``network`` ("UNet" or "DnCNN") with ``kwargs``; ``pixel_shuffle`` > 0
+    """The network ``network`` (a key of NETWORKS) with ``kwargs``; ``pixel_shuffle`` > 0
     runs it on pixel-shuffled sub-images of that factor (its weights under ``inner.``)."""
     net = NETWORKS[network](spatial_dims, in_channels, **kwargs)
     return PixelShuffled(net, pixel_shuffle) if pixel_shuffle else net
 '''
 
 
+class _Standalone(ast.NodeTransformer):
+    """Drops type annotations (they name typing helpers the file does not import) and
+    turns ``posterior.name`` into ``name``."""
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:  # noqa: N802 - ast API
+        node.returns = None
+        for a in node.args.args + node.args.kwonlyargs + node.args.posonlyargs:
+            a.annotation = None
+        for a in (node.args.vararg, node.args.kwarg):
+            if a is not None:
+                a.annotation = None
+        self.generic_visit(node)
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> Any:  # noqa: N802 - ast API
+        if node.value is None:
+            return None  # a class attribute declared for type checkers only
+        return ast.copy_location(ast.Assign(targets=[node.target], value=node.value), node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:  # noqa: N802 - ast API
+        self.generic_visit(node)
+        if isinstance(node.value, ast.Name) and node.value.id in _FLATTENED:
+            return ast.copy_location(ast.Name(id=node.attr, ctx=node.ctx), node)
+        return node
+
+
+def _node_name(node: ast.stmt) -> Optional[str]:
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        return node.name
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+            node.targets[0], ast.Name):
+        return node.targets[0].id
+    return None
+
+
 def _definitions(module_name: str, names: tuple[str, ...]) -> list[str]:
-    """Source of the top-level definitions ``names`` of ``module_name``, in file order."""
+    """Source of the top-level definitions ``names`` of ``module_name``, standalone."""
     module = importlib.import_module(module_name)
-    source = inspect.getsource(module)
-    tree = ast.parse(source)
+    tree = ast.parse(inspect.getsource(module))
     found = {}
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names:
-            found[node.name] = ast.get_source_segment(source, node)
+        name = _node_name(node)
+        if name in names:
+            found[name] = ast.unparse(ast.fix_missing_locations(_Standalone().visit(node)))
     missing = [n for n in names if n not in found]
     if missing:  # a renamed class: fail loudly at export, never write a broken file
         raise RuntimeError(f"{module_name} no longer defines {missing}")
@@ -127,10 +172,19 @@ def _dncnn_kwargs(net: Any) -> dict:
             "residual": bool(net.residual)}
 
 
+def _bsn_kwargs(net: Any) -> dict:
+    branch = net.net.branch
+    return {"network": "BSNDenoiser", "depth": int(branch.depth),
+            "filters": int(branch.enc[0][0].conv.out_channels),
+            "noise_model": str(net.noise_model), "pd_infer": int(net.pd_infer),
+            "separate_z": net.net.z_branch is not None}
+
+
 #: network class name -> its builder kwargs read from a built network
 ARCHITECTURES: dict[str, Callable[[Any], dict]] = {
     "UNet": _unet_kwargs,
     "DnCNN": _dncnn_kwargs,
+    "BSNDenoiser": _bsn_kwargs,
 }
 
 
@@ -154,8 +208,9 @@ def network_kwargs(net: Any) -> dict:
         raise UnsupportedNetworkError(
             f"a {name} network cannot be exported to bioimage.io (exportable: "
             f"{', '.join(ARCHITECTURES)})")
-    kwargs = {"spatial_dims": int(inner.spatial_dims),
-              "in_channels": int(_in_channels(inner)), **ARCHITECTURES[name](inner)}
+    channels = getattr(inner, "channels", None) or _in_channels(inner)
+    kwargs = {"spatial_dims": int(inner.spatial_dims), "in_channels": int(channels),
+              **ARCHITECTURES[name](inner)}
     if factor:
         kwargs["pixel_shuffle"] = factor
     return kwargs

@@ -151,8 +151,9 @@ def readme(bundle: Any, *, title: str, notes: list[str], halo: list[int], mins: 
         f"- halo (receptive field, crop it from each side of a tile): "
         f"{dict(zip(spatial, halo))} pixels.", "",
         "## What this package computes", "",
-        "One plain pass of the network (with pixel-shuffle down-sampling where the model "
-        "was trained with it, which is part of the architecture).",
+        "One plain pass of the network, exactly as napari-selfdenoise runs it (pixel-shuffle "
+        "down-sampling and a blind-spot network's posterior mean under its noise model are "
+        "part of the architecture where the model uses them).",
     ]
     if notes:
         lines += ["", "napari-selfdenoise applies this model differently; those parts are "
