@@ -86,3 +86,12 @@ def test_gpu_check_plumbing_runs_on_cpu(tmp_path, capsys):
     assert "# cpu_bf16: " in report and "# threads: " in report and "# torch: " in report
     assert "## predict_roofline (exit 0" in report and "practical peak" in report
     assert "## train_throughput (exit 0" in report and "bf16 autocast + channels_last" in report
+
+
+def test_export_time_reports_a_passed_package(monkeypatch, capsys, one_torch_thread):
+    pytest.importorskip("bioimageio.core")
+    out = _run_script("export_time.py", ["--dims", "2", "--depth", "1", "--filters", "4",
+                                         "--json"], monkeypatch, capsys)
+    row = json.loads(out.strip().splitlines()[-1])
+    assert row["dims"] == 2 and row["test_status"] == "passed"
+    assert row["export_s"] > 0 and row["package_test_s"] > 0 and row["package_bytes"] > 0

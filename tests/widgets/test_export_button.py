@@ -1,4 +1,5 @@
-"""The Train widget's "Export bioimage.io…" button, in a real viewer."""
+"""The Train widget's "Export bioimage.io…" button and the Predict widget loading the
+package, in a real viewer."""
 
 from __future__ import annotations
 
@@ -51,6 +52,16 @@ def test_export_button_writes_a_tested_package(viewer, dock, qtbot, tmp_path, no
         x = np.load(zf.open("test_input.npy"))
         assert "a crop of `noisy`" in zf.read("README.md").decode()
     np.testing.assert_array_equal(x[0, 0], noisy2d[0][:, :])
+    # the Predict widget takes the package as its model file: identical to the original
+    predict = dock("Predict")
+    predict.model_combo.setCurrentText("model file…")
+    predict.model_file.setText(str(out))
+    predict.layer_combo.setCurrentText("noisy")
+    assert predict.run()
+    wait_until(qtbot, lambda: "noisy [n2v]" in viewer.layers, 60)
+    np.testing.assert_array_equal(viewer.layers["noisy [n2v]"].data,
+                                  predict_array(widget.bundle, noisy2d[0]))
+    wait_until(qtbot, lambda: predict.run_button.isEnabled(), 10)
 
 
 def test_export_to_a_bad_name_is_a_message(viewer, dock, qtbot, tmp_path):

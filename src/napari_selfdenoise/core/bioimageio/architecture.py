@@ -160,9 +160,9 @@ def load_architecture(source: str) -> types.ModuleType:
 # ------------------------------------------------------------------- keyword arguments
 def _unet_kwargs(net: Any) -> dict:
     first = net.down[0][0]
-    return {"network": "UNet", "depth": int(net.depth), "base_filters": int(first.out_channels),
-            "batch_norm": first.bias is None, "n2v2": bool(net.n2v2),
-            "residual": bool(net.residual)}
+    # keyword form: ``n2v2`` here is UNet's argument, not a method name
+    return dict(network="UNet", depth=int(net.depth), base_filters=int(first.out_channels),
+                batch_norm=first.bias is None, n2v2=bool(net.n2v2), residual=bool(net.residual))
 
 
 def _dncnn_kwargs(net: Any) -> dict:
