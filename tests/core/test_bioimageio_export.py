@@ -22,28 +22,30 @@ from napari_selfdenoise.core.events import Message, run_to_end  # noqa: E402
 from napari_selfdenoise.core.inference import predict_array  # noqa: E402
 from napari_selfdenoise.core.models import build_network  # noqa: E402
 
-CASES = {  # name: (method, arch, spatial dims, depth)
-    "unet2d": ("n2v", "unet", 2, 2),
-    "unet3d": ("n2v", "unet", 3, 1),
-    "n2v2": ("n2v2", "unet", 2, 2),
-    "dncnn": ("n2s", "dncnn", 2, 2),
-    "bsn": ("bsn", "unet", 2, 1),  # the blind-spot network with its posterior mean
+CASES = {  # name: (method, arch, spatial dims, depth, channels)
+    "unet2d": ("n2v", "unet", 2, 2, 1),
+    "unet3d": ("n2v", "unet", 3, 1, 1),
+    "n2v2": ("n2v2", "unet", 2, 2, 1),
+    "dncnn": ("n2s", "dncnn", 2, 2, 2),  # two channels, each with its normalisation
+    "bsn": ("bsn", "unet", 2, 1, 1),  # the blind-spot network with its posterior mean
 }
+OFFSETS, SCALES = [300.0, 120.0], [40.0, 8.0]
 
 
-def make_bundle(method: str, arch: str, dims: int, depth: int) -> ModelBundle:
+def make_bundle(method: str, arch: str, dims: int, depth: int, ch: int = 1) -> ModelBundle:
     torch.manual_seed(0)
     cfg = TrainConfig(method=method, network=NetworkConfig(
         arch=arch, depth=depth, base_filters=4, dncnn_layers=5))
-    net = build_network(cfg.network, dims, 1, method, cfg.params)
+    net = build_network(cfg.network, dims, ch, method, cfg.params)
     if hasattr(net, "set_noise"):
-        net.set_noise([0.2], [0.1])
+        net.set_noise([0.2] * ch, [0.1] * ch)
     for m in net.modules():
         if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
             m.running_mean.normal_(0, 0.1)
             m.running_var.uniform_(0.5, 2.0)
-    return ModelBundle(config=cfg, axes="ZYX" if dims == 3 else "YX", spatial_dims=dims,
-                       n_channels=1, norm_offset=[300.0], norm_scale=[40.0],
+    axes = ("" if ch == 1 else "C") + "ZYX"[-dims:]
+    return ModelBundle(config=cfg, axes=axes, spatial_dims=dims,
+                       n_channels=ch, norm_offset=OFFSETS[:ch], norm_scale=SCALES[:ch],
                        state_dict=net.state_dict(), info={"source": "test"})
 
 
@@ -85,8 +87,10 @@ def test_export_validates_and_round_trips_exactly(exported, name):
     assert loaded.state_dict.keys() == bundle.state_dict.keys()
     assert all(torch.equal(loaded.state_dict[k], bundle.state_dict[k]) for k in bundle.state_dict)
     shape = (20, 40, 36) if bundle.spatial_dims == 3 else (70, 52)
+    shape = shape if bundle.n_channels == 1 else (bundle.n_channels,) + shape
     img = np.random.default_rng(3).normal(300, 40, shape).astype(np.float32)
-    np.testing.assert_array_equal(predict_array(loaded, img), predict_array(bundle, img))
+    np.testing.assert_array_equal(predict_array(loaded, img, axes=bundle.axes),
+                                  predict_array(bundle, img, axes=bundle.axes))
     assert any(isinstance(m, Message) and m.level == "warning" and "--tta" in m.text
                for m in messages)
 
@@ -108,11 +112,13 @@ def test_package_description_and_documentation(exported):
     assert axes[2]["size"]["step"] == 1 and axes[2]["size"]["min"] > 2 * 5
     assert rdf["outputs"][0]["axes"][2]["halo"] >= 5  # DnCNN with 5 layers: radius 5
     pre = rdf["inputs"][0]["preprocessing"]
-    assert {"id": "scale_linear", "kwargs": {"axis": "channel", "gain": [1 / 40.0],
-                                             "offset": [-300.0 / 40.0]}} in pre
+    assert {"id": "scale_linear", "kwargs": {
+        "axis": "channel", "gain": [1 / s for s in SCALES],
+        "offset": [-o / s for o, s in zip(OFFSETS, SCALES)]}} in pre
     post = rdf["outputs"][0]["postprocessing"]
-    assert {"id": "scale_linear", "kwargs": {"axis": "channel", "gain": [40.0],
-                                             "offset": [300.0]}} in post
+    assert {"id": "scale_linear", "kwargs": {"axis": "channel", "gain": SCALES,
+                                             "offset": OFFSETS}} in post
+    assert axes[1]["channel_names"] == ["channel0", "channel1"]
     assert rdf["weights"]["pytorch_state_dict"]["architecture"]["kwargs"]["network"] == "DnCNN"
     # the test output is our own prediction of the test input
     net = bundle.build_model()

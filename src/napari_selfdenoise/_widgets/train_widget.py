@@ -358,7 +358,8 @@ class TrainWidget(DockWidget):
         bundle, name = self.bundle, self.bundle_source
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
         sample = None
-        if layer is not None and layer.data.ndim == len(bundle.axes):
+        if layer is not None and not getattr(layer, "multiscale", False) \
+                and layer.data.ndim == len(bundle.axes):
             sample = (layer.data, bundle.axes)
 
         def make(stop: Any) -> Any:

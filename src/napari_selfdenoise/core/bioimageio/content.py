@@ -140,7 +140,7 @@ def readme(bundle: Any, *, title: str, notes: list[str], halo: list[int], mins: 
     lines = [
         f"# {title}", "",
         f"A self-supervised denoising model trained with **{method.title}** in "
-        "[napari-selfdenoise](https://github.com/napari-selfdenoise) on data with axes "
+        "napari-selfdenoise (a napari plugin) on data with axes "
         f"`{bundle.axes}` ({bundle.spatial_dims}D, {bundle.n_channels} channel(s)).", "",
         f"Reference: {method.citation} {method.citation_url}", "",
         "## Inputs and outputs", "",

@@ -128,8 +128,15 @@ def load_package(path: str | os.PathLike) -> Any:
 
 
 def is_package(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a zip file (a candidate bioimage.io package)."""
+    """Whether ``path`` is a zip file (a candidate bioimage.io package).
+
+    Decided by the zip's leading local-file signature, not by ``zipfile.is_zipfile``
+    (which also accepts any file with an end-of-archive record near its end, as random
+    weights could hold); a safetensors header length never starts with these bytes
+    below 64 MiB.
+    """
     try:
-        return Path(path).is_file() and zipfile.is_zipfile(path)
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
     except OSError:
         return False
