@@ -143,8 +143,8 @@ def _first_failure(summary: Any) -> str:
     for d in getattr(summary, "details", []):
         if getattr(d, "status", "") == "failed":
             errs = getattr(d, "errors", []) or []
-            why = errs[0].msg if errs else d.name
-            return f"{d.name}: {why}".replace("\n", " ")[:300]
+            why = str(errs[0].msg).strip().split("\n")[0] if errs else "failed"
+            return f"{d.name}: {why}".strip()[:300]
     return "unknown failure"
 
 
