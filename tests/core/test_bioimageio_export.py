@@ -80,7 +80,7 @@ def test_export_validates_and_round_trips_exactly(exported, name):
         names = set(zf.namelist())
     assert {"rdf.yaml", "model.sdmodel", "weights.pt", "weights_torchscript.pt",
             "selfdenoise_architecture.py", "test_input.npy", "test_output.npy",
-            "cover.png", "README.md"} <= names
+            "sample_input.tif", "sample_output.tif", "cover.png", "README.md"} <= names
     # lossless round trip: same weights and settings, identical fp32 predictions
     loaded = ModelBundle.load(path)
     assert loaded.config == bundle.config and loaded.info == bundle.info

@@ -18,6 +18,8 @@ class PackageFiles:
     sdmodel: Path
     test_input: Path
     test_output: Path
+    sample_input: Path
+    sample_output: Path
     cover: Path
     readme: Path
     kwargs: dict
@@ -71,10 +73,12 @@ def model_description(bundle: Any, files: PackageFiles, *, name: str, descriptio
     inp = s.InputTensorDescr(
         id=s.TensorId("input"), axes=_axes(bundle, files, False), data=data,
         test_tensor=s.FileDescr(source=files.test_input),
+        sample_tensor=s.FileDescr(source=files.sample_input),
         description="noisy image (data units)", preprocessing=pre)
     out = s.OutputTensorDescr(
         id=s.TensorId("output"), axes=_axes(bundle, files, True), data=data,
         test_tensor=s.FileDescr(source=files.test_output),
+        sample_tensor=s.FileDescr(source=files.sample_output),
         description="denoised image (data units)", postprocessing=post)
     torch_version = s.Version(torch.__version__.split("+")[0])
     weights = s.WeightsDescr(

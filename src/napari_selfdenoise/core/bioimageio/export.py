@@ -124,7 +124,8 @@ def _write_files(bundle: Any, folder: Path, sample: Optional[tuple[np.ndarray, s
         folder=folder, architecture=folder / architecture.FILE_NAME,
         state_dict=folder / "weights.pt", torchscript=folder / "weights_torchscript.pt",
         sdmodel=folder / SDMODEL_NAME, test_input=folder / "test_input.npy",
-        test_output=folder / "test_output.npy", cover=folder / "cover.png",
+        test_output=folder / "test_output.npy", sample_input=folder / "sample_input.tif",
+        sample_output=folder / "sample_output.tif", cover=folder / "cover.png",
         readme=folder / "README.md", kwargs=kwargs, halo=halo, mins=mins, step=step)
     f.architecture.write_text(source)
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, f.state_dict)
@@ -132,6 +133,10 @@ def _write_files(bundle: Any, folder: Path, sample: Optional[tuple[np.ndarray, s
     f.sdmodel.write_bytes(bundle.to_bytes())
     np.save(f.test_input, x)
     np.save(f.test_output, y)
+    import tifffile
+
+    tifffile.imwrite(f.sample_input, x[0])  # the same images for people (FAIR samples)
+    tifffile.imwrite(f.sample_output, y[0])
     f.cover.write_bytes(content.cover_png(x, y))
     f.readme.write_text(content.readme(
         bundle, title=title, notes=notes, halo=halo, mins=mins, step=step,
