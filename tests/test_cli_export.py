@@ -71,6 +71,12 @@ def test_export_errors_are_one_line(tmp_path, model_file, capsys):
     assert "missing.sdmodel" in err
     err = _one_line_error(capsys, main(["export", str(model_file), "--bioimageio",
                                         str(model_file)]))
+    err = _one_line_error(capsys, main(["export", str(model_file), "--bioimageio",
+                                        str(tmp_path / "o.zip"), "--license", "NOPE"]))
+    assert "SPDX" in err and len(err) < 300
+    err = _one_line_error(capsys, main(["export", str(model_file), "--bioimageio",
+                                        str(tmp_path / "o.zip"), "--name", "a/b: c"]))
+    assert "--name" in err and len(err) < 300
     assert not list(tmp_path.glob("*.zip"))
     notes = tmp_path / "notes.zip"
     with zipfile.ZipFile(notes, "w") as zf:

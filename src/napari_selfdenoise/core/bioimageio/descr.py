@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional
 
 
 @dataclass
@@ -26,6 +26,30 @@ class PackageFiles:
     halo: list[int]
     mins: list[int]
     step: int
+
+
+def check_metadata(license: str, name: Optional[str]) -> None:
+    """Raise a one-line ``UserError`` for a licence or name the spec refuses (before any
+    work; pydantic's own message lists every SPDX identifier)."""
+    from bioimageio.spec.model import v0_5 as s
+    from pydantic import TypeAdapter, ValidationError
+
+    from ..validation import UserError
+
+    try:
+        s.LicenseId(license)
+    except ValidationError:
+        raise UserError(f"--license {license!r} is not an SPDX licence identifier that "
+                        "bioimage.io accepts (e.g. CC-BY-4.0, CC0-1.0, MIT, BSD-3-Clause)"
+                        ) from None
+    if name is None:
+        return
+    field = s.ModelDescr.model_fields["name"]
+    try:
+        TypeAdapter(Annotated[(field.annotation, *field.metadata)]).validate_python(name)
+    except ValidationError as exc:
+        why = exc.errors()[0]["msg"].replace("Value error, ", "")
+        raise UserError(f"--name {name!r}: {why}") from None
 
 
 def _axes(bundle: Any, files: PackageFiles, output: bool) -> list:

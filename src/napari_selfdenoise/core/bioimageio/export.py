@@ -20,7 +20,7 @@ import numpy as np
 from ..events import Message
 from ..validation import UserError
 from . import architecture, content
-from .descr import PackageFiles, model_description
+from .descr import PackageFiles, check_metadata, model_description
 
 #: the model file attached to every package (napari-selfdenoise's lossless route back)
 SDMODEL_NAME = "model.sdmodel"
@@ -183,7 +183,8 @@ def export_bioimageio(
     Parameters
     ----------
     bundle : ModelBundle
-        The model (U-Net 2D / 3D incl. N2V2, DnCNN; with or without pixel shuffle).
+        The model (U-Net 2D / 3D incl. N2V2, DnCNN, the blind-spot network; with or
+        without pixel shuffle).
     out : path
         The package, ending in ``.zip``; never written unless its test passes.
     sample : (array, axes), optional
@@ -202,6 +203,7 @@ def export_bioimageio(
 
     require_bioimageio()
     out = check_destination(out, overwrite)
+    check_metadata(license, name)
     from ..methods import get_method
 
     method = get_method(bundle.method)
