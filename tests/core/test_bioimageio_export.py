@@ -76,6 +76,7 @@ def test_export_validates_and_round_trips_exactly(exported, name):
 
         summary = test_model(str(path), devices=["cpu"])
         assert summary.status == "passed", summary.display()
+        _check_default_prediction(bundle, path)
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
     assert {"rdf.yaml", "model.sdmodel", "weights.pt", "weights_torchscript.pt",
@@ -93,6 +94,33 @@ def test_export_validates_and_round_trips_exactly(exported, name):
                                   predict_array(bundle, img, axes=bundle.axes))
     assert any(isinstance(m, Message) and m.level == "warning" and "--tta" in m.text
                for m in messages)
+
+
+def _check_default_prediction(bundle: ModelBundle, path) -> None:
+    """bioimageio.core's ordinary prediction pads the input by the declared halo
+    (symmetric) and crops it again: that equals our network on the same padding (to the
+    rounding of scale_linear), and inside the image it equals the unpadded test output,
+    because the halo is a multiple of the pooling step (the grid does not move)."""
+    from bioimageio.core import create_prediction_pipeline, load_model_description
+    from bioimageio.core.digest_spec import create_sample_for_model
+
+    descr = load_model_description(str(path))
+    halo = descr.outputs[0].axes[-1].halo
+    assert halo % bundle.build_model().size_multiple == 0
+    with zipfile.ZipFile(path) as zf:
+        x, y = np.load(zf.open("test_input.npy")), np.load(zf.open("test_output.npy"))
+    pipeline = create_prediction_pipeline(descr, weight_format="pytorch_state_dict",
+                                          devices=["cpu"])
+    out = pipeline.predict_sample_without_blocking(
+        create_sample_for_model(descr, inputs={"input": x})).members["output"].data.values
+    h = halo
+    padded = np.pad(x, [(0, 0), (0, 0), (h, h), (h, h)], mode="symmetric")
+    with torch.no_grad():
+        ours = bundle.build_model()(torch.from_numpy(bundle.normalize(padded)))
+    ours = bundle.denormalize(ours.numpy())[..., h:-h, h:-h]
+    np.testing.assert_allclose(out, ours, rtol=1e-6, atol=0)
+    assert x.shape[-1] > 2 * h
+    np.testing.assert_allclose(out[..., h:-h, h:-h], y[..., h:-h, h:-h], rtol=1e-6, atol=0)
 
 
 def test_package_description_and_documentation(exported):

@@ -19,12 +19,14 @@ TEST_YX = 64
 
 
 def declared_halo(halo: int, step: int) -> int:
-    """The smallest halo ``>= halo`` whose two sides add up to a multiple of ``step``
-    (a padded or cropped tile then stays a valid size)."""
-    h = int(halo)
-    while (2 * h) % step:
-        h += 1
-    return max(h, 1)
+    """The smallest multiple of ``step`` that is at least ``halo`` (and at least 1).
+
+    A consumer pads the input by the halo before the network and crops it after; a
+    multiple of the step keeps the padded tile a valid size *and* keeps the network's
+    pooling (and pixel-shuffle) grid where it is on the unpadded image, so the result
+    inside the image does not depend on the padding.
+    """
+    return max(step * math.ceil(int(halo) / step), 1)
 
 
 def size_rule(halo: tuple[int, ...], step: int) -> tuple[list[int], list[int]]:
