@@ -99,3 +99,12 @@ def test_predict_distributed_compares_workers_with_the_threaded_engine(monkeypat
     row = result["rows"]["dask-1"]
     assert row["wall_s"] > 0 and row["cpu_s"] > 0 and len(row["worker_peak_rss_mb"]) == 1
     assert row["max_abs_diff"] < 1e-4  # the same prediction
+
+
+def test_export_time_reports_a_passed_package(monkeypatch, capsys, one_torch_thread):
+    pytest.importorskip("bioimageio.core")
+    out = _run_script("export_time.py", ["--dims", "2", "--depth", "1", "--filters", "4",
+                                         "--json"], monkeypatch, capsys)
+    row = json.loads(out.strip().splitlines()[-1])
+    assert row["dims"] == 2 and row["test_status"] == "passed"
+    assert row["export_s"] > 0 and row["package_test_s"] > 0 and row["package_bytes"] > 0

@@ -239,7 +239,7 @@ def test_console_script_is_installed():
     assert proc.stdout.strip() == f"napari-selfdenoise {__version__}"
 
 
-@pytest.mark.parametrize("sub", ["", "train", "predict", "calibrate", "run", "demo"])
+@pytest.mark.parametrize("sub", ["", "train", "predict", "calibrate", "run", "demo", "export"])
 def test_cli_help(sub):
     """INTEGRATION: ``--help`` of the CLI and of each sub-command works without torch."""
     args = [sub, "--help"] if sub else ["--help"]

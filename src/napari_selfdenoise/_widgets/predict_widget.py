@@ -159,8 +159,9 @@ class PredictWidget(DockWidget):
         self.scheduler.setEnabled(where == "scheduler")
 
     def _browse_clicked(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model file", "",
-                                              "napari-selfdenoise models (*.sdmodel);;All (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Model file", "",
+            "napari-selfdenoise models, bioimage.io packages (*.sdmodel *.zip);;All (*)")
         if path:
             self.model_file.setText(path)
 

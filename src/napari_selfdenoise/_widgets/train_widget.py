@@ -67,6 +67,9 @@ class TrainWidget(DockWidget):
         self.stop_button = QPushButton("Stop")
         self.continue_button = QPushButton("Continue")
         self.save_model_button = QPushButton("Save model…")
+        self.export_button = QPushButton("Export bioimage.io…")
+        self.export_button.setToolTip("Write the model as a tested bioimage.io package (.zip) "
+                                      "for the Model Zoo, deepImageJ or Fiji")
         self.noise_label = QLabel("noise model: (estimated when training starts)")
         self.noise_label.setToolTip("variance = a * signal + b per channel, estimated from the "
                                     "training image (data units); stored in the model")
@@ -91,12 +94,14 @@ class TrainWidget(DockWidget):
         self.stop_button.clicked.connect(self.stop)
         self.continue_button.clicked.connect(lambda: self.guarded(self.continue_training))
         self.save_model_button.clicked.connect(self._save_model_clicked)
+        self.export_button.clicked.connect(self._export_clicked)
         self.ready()
 
     def _layout(self) -> None:
         self.build_layout(self.options,
                           [self.start_button, self.stop_button, self.continue_button],
-                          [self.noise_label, self.loss_plot, self.save_model_button])
+                          [self.noise_label, self.loss_plot, self.save_model_button,
+                           self.export_button])
 
     def reset_choices(self, *_: Any) -> None:
         """Also refresh the target layers (methods that train towards a second image)."""
@@ -136,6 +141,7 @@ class TrainWidget(DockWidget):
         self.stop_button.setEnabled(running)
         self.continue_button.setEnabled(not running and self.bundle is not None)
         self.save_model_button.setEnabled(not running and self.bundle is not None)
+        self.export_button.setEnabled(not running and self.bundle is not None)
         if not running and self._live is not None:
             self._watch_view(False)
             self._live, self._live_args = None, ()
@@ -330,3 +336,38 @@ class TrainWidget(DockWidget):
             saved = self.guarded(lambda: self.bundle.save(path))
             if saved:
                 self.notify(f"model saved to {saved}")
+
+    # ------------------------------------------------------------ bioimage.io export
+    def _export_clicked(self) -> None:
+        if self.bundle is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export bioimage.io package",
+            f"{self.bundle_source}_{self.bundle.method}.zip", "bioimage.io packages (*.zip)")
+        if path:
+            self.guarded(lambda: self.export_bioimageio(path))
+
+    def export_bioimageio(self, path: str) -> bool:
+        """Export the current model to ``path`` in a worker (tested before it is written);
+        the training layer, when still open, gives the test image and the cover."""
+        from ..core.bioimageio import require_bioimageio
+        from ..core.bioimageio.export import check_destination, export_bioimageio
+
+        require_bioimageio()
+        check_destination(path, overwrite=True)  # mistakes as a message, before any work
+        bundle, name = self.bundle, self.bundle_source
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        sample = None
+        if layer is not None and not getattr(layer, "multiscale", False) \
+                and layer.data.ndim == len(bundle.axes):
+            sample = (layer.data, bundle.axes)
+
+        def make(stop: Any) -> Any:
+            return export_bioimageio(bundle, path, sample=sample,
+                                     sample_name=name if sample else None, overwrite=True)
+
+        def done(out: Any) -> None:
+            self.last_export = out
+            self.notify(f"bioimage.io package written to {out} (its test passed)")
+
+        return self.launch(make, self.on_message, done, "exporting to bioimage.io…")

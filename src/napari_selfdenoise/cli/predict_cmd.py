@@ -27,7 +27,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument("model", type=Path,
-                        help="model file (.sdmodel) or an image file that carries a model")
+                        help="model file (.sdmodel), a bioimage.io package (.zip) exported by "
+                        "napari-selfdenoise, or an image file that carries a model")
     parser.add_argument("input", type=Path, help="image to denoise (.tif, .zarr, .npy)")
     parser.add_argument("--out", required=True, type=Path, help="output .zarr, .tif or .npy")
     parser.add_argument("--axes", default=None, help="axes of the input, e.g. YX, TYX, TZYX")

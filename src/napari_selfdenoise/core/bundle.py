@@ -247,10 +247,15 @@ class ModelBundle:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ModelBundle":
-        """Read a model file written by :meth:`save` (never unpickles anything)."""
+        """Read a model file written by :meth:`save`, or the model inside a bioimage.io
+        package exported by napari-selfdenoise (never unpickles anything)."""
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(f"model file {path} does not exist")
+        from .bioimageio.importer import is_package, load_package
+
+        if is_package(path):
+            return load_package(path)
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise ModelFileError(f"{path} is {size / 1e9:.1f} GB, larger than any model we write")

@@ -51,6 +51,7 @@ class AMS(PixelShuffleOption, Method):
             "inference combines the complementary masked passes.")
     citation = ("Liao, Xu, Dong et al. Asymmetric Mask Scheme for Self-Supervised Real "
                 "Image Denoising. ECCV 2024.")
+    citation_url = "https://arxiv.org/abs/2407.06514"
     Params = AMSParams
     defaults = _COMMON
     replacement = "zero"

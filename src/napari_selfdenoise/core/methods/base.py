@@ -60,6 +60,8 @@ class Method:
     ----------------
     name, title, help, citation : str
         Registry key, display name, one-line help, reference.
+    citation_url : str
+        A link to the reference (its arXiv page).
     Params : type[MethodParams]
         The method's own parameters (stored in ``TrainConfig.params``).
     defaults : dict
@@ -81,6 +83,8 @@ class Method:
     title: ClassVar[str] = ""
     help: ClassVar[str] = ""
     citation: ClassVar[str] = ""
+    #: where the reference can be read (bioimage.io packages cite it with this link)
+    citation_url: ClassVar[str] = ""
     Params: ClassVar[type[MethodParams]] = MethodParams
     defaults: ClassVar[dict[str, Any]] = {}
     settings: ClassVar[tuple[str, ...]] = ()

@@ -77,6 +77,7 @@ class BSN(Method):
             "pixel in the loss; posterior mean with a noise model; optional pixel shuffle.")
     citation = ("Laine, Karras, Lehtinen, Aila. High-Quality Self-Supervised Deep Image "
                 "Denoising. NeurIPS 2019. Pixel shuffle: Lee, Son, Lee. AP-BSN. CVPR 2022.")
+    citation_url = "https://arxiv.org/abs/1901.10277"
     Params = BSNParams
     defaults = _COMMON
     settings = ("network.depth", "network.base_filters")

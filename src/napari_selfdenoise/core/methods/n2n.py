@@ -60,6 +60,7 @@ class N2N(Method):
             "interlaced frames of a stack); every pixel enters the loss.")
     citation = ("Lehtinen, Munkberg, Hasselgren et al. Noise2Noise: Learning Image "
                 "Restoration without Clean Data. ICML 2018.")
+    citation_url = "https://arxiv.org/abs/1803.04189"
     Params = N2NParams
     defaults = _COMMON
     needs_target = True

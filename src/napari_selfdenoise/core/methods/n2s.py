@@ -35,6 +35,7 @@ class N2S(PixelShuffleOption, Method):
     title = "Noise2Self"
     help = "Noise2Self: grid masking with interpolation; optional J-invariant inference."
     citation = ("Batson, Royer. Noise2Self: Blind Denoising by Self-Supervision. ICML 2019.")
+    citation_url = "https://arxiv.org/abs/1901.11365"
     Params = N2SParams
     defaults = {**_COMMON, "masking": {"grid": 4}}
     settings = ("masking.grid", "j_invariant_inference")

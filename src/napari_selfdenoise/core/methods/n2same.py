@@ -34,6 +34,7 @@ class N2Same(N2S):
     help = "Noise2Same: full-image loss + invariance term (lambda_inv) instead of a blind spot."
     citation = ("Xie, Wang, Ji. Noise2Same: Optimizing a Self-Supervised Bound for Image "
                 "Denoising. NeurIPS 2020.")
+    citation_url = "https://arxiv.org/abs/2010.11971"
     Params = N2SameParams
     #: batch 8: two forward passes per step then cost what the others' batch of 16 does
     defaults = {**_COMMON, "batch_size": 8, "masking": {"grid": 4}}

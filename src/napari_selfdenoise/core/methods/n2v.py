@@ -38,6 +38,7 @@ class N2V(PixelShuffleOption, Method):
     help = "Noise2Void: hides ~0.2% of pixels behind random neighbours (blind spot)."
     citation = ("Krull, Buchholz, Jug. Noise2Void - Learning Denoising from Single Noisy "
                 "Images. CVPR 2019.")
+    citation_url = "https://arxiv.org/abs/1811.10980"
     Params = N2VParams
     defaults = {**_COMMON, "masking": {"masked_fraction": 0.02}}
     settings = ("masking.masked_fraction", "masking.neighbourhood", "masking.struct_axis")

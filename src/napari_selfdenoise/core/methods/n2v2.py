@@ -27,6 +27,7 @@ class N2V2(N2V):
     citation = ("Höck, Buchholz, Jug et al. N2V2 - Fixing Noise2Void Checkerboard Artifacts "
                 "with Modified Sampling Strategies and a Tweaked Network Architecture. "
                 "ECCV Workshops 2022.")
+    citation_url = "https://arxiv.org/abs/2211.08512"
     Params = N2V2Params
     replacement = "median"
     n2v2_network = True

@@ -79,6 +79,7 @@ class Ne2Ne(Method):
             "other (a quarter of all pixels in every loss) plus a consistency term.")
     citation = ("Huang, Li, Jia, Lu, Liu. Neighbor2Neighbor: Self-Supervised Denoising from "
                 "Single Noisy Images. CVPR 2021.")
+    citation_url = "https://arxiv.org/abs/2101.02824"
     Params = Ne2NeParams
     defaults = _COMMON
 
