@@ -67,10 +67,11 @@ class PredictSettings(StrictModel):
     )
     axes: Optional[str] = Field(None, description="Axes of the input; None infers them.")
     predict: PredictConfig = Field(default_factory=PredictConfig)
-    output: Literal["layer", "zarr"] = Field(
-        "layer", description="A new layer in memory, or a zarr store opened back lazily."
+    output: Literal["layer", "zarr", "ome-zarr"] = Field(
+        "layer", description="A new layer in memory, or a zarr store / an OME-Zarr "
+        "multiscale image (path ending in .ome.zarr) opened back lazily."
     )
-    zarr_path: Optional[str] = Field(None, description="Store for output 'zarr'.")
+    zarr_path: Optional[str] = Field(None, description="Store for output 'zarr' / 'ome-zarr'.")
 
 
 class CalibrateSettings(StrictModel):
