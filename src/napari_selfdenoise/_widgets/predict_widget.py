@@ -71,6 +71,8 @@ class PredictWidget(DockWidget):
         self.output = combo({"layer": "new layer (in memory)",
                              "zarr": "zarr store on disk (opened lazily)",
                              "ome-zarr": "OME-Zarr on disk (multiscale, opened lazily)"})
+        self.ome_version = combo({"0.5": "NGFF 0.5", "0.4": "NGFF 0.4"},
+                                 PredictConfig.model_fields["ome_zarr_version"].description)
         self.zarr_path = QLineEdit()
         self.zarr_path.setPlaceholderText("output.zarr")
         self.overwrite = QCheckBox("overwrite")
@@ -114,6 +116,7 @@ class PredictWidget(DockWidget):
         form.addRow("output", self.output)
         row = QHBoxLayout()
         row.addWidget(self.zarr_path, 1)
+        row.addWidget(self.ome_version)
         row.addWidget(self.overwrite)
         form.addRow("zarr store", row)
         row = QHBoxLayout()
@@ -158,6 +161,7 @@ class PredictWidget(DockWidget):
         self.zarr_path.setPlaceholderText("output.ome.zarr" if kind == "ome-zarr"
                                           else "output.zarr")
         self.zarr_path.setEnabled(zarr)
+        self.ome_version.setEnabled(kind == "ome-zarr" and not self.runner.running)
         self.overwrite.setEnabled(zarr)
         where = self.run_on.currentData() if not self.runner.running else None
         self.n_workers.setEnabled(where == "workers")
@@ -203,7 +207,7 @@ class PredictWidget(DockWidget):
             tta=self.tta.isChecked(), j_invariant=self.j_invariant.currentData(),
             r3=self.r3.isChecked(), precision=self.precision.currentData(), memory_budget_mb=self._memory_budget_mb,
             device=self.device.text().strip() or "auto", overwrite=self.overwrite.isChecked(),
-            **self._cluster())
+            ome_zarr_version=self.ome_version.currentData(), **self._cluster())
         return PredictSettings(
             model_source=source, model_name=name,
             model_file=self.model_file.text().strip() or None,
@@ -246,6 +250,7 @@ class PredictWidget(DockWidget):
                   "workers" if p.workers else "here")
         self.n_workers.setValue(p.workers or 2)
         self.scheduler.setText(p.scheduler or "")
+        set_combo(self.ome_version, p.ome_zarr_version)
         set_combo(self.output, settings.output)
         self.zarr_path.setText(settings.zarr_path or "")
         if settings.axes:

@@ -1,0 +1,97 @@
+"""The napari reader on OME-Zarr images (no viewer): every level lazily as one multiscale
+layer with its scale, translation, units and axis names, and our model when present; and
+the CLI's one-line errors for OME-Zarr outputs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from napari_selfdenoise import _reader
+from napari_selfdenoise.core import inference
+from napari_selfdenoise.core import ome_zarr as ome
+from napari_selfdenoise.core.bundle import METADATA_KEY, ModelBundle
+from napari_selfdenoise.core.provenance import PROVENANCE_KEY
+
+sys.path.insert(0, str(Path(__file__).parent / "core"))
+from test_inference import make_bundle  # noqa: E402
+from test_ome_zarr import _ome_input  # noqa: E402
+
+CFG = dict(tile_shape=(48, 48), batch_size=2, precision="fp32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def b2():
+    return make_bundle()
+
+
+@pytest.fixture(scope="module")
+def result(b2, tmp_path_factory):
+    meta = ome.ImageMetadata.from_layer("TYX", (5.0, 0.5, 0.5), (0.0, 2.0, 4.0),
+                                        ("second", "micrometer", "micrometer"))
+    x = np.random.default_rng(0).random((2, 61, 83)).astype(np.float32)
+    path = tmp_path_factory.mktemp("r") / "res.ome.zarr"
+    return inference.predict_array(b2, x, axes="TYX", out=ome.OmeZarrOutput(path, meta), **CFG)
+
+
+def test_reader_opens_every_level_lazily_with_geometry_and_model(result, b2):
+    import dask.array as da
+
+    assert _reader.get_reader(str(result)) is _reader.read_ome_zarr
+    [(data, attrs, kind)] = _reader.get_reader(str(result))(str(result))
+    group = zarr.open_group(str(result), mode="r")
+    assert kind == "image" and attrs["multiscale"] is True
+    assert len(data) == 4 and all(isinstance(d, da.Array) for d in data)
+    for level, d in zip(sorted(group.array_keys()), data):
+        np.testing.assert_array_equal(d.compute(), group[level][...])
+    assert attrs["scale"] == [5.0, 0.5, 0.5] and attrs["translate"] == [0.0, 2.0, 4.0]
+    assert attrs["units"] == ["second", "micrometer", "micrometer"]
+    assert attrs["axis_labels"] == ["T", "Y", "X"] and attrs["name"] == "res"
+    meta = attrs["metadata"]
+    assert ModelBundle.from_metadata(meta[METADATA_KEY]).config == b2.config
+    assert meta[PROVENANCE_KEY]["operation"] == "predict"
+
+
+def test_reader_opens_foreign_ome_zarr_and_keeps_channel_names(tmp_path):
+    x = np.random.default_rng(1).random((2, 2, 20, 30)).astype(np.float32)
+    _ome_input(tmp_path / "f.ome.zarr", x, "0.4")
+    [(data, attrs, _)] = _reader.get_reader(str(tmp_path / "f.ome.zarr"))(
+        str(tmp_path / "f.ome.zarr"))
+    assert "multiscale" not in attrs  # one level: a plain (lazy) layer
+    np.testing.assert_array_equal(np.asarray(data), x)
+    assert attrs["scale"] == [2.0, 1.0, 0.5, 0.25] and attrs["name"] == "input"
+    assert attrs["metadata"][_reader.OME_KEY] == {"channel_names": ["DAPI", "GFP"]}
+    assert METADATA_KEY not in attrs["metadata"]
+
+
+def test_reader_declines_plain_folders_and_zarr_arrays(tmp_path):
+    (tmp_path / "d.ome.zarr").mkdir()
+    assert _reader.get_reader(str(tmp_path / "d.ome.zarr")) is None
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=(4, 4), dtype="f4")
+    assert _reader.get_reader(str(tmp_path / "a.zarr")) is None
+
+
+def test_cli_one_line_errors(b2, tmp_path, capsys):
+    from napari_selfdenoise.cli import main
+
+    model = b2.save(tmp_path / "m.sdmodel")
+    np.save(tmp_path / "x.npy", np.zeros((40, 40), np.float32))
+    base = ["predict", str(model), str(tmp_path / "x.npy"), "--quiet", "--device", "cpu"]
+    with pytest.raises(SystemExit) as exc:
+        main(base + ["--out", str(tmp_path / "o.ome.zarr"), "--ome-zarr-version", "0.3"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: '0.3'" in err and "Traceback" not in err
+    folder = tmp_path / "f.ome.zarr"
+    folder.mkdir()
+    assert main(base + ["--out", str(folder), "--overwrite"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "is a folder that is not a zarr store" in lines[0]
+    zarr.create_array(str(tmp_path / "p.ome.zarr"), shape=(4, 4), dtype="f4")
+    assert main(base + ["--out", str(tmp_path / "p.ome.zarr")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "p.ome.zarr exists" in lines[0]
