@@ -95,3 +95,35 @@ def test_cli_one_line_errors(b2, tmp_path, capsys):
     assert main(base + ["--out", str(tmp_path / "p.ome.zarr")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "p.ome.zarr exists" in lines[0]
+
+
+def test_writer_saves_a_layer_as_ome_zarr_and_the_reader_opens_it_back(b2, tmp_path):
+    """A lazy (dask) ZYX layer with scale, translation and units, written chunk by chunk."""
+    import dask.array as da
+
+    from napari_selfdenoise._writer import write_ome_zarr
+    from test_ome_zarr import check_pyramid, validate
+
+    x = np.random.default_rng(2).random((6, 70, 50)).astype(np.float32)
+    meta = {"name": "vol", "scale": [2.0, 0.5, 0.5], "translate": [1.0, 0.0, 0.0],
+            "units": ["micrometer"] * 3, "axis_labels": ["z", "y", "x"],
+            "metadata": {METADATA_KEY: b2.to_metadata()}}
+    path = tmp_path / "v.ome.zarr"
+    lazy = da.from_array(x, chunks=(1, 35, 25))
+    assert write_ome_zarr(str(path), lazy, meta) == [str(path)]
+    group, ms = validate(path, "0.5")
+    assert [(a.name, a.unit) for a in ms.axes] == [("z", "micrometer"), ("y", "micrometer"),
+                                                   ("x", "micrometer")]
+    levels = check_pyramid(group)
+    np.testing.assert_array_equal(levels[0], x)
+    [(data, attrs, _)] = _reader.read_ome_zarr(str(path))
+    assert attrs["scale"] == [2.0, 0.5, 0.5] and attrs["translate"] == [1.0, 0.0, 0.0]
+    assert attrs["name"] == "vol" and METADATA_KEY in attrs["metadata"]
+    # written again over itself (ours), but never over a foreign store
+    write_ome_zarr(str(path), x, meta)
+    foreign = tmp_path / "f.ome.zarr"
+    _ome_input(foreign, np.zeros((1, 2, 8, 8), np.float32))
+    from napari_selfdenoise.core.outputs import OutputError
+
+    with pytest.raises(OutputError, match="not written by napari-selfdenoise"):
+        write_ome_zarr(str(foreign), x, meta)

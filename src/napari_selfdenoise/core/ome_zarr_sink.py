@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Optional
 
@@ -221,23 +222,8 @@ class OmeZarrSink(_Sink):
             path.unlink()
 
     def _create(self, path: Path, levels: list[ome.Level], document: dict) -> None:
-        import zarr
-        from ome_zarr.format import FormatV04, FormatV05
-
-        fmt = FormatV05() if self.version == "0.5" else FormatV04()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.group = zarr.open_group(str(path), mode="w", zarr_format=fmt.zarr_format)
-        names = tuple(a.lower() for a in self.axes)
-        for i, level in enumerate(levels):
-            kw: dict = {"chunk_key_encoding": fmt.chunk_key_encoding}
-            if fmt.zarr_format == 3:
-                kw["dimension_names"] = names
-            self.group.create_array(
-                str(i), shape=level.shape, dtype="float32", fill_value=float("nan"),
-                chunks=tuple(min(c, s) for c, s in zip(self.chunks, level.shape)), **kw)
-        name = self.meta.name or path.name[: -len(ome.OME_SUFFIX)]
-        ome.write_multiscales(self.group, self.version, self.axes, levels, self.meta, name,
-                              METHOD)
+        self.group = create_store(path, self.version, self.axes, levels, self.chunks,
+                                  self.meta, path.name[: -len(ome.OME_SUFFIX)])
         self._open(levels, None)
         doc = dict(document, axes=self.axes)
         self.group.attrs.update({io.DOC_KEY: doc, PROGRESS_KEY: self._progress()})
@@ -297,22 +283,104 @@ class OmeZarrSink(_Sink):
         return self.path
 
     def _write_omero(self) -> None:
-        """Channel labels and display windows (min / max of the coarsest level)."""
-        from ome_zarr.format import FormatV04, FormatV05
-        from ome_zarr.writer import add_metadata
+        write_omero(self.group, self.version, self.axes, self.pyramid.arrays[-1], self.chunks,
+                    self.meta.channel_names)
 
-        low = self.pyramid.arrays[-1]
-        c_axis = self.axes.index("C") if "C" in self.axes else None
-        n_c = low.shape[c_axis] if c_axis is not None else 1
-        lo, hi = np.full(n_c, np.inf), np.full(n_c, -np.inf)
-        for region in io.iter_blocks(low.shape, self.chunks):  # one chunk at a time
-            block = np.asarray(low[region])
-            block = np.moveaxis(block, c_axis, 0) if c_axis is not None else block[None]
-            for i, ch in enumerate(block):
-                finite = ch[np.isfinite(ch)]
-                if finite.size:
-                    lo[i], hi[i] = min(lo[i], finite.min()), max(hi[i], finite.max())
-        windows = [(a, b) if a <= b else (0.0, 1.0) for a, b in zip(lo, hi)]
-        fmt = FormatV05() if self.version == "0.5" else FormatV04()
-        add_metadata(self.group, {"omero": ome.omero_block(self.meta.channel_names, windows)},
-                     fmt)
+
+def create_store(path: Path, version: str, axes: str, levels: list[ome.Level],
+                 chunks: tuple[int, ...], meta: ome.ImageMetadata, name: str) -> Any:
+    """A new OME-Zarr group at ``path``: one NaN-filled float32 array per level (chunked
+    ``chunks``) and the multiscales metadata."""
+    import zarr
+    from ome_zarr.format import FormatV04, FormatV05
+
+    fmt = FormatV05() if version == "0.5" else FormatV04()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    group = zarr.open_group(str(path), mode="w", zarr_format=fmt.zarr_format)
+    names = tuple(a.lower() for a in axes)
+    for i, level in enumerate(levels):
+        kw: dict = {"chunk_key_encoding": fmt.chunk_key_encoding}
+        if fmt.zarr_format == 3:
+            kw["dimension_names"] = names
+        group.create_array(
+            str(i), shape=level.shape, dtype="float32", fill_value=float("nan"),
+            chunks=tuple(min(c, s) for c, s in zip(chunks, level.shape)), **kw)
+    ome.write_multiscales(group, version, axes, levels, meta, meta.name or name, METHOD)
+    return group
+
+
+def write_omero(group: Any, version: str, axes: str, low: Any, chunks: tuple[int, ...],
+                channel_names: Any) -> None:
+    """The ``omero`` block: channel labels, display windows from the min / max of the
+    coarsest level ``low`` (read one chunk at a time)."""
+    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.writer import add_metadata
+
+    c_axis = axes.index("C") if "C" in axes else None
+    n_c = low.shape[c_axis] if c_axis is not None else 1
+    lo, hi = np.full(n_c, np.inf), np.full(n_c, -np.inf)
+    for region in io.iter_blocks(low.shape, chunks):
+        block = np.asarray(low[region])
+        block = np.moveaxis(block, c_axis, 0) if c_axis is not None else block[None]
+        for i, ch in enumerate(block):
+            finite = ch[np.isfinite(ch)]
+            if finite.size:
+                lo[i], hi[i] = min(lo[i], finite.min()), max(hi[i], finite.max())
+    windows = [(a, b) if a <= b else (0.0, 1.0) for a, b in zip(lo, hi)]
+    fmt = FormatV05() if version == "0.5" else FormatV04()
+    add_metadata(group, {"omero": ome.omero_block(channel_names, windows)}, fmt)
+
+
+def write_ome_zarr(path: Any, data: Any, axes: str, *, document: Optional[dict] = None,
+                   metadata: Optional[ome.ImageMetadata] = None,
+                   version: str = ome.DEFAULT_VERSION, overwrite: bool = False,
+                   chunk: int = 512) -> Path:
+    """Write an image (numpy, dask or zarr; ``axes`` in any order) as an OME-Zarr image.
+
+    Level 0 is written one chunk at a time (T / S / Z: 1, C: all, Y / X: ``chunk``) and
+    the pyramid built as its chunks complete (:class:`Pyramid`), so memory stays at a few
+    chunks. Written to a temporary sibling and renamed: a failure leaves nothing at
+    ``path``. ``document`` (ours, :func:`io.make_document`) goes into the attributes.
+    """
+    from .outputs import OutputError
+
+    ome.check_version(version)
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to "
+                                  "replace it")
+        if path.is_dir() and not any((path / n).exists()
+                                     for n in ("zarr.json", ".zgroup", ".zarray")):
+            raise OutputError(f"{path} is a folder that is not a zarr store; it is never "
+                              "replaced: choose another output")
+    out_axes = ome.ngff_axes(axes)
+    perm = [axes.index(a) for a in out_axes]
+    shape = tuple(int(data.shape[i]) for i in perm)
+    chunks = tuple(min(chunk, n) if a in "YX" else (n if a == "C" else 1)
+                   for a, n in zip(out_axes, shape))
+    meta = metadata or ome.ImageMetadata()
+    levels = ome.plan_levels(shape, out_axes, chunks, meta.scale)
+    tmp = path.with_name(f".{path.name}.part-{uuid.uuid4().hex[:8]}")
+    try:
+        name = path.name[: -len(ome.OME_SUFFIX)] if ome.is_ome_zarr_path(path) else path.stem
+        group = create_store(tmp, version, out_axes, levels, chunks, meta, name)
+        arrays = [group[str(i)] for i in range(len(levels))]
+        pyramid = Pyramid(arrays, levels, chunks, [np.zeros(Pyramid.grid(lev.shape, chunks),
+                                                            bool) for lev in levels[1:]])
+        done = np.zeros(Pyramid.grid(shape, chunks), bool)
+        for idx in np.ndindex(*done.shape):
+            region = tuple(slice(k * c, min((k + 1) * c, n))
+                           for k, c, n in zip(idx, chunks, shape))
+            source = tuple(region[out_axes.index(a)] for a in axes)
+            arrays[0][region] = np.transpose(np.asarray(data[source], np.float32), perm)
+            done[idx] = True
+            pyramid.update(done)
+        write_omero(group, version, out_axes, arrays[-1], chunks, meta.channel_names)
+        if document is not None:
+            group.attrs[io.DOC_KEY] = dict(document, axes=out_axes)
+        io._replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
