@@ -127,3 +127,30 @@ def test_writer_saves_a_layer_as_ome_zarr_and_the_reader_opens_it_back(b2, tmp_p
 
     with pytest.raises(OutputError, match="not written by napari-selfdenoise"):
         write_ome_zarr(str(foreign), x, meta)
+
+
+def test_run_writes_ome_zarr_keeping_an_ome_zarr_inputs_metadata(tmp_path, capsys):
+    from napari_selfdenoise.cli import main
+    from napari_selfdenoise.core.config import PredictConfig
+    from napari_selfdenoise.core.presets import PredictSettings, save_preset
+    from test_ome_zarr import check_pyramid, validate
+
+    b_c = make_bundle(channels=2)
+    x = np.random.default_rng(7).random((1, 2, 40, 70)).astype(np.float32)
+    _ome_input(tmp_path / "cells.ome.zarr", x, "0.5")
+    model = b_c.save(tmp_path / "m.sdmodel")
+    preset = save_preset(tmp_path / "p.json", PredictSettings(
+        model_source="file", model_file=str(model),
+        predict=PredictConfig(tile_shape=(48, 48), precision="fp32", device="cpu")))
+    rc = main(["run", str(preset), str(tmp_path / "cells.ome.zarr"), "--out",
+               str(tmp_path / "res"), "--ome-zarr", "0.4", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    out = tmp_path / "res" / "cells_n2v.ome.zarr"
+    group, ms = validate(out, "0.4")
+    assert [a.unit for a in ms.axes] == ["second", None, "micrometer", "micrometer"]
+    assert ms.datasets[0].coordinateTransformations[0].scale == [2.0, 1.0, 0.5, 0.25]
+    levels = check_pyramid(group)
+    ref = inference.predict_array(b_c, x, axes="TCYX", tile_shape=(48, 48), precision="fp32",
+                                  device="cpu")
+    np.testing.assert_array_equal(levels[0], ref)
+    assert ome._ome_attrs(group)["omero"]["channels"][1]["label"] == "GFP"

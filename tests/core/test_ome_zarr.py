@@ -96,6 +96,8 @@ def test_levels_halve_yx_until_one_chunk_and_z_only_when_not_coarser():
     aniso = ome.plan_levels((40, 256, 256), "ZYX", (8, 16, 16), {"Z": 4.0, "Y": 1, "X": 1})
     assert [lev.factors[0] for lev in aniso[1:]] == [1, 1, 2, 2]
     assert ome.plan_levels((1, 20, 20), "ZYX", (1, 32, 32))[1:] == []  # one chunk: no pyramid
+    # large chunks: down to 256 x 256 at most (napari's overview)
+    assert ome.plan_levels((1, 1000, 600), "TYX", (1, 1024, 1024))[-1].shape == (1, 250, 150)
 
 
 def test_pyramid_builds_each_chunk_once_reading_at_most_four_chunks(tmp_path):

@@ -32,6 +32,8 @@ AXIS_TYPES = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "spa
 NGFF_ORDER = "TSCZYX"
 #: halvings stop here even if the plane still spans several chunks (2**12 = 4096x smaller)
 MAX_LEVELS = 13
+#: the coarsest level's Y and X are at most this (and at most one chunk)
+OVERVIEW = 256
 _SPATIAL_UNITS: Optional[frozenset] = None
 
 
@@ -250,14 +252,16 @@ def plan_levels(shape: Sequence[int], axes: str, chunks: Sequence[int],
     Each level halves Y and X (an axis of length 1 stays 1); Z is halved too when its
     voxel size at that level is at most Y's and X's (scale from ``scale``, default 1), so
     isotropic volumes shrink in 3D and anisotropic ones first become isotropic. Levels are
-    added until Y and X fit in one chunk, at most :data:`MAX_LEVELS` in all.
+    added until Y and X fit both in one chunk and in :data:`OVERVIEW` (256) voxels, at
+    most :data:`MAX_LEVELS` in all.
     """
     scale = {a: float((scale or {}).get(a, 1.0)) for a in axes}
     iy, ix = axes.index("Y"), axes.index("X")
     cur = [int(s) for s in shape]
     levels = [Level(tuple(cur), (1,) * len(cur), (1,) * len(cur))]
     total = [1] * len(cur)
-    while (cur[iy] > chunks[iy] or cur[ix] > chunks[ix]) and len(levels) < MAX_LEVELS:
+    while (cur[iy] > min(chunks[iy], OVERVIEW) or cur[ix] > min(chunks[ix], OVERVIEW)) \
+            and len(levels) < MAX_LEVELS:
         factors = [1] * len(cur)
         for i, a in enumerate(axes):
             if a in "YX" and cur[i] > 1:
