@@ -168,7 +168,7 @@ class OmeZarrSink(_Sink):
         if existing is not None and existing.get("signature") == signature and not overwrite:
             if _store_version(path) != self.version:
                 raise FileExistsError(
-                    f"{path} is an unfinished OME-Zarr {_store_version(path)} prediction, not "
+                    f"{path} is an OME-Zarr {_store_version(path)} prediction, not "
                     f"{self.version}; rerun with that version, or pass overwrite=True "
                     "(--overwrite) to replace it")
             if input_id is not None:
