@@ -65,3 +65,18 @@ def test_ome_zarr_in_and_out_of_the_predict_widget(viewer, dock, qtbot, tiny_bun
     found = ome.read_metadata(tmp_path / "out.ome.zarr")
     assert found[0] == "TYX" and found[1].scale == {"T": 1.0, "Y": 0.5, "X": 0.5}
     assert found[1].units == {"Y": "micrometer", "X": "micrometer"}
+
+
+def test_ome_zarr_settings_survive_the_form(viewer, dock):
+    from napari_selfdenoise.core.config import PredictConfig
+    from napari_selfdenoise.core.presets import PredictSettings
+
+    widget = dock("Predict")
+    preset = PredictSettings(model_source="file", model_file="m.sdmodel", output="ome-zarr",
+                             zarr_path="d.ome.zarr",
+                             predict=PredictConfig(ome_zarr_version="0.4"))
+    widget.set_settings(preset)
+    assert widget.settings() == preset
+    assert widget.ome_version.isEnabled() and widget.zarr_path.isEnabled()
+    widget.output.setCurrentIndex(widget.output.findData("layer"))
+    assert not widget.ome_version.isEnabled() and not widget.zarr_path.isEnabled()
