@@ -41,7 +41,7 @@ def _pyramid_alone(levels: list, path: Path, version: str, clock) -> float:
     """Time of building the pyramid chunk by chunk from a finished level 0 (read from its
     store, as the sink does) into a fresh store."""
     from napari_selfdenoise.core import ome_zarr
-    from napari_selfdenoise.core.ome_zarr_sink import Pyramid, create_store
+    from napari_selfdenoise.core.ome_zarr_store import Pyramid, create_store
 
     shape, chunks = tuple(levels[0].shape), tuple(levels[0].chunks)
     plan = ome_zarr.plan_levels(shape, "TYX", chunks)

@@ -154,3 +154,22 @@ def test_run_writes_ome_zarr_keeping_an_ome_zarr_inputs_metadata(tmp_path, capsy
                                   device="cpu")
     np.testing.assert_array_equal(levels[0], ref)
     assert ome._ome_attrs(group)["omero"]["channels"][1]["label"] == "GFP"
+
+
+def test_ome_zarr_outputs_are_refused_for_distributed_runs(b2, tmp_path, capsys):
+    from napari_selfdenoise.cli import main
+    from napari_selfdenoise.core.presets import PredictSettings, save_preset
+
+    model = b2.save(tmp_path / "m.sdmodel")
+    np.save(tmp_path / "x.npy", np.zeros((40, 40), np.float32))
+    preset = save_preset(tmp_path / "p.json", PredictSettings(model_source="file",
+                                                              model_file=str(model)))
+    rc = main(["run", str(preset), str(tmp_path / "x.npy"), "--out", str(tmp_path / "o"),
+               "--ome-zarr", "--workers", "2", "--quiet"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and "--ome-zarr cannot be combined" in lines[0]
+    rc = main(["predict", str(model), str(tmp_path / "x.npy"), "--out",
+               str(tmp_path / "x.ome.zarr"), "--workers", "2", "--quiet"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and "ending in .zarr" in lines[0]
+    assert not (tmp_path / "x.ome.zarr").exists()

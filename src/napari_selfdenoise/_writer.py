@@ -8,7 +8,7 @@ page, so lazy (dask / zarr) layers are never loaded whole. Models larger than
 ``io.MAX_EMBEDDED_MODEL_BYTES`` (64 MiB) are not embedded (a warning says so). An
 OME-Zarr (``.ome.zarr``, NGFF 0.5) also gets the layer's scale, translation and units as
 NGFF metadata and a 2x-mean pyramid built chunk by chunk
-(:func:`~napari_selfdenoise.core.ome_zarr_sink.write_ome_zarr`).
+(:func:`~napari_selfdenoise.core.ome_zarr_store.write_ome_zarr`).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def write_ome_zarr(path: str, data: Any, meta: dict) -> list[str]:
     """Save one image layer as an OME-Zarr multiscale image (NGFF 0.5) with its model."""
     from .core import ome_zarr
     from .core.axes import infer_axes
-    from .core.ome_zarr_sink import write_ome_zarr as write
+    from .core.ome_zarr_store import write_ome_zarr as write
 
     _check_target(path)
     data, doc = layer_document(data, meta)

@@ -16,7 +16,10 @@ from napari_selfdenoise.core import inference, io
 from napari_selfdenoise.core import ome_zarr as ome
 from napari_selfdenoise.core.config import PredictConfig
 from napari_selfdenoise.core.events import Message, TileDone, run_to_end
-from napari_selfdenoise.core.ome_zarr_sink import PROGRESS_KEY, Pyramid, read_progress
+from napari_selfdenoise.core.inference.progress import unpack_bits
+from napari_selfdenoise.core.inference.progress import PROGRESS_KEY
+from napari_selfdenoise.core.inference.sinks.ome_zarr import read_progress
+from napari_selfdenoise.core.ome_zarr_store import Pyramid
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_inference import make_bundle  # noqa: E402
@@ -259,7 +262,7 @@ def test_interrupted_prediction_resumes_and_completes_every_level(b2, tmp_path, 
     events = _stopped(b2, x, out, after=22, ome_zarr_version=version)
     assert any(isinstance(e, Message) and "resume" in e.text for e in events)
     rec = read_progress(out)
-    done = inference._unpack_bits(rec["done"], 2 * 30)
+    done = unpack_bits(rec["done"], 2 * 30)
     assert not rec["complete"] and done.any() and not done.all()
     group = zarr.open_group(str(out), mode="r")
     assert np.isnan(group["1"][...]).any()  # lower levels still incomplete

@@ -525,7 +525,7 @@ def _write_ome_zarr(path: Path, denoised: Any, source: Any, axes: Optional[str],
     """A batch output as OME-Zarr, with an OME-Zarr input's metadata when it has some."""
     from . import ome_zarr, resume
     from .axes import infer_axes
-    from .ome_zarr_sink import write_ome_zarr
+    from .ome_zarr_store import write_ome_zarr
 
     axes = axes or infer_axes(tuple(denoised.shape))
     src = resume.source_path(source)

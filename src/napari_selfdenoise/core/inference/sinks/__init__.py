@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from ...ome_zarr_sink import OmeZarrSink
 from .array import ArraySink
 from .base import Sink, SinkRequest
 from .npy import NpySink
+from .ome_zarr import OmeZarrSink
 from .tiff import TiffSink
 from .zarr import ZarrSink
 
