@@ -1,7 +1,9 @@
 """napari reader: images saved with their denoising model (by our writer or ``predict``).
 
 ``get_reader`` claims a ``.zarr`` / ``.tif`` only when it carries our embedded document,
-so plain files keep opening with napari's default reader. The model is restored into the
+so plain files keep opening with napari's default reader, and any OME-Zarr image (NGFF
+0.4 / 0.5 multiscales): every level lazily as a multiscale layer, with the scale,
+translation, units and axis names of its metadata (:func:`read_ome_zarr`). The model is restored into the
 layer metadata (``bundle.METADATA_KEY``) with the provenance; a corrupt embedded model
 opens the image anyway, with a warning and no model. Large images stay lazy.
 """
@@ -15,11 +17,13 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .core import io
+from .core import io, ome_zarr
 from .core.bundle import METADATA_KEY, ModelBundle, ModelFileError
 from .core.provenance import PROVENANCE_KEY
 
 AXES_KEY = "napari_selfdenoise_axes"
+#: layer metadata of an OME-Zarr image: its channel names (kept by predictions)
+OME_KEY = "napari_selfdenoise_ome"
 EAGER_BYTES = 256 * 1024**2  # smaller images are read into memory, larger stay lazy
 
 
@@ -36,6 +40,8 @@ def get_reader(path: Any) -> Optional[Callable[[Any], list]]:
         if not (io.is_zarr_path(p) or io.is_tiff_path(p)) or not p.exists():
             return None
         doc = io.read_document(p)
+        if io.is_zarr_path(p) and ome_zarr.is_ome_zarr_store(p):
+            return read_ome_zarr
     except (Exception, RecursionError):
         return None
     if not isinstance(doc, dict) or doc.get("format") != io.DOC_FORMAT:
@@ -51,21 +57,7 @@ def read(path: Any) -> list[tuple[Any, dict, str]]:
     doc = io.read_document(p) or {}
     data, file_axes = io.open_image(p)
     data = _maybe_eager(data)
-    metadata: dict = {}
-    if "error" in doc:
-        warnings.warn(f"{p.name}: {doc['error']}; opened as a plain image without its model",
-                      stacklevel=2)
-    if isinstance(doc.get("model"), dict):
-        try:
-            ModelBundle.from_metadata(doc["model"])  # validates payload, header and weights
-            metadata[METADATA_KEY] = doc["model"]
-        except (ModelFileError, ValueError) as exc:
-            warnings.warn(f"{p.name}: the embedded denoising model is corrupt ({exc}); "
-                          "the image opens without it", stacklevel=2)
-    elif "model_omitted" in doc:
-        warnings.warn(f"{p.name}: {doc['model_omitted']}", stacklevel=2)
-    if isinstance(doc.get("provenance"), dict):
-        metadata[PROVENANCE_KEY] = doc["provenance"]
+    metadata = _document_metadata(doc, p)
     axes = doc.get("axes") if isinstance(doc.get("axes"), str) else file_axes
     if axes and len(axes) == data.ndim:
         metadata[AXES_KEY] = axes
@@ -81,6 +73,59 @@ def read(path: Any) -> list[tuple[Any, dict, str]]:
     if "axis_labels" not in attrs and axes and len(axes) == ndim:
         attrs["axis_labels"] = list(axes)
     return [(data, attrs, "image")]
+
+
+def read_ome_zarr(path: Any) -> list[tuple[Any, dict, str]]:
+    """An OME-Zarr image as one lazy multiscale layer (every level, as dask arrays) with
+    its scale, translation, units and axis names; our model and provenance when present."""
+    import dask.array as da
+    import zarr
+
+    if isinstance(path, (list, tuple)):
+        path = path[0]
+    p = Path(path)
+    group = zarr.open_group(str(p), mode="r")
+    ms = ome_zarr.multiscales_of(group)
+    levels = [da.from_zarr(group[d["path"]]) for d in ms["datasets"]]
+    found = ome_zarr.read_metadata(p)
+    doc = io.read_document(p) or {}
+    metadata = _document_metadata(doc, p)
+    attrs: dict = {"name": _stem(p)}
+    if found is not None and len(found[0]) == levels[0].ndim:
+        axes, meta = found
+        metadata[AXES_KEY] = axes
+        attrs.update(axis_labels=list(axes), name=meta.name or _stem(p),
+                     scale=[meta.scale.get(a, 1.0) for a in axes],
+                     translate=[meta.translation.get(a, 0.0) for a in axes])
+        if meta.units:
+            attrs["units"] = [meta.units.get(a, "pixel") for a in axes]
+        if meta.channel_names:
+            metadata[OME_KEY] = {"channel_names": list(meta.channel_names)}
+    attrs["metadata"] = metadata
+    if len(levels) > 1:
+        attrs["multiscale"] = True
+        return [(levels, attrs, "image")]
+    return [(levels[0], attrs, "image")]
+
+
+def _document_metadata(doc: dict, p: Path) -> dict:
+    """Layer metadata from our document: the model (validated) and the provenance."""
+    metadata: dict = {}
+    if "error" in doc:
+        warnings.warn(f"{p.name}: {doc['error']}; opened as a plain image without its model",
+                      stacklevel=3)
+    if isinstance(doc.get("model"), dict):
+        try:
+            ModelBundle.from_metadata(doc["model"])  # validates payload, header and weights
+            metadata[METADATA_KEY] = doc["model"]
+        except (ModelFileError, ValueError) as exc:
+            warnings.warn(f"{p.name}: the embedded denoising model is corrupt ({exc}); "
+                          "the image opens without it", stacklevel=3)
+    elif "model_omitted" in doc:
+        warnings.warn(f"{p.name}: {doc['model_omitted']}", stacklevel=3)
+    if isinstance(doc.get("provenance"), dict):
+        metadata[PROVENANCE_KEY] = doc["provenance"]
+    return metadata
 
 
 def _layer_attributes(layer: dict, ndim: int, p: Path) -> dict:
@@ -119,7 +164,7 @@ def _layer_attributes(layer: dict, ndim: int, p: Path) -> dict:
 
 def _stem(p: Path) -> str:
     name = p.name
-    for suffix in (".zarr", ".tiff", ".tif"):
+    for suffix in (".ome.zarr", ".zarr", ".tiff", ".tif"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name

@@ -1,11 +1,14 @@
-"""napari writers: an image layer saved as zarr or BigTIFF together with its model.
+"""napari writers: an image layer saved as zarr, OME-Zarr or BigTIFF with its model.
 
 The layer's model (``metadata[bundle.METADATA_KEY]``), provenance and spatial attributes
 (name, scale, translate, axis labels, units) go into one JSON document
 (:func:`napari_selfdenoise.core.io.make_document`): the zarr attributes, or a private
 TIFF tag. Files are written to a temporary sibling and renamed, block by block / page by
 page, so lazy (dask / zarr) layers are never loaded whole. Models larger than
-``io.MAX_EMBEDDED_MODEL_BYTES`` (64 MiB) are not embedded (a warning says so).
+``io.MAX_EMBEDDED_MODEL_BYTES`` (64 MiB) are not embedded (a warning says so). An
+OME-Zarr (``.ome.zarr``, NGFF 0.5) also gets the layer's scale, translation and units as
+NGFF metadata and a 2x-mean pyramid built chunk by chunk
+(:func:`~napari_selfdenoise.core.ome_zarr_store.write_ome_zarr`).
 """
 
 from __future__ import annotations
@@ -103,6 +106,32 @@ def write_zarr(path: str, data: Any, meta: dict) -> list[str]:
     return [str(out)]
 
 
+def write_ome_zarr(path: str, data: Any, meta: dict) -> list[str]:
+    """Save one image layer as an OME-Zarr multiscale image (NGFF 0.5) with its model."""
+    from .core import ome_zarr
+    from .core.axes import infer_axes
+    from .core.ome_zarr_store import write_ome_zarr as write
+
+    _check_target(path)
+    data, doc = layer_document(data, meta)
+    if _is_rgb(data, meta):
+        from .core.outputs import OutputError
+
+        raise OutputError(f"{path}: RGB layers are not written as OME-Zarr; save as TIFF")
+    axes = doc.get("axes") or infer_axes(tuple(data.shape))
+    ndim = len(axes)
+    units = meta.get("units")
+    layer_meta = meta.get("metadata") or {}
+    names = (layer_meta.get("napari_selfdenoise_ome") or {}).get("channel_names")
+    info = ome_zarr.ImageMetadata.from_layer(
+        axes, meta.get("scale") or [1.0] * ndim, meta.get("translate") or [0.0] * ndim,
+        [str(u) for u in units] if units is not None and len(units) == ndim else None,
+        name=meta.get("name"), channel_names=names)
+    out = write(path, data, axes, document=dict(doc, axes=axes), metadata=info,
+                overwrite=True)
+    return [str(out)]
+
+
 def write_tiff(path: str, data: Any, meta: dict) -> list[str]:
     """Save one image layer as a BigTIFF with its model and provenance (private tag)."""
     _check_target(path)
@@ -122,4 +151,4 @@ def write_tiff(path: str, data: Any, meta: dict) -> list[str]:
     return [str(out)]
 
 
-__all__ = ["write_zarr", "write_tiff", "layer_document", "METADATA_KEY", "PROVENANCE_KEY"]
+__all__ = ["write_zarr", "write_ome_zarr", "write_tiff", "layer_document", "METADATA_KEY", "PROVENANCE_KEY"]

@@ -1,8 +1,9 @@
 """Predict dock widget: denoise a layer with a trained model (tiled, in a thread worker).
 
 The model comes from this session's training, from a model file, or from any layer whose
-metadata carries one (listed by name). The output is a new layer in memory or a zarr
-store on disk opened back lazily, so stacks larger than memory work.
+metadata carries one (listed by name). The output is a new layer in memory, a zarr
+store or an OME-Zarr multiscale image (with the layer's scale, translation and units) on
+disk, opened back lazily, so stacks larger than memory work.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core import events
+from ..core import events, ome_zarr
 from ..core.bundle import METADATA_KEY, ModelBundle
 from ..core.config import PredictConfig
 from ..core.presets import PredictSettings
@@ -68,7 +69,10 @@ class PredictWidget(DockWidget):
         self.precision = combo({"auto": "auto", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"})
         self.device = QLineEdit("auto")
         self.output = combo({"layer": "new layer (in memory)",
-                             "zarr": "zarr store on disk (opened lazily)"})
+                             "zarr": "zarr store on disk (opened lazily)",
+                             "ome-zarr": "OME-Zarr on disk (multiscale, opened lazily)"})
+        self.ome_version = combo({"0.5": "NGFF 0.5", "0.4": "NGFF 0.4"},
+                                 PredictConfig.model_fields["ome_zarr_version"].description)
         self.zarr_path = QLineEdit()
         self.zarr_path.setPlaceholderText("output.zarr")
         self.overwrite = QCheckBox("overwrite")
@@ -112,6 +116,7 @@ class PredictWidget(DockWidget):
         form.addRow("output", self.output)
         row = QHBoxLayout()
         row.addWidget(self.zarr_path, 1)
+        row.addWidget(self.ome_version)
         row.addWidget(self.overwrite)
         form.addRow("zarr store", row)
         row = QHBoxLayout()
@@ -151,8 +156,12 @@ class PredictWidget(DockWidget):
             widget.setEnabled(manual)
 
     def _output_changed(self, *_: Any) -> None:
-        zarr = self.output.currentData() == "zarr" and not self.runner.running
+        kind = self.output.currentData()
+        zarr = kind in ("zarr", "ome-zarr") and not self.runner.running
+        self.zarr_path.setPlaceholderText("output.ome.zarr" if kind == "ome-zarr"
+                                          else "output.zarr")
         self.zarr_path.setEnabled(zarr)
+        self.ome_version.setEnabled(kind == "ome-zarr" and not self.runner.running)
         self.overwrite.setEnabled(zarr)
         where = self.run_on.currentData() if not self.runner.running else None
         self.n_workers.setEnabled(where == "workers")
@@ -199,7 +208,7 @@ class PredictWidget(DockWidget):
             tta=self.tta.isChecked(), j_invariant=self.j_invariant.currentData(),
             r3=self.r3.isChecked(), precision=self.precision.currentData(), memory_budget_mb=self._memory_budget_mb,
             device=self.device.text().strip() or "auto", overwrite=self.overwrite.isChecked(),
-            **self._cluster())
+            ome_zarr_version=self.ome_version.currentData(), **self._cluster())
         return PredictSettings(
             model_source=source, model_name=name,
             model_file=self.model_file.text().strip() or None,
@@ -242,6 +251,7 @@ class PredictWidget(DockWidget):
                   "workers" if p.workers else "here")
         self.n_workers.setValue(p.workers or 2)
         self.scheduler.setText(p.scheduler or "")
+        set_combo(self.ome_version, p.ome_zarr_version)
         set_combo(self.output, settings.output)
         self.zarr_path.setText(settings.zarr_path or "")
         if settings.axes:
@@ -269,13 +279,15 @@ class PredictWidget(DockWidget):
         settings = self.settings()
         bundle = self.load_model(settings)
         self._execution: Optional[dict] = None  # device and precision, from PredictStarted
-        out = None
-        if settings.output == "zarr":
+        out: Any = None
+        if settings.output in ("zarr", "ome-zarr"):
             if not settings.zarr_path:
                 raise ValueError("give a path for the zarr store (e.g. denoised.zarr)")
             out = settings.zarr_path
             if Path(out).exists() and not settings.predict.overwrite:
                 raise FileExistsError(f"{out} exists: tick 'overwrite' or choose another path")
+        if settings.output == "ome-zarr":
+            out = _ome_output(out, layer, axes)
         data = (_file_of(layer, settings) if settings.predict.distributed
                 else _common.snapshot(layer))
         source = layer.name
@@ -307,7 +319,15 @@ class PredictWidget(DockWidget):
         if result is None:
             self.set_progress(None, "stopped: no output")
             return
-        if isinstance(result, (str, Path)):
+        multiscale = {}
+        if isinstance(result, (str, Path)) and ome_zarr.is_ome_zarr_store(result):
+            from .._reader import read_ome_zarr
+
+            data = read_ome_zarr(result)[0][0]  # every level, lazily
+            multiscale = {"multiscale": isinstance(data, list)}
+            if f"{source} [{bundle.method}]" in self.viewer.layers:  # replaced whole
+                self.viewer.layers.remove(f"{source} [{bundle.method}]")
+        elif isinstance(result, (str, Path)):
             from ..core.io import open_image
 
             data, _ = open_image(result)
@@ -318,15 +338,16 @@ class PredictWidget(DockWidget):
             METADATA_KEY: bundle.to_metadata(),
             PROVENANCE_KEY: make_provenance(
                 "predict", source, settings, bundle=bundle,
-                output_path=str(result) if settings.output == "zarr" else None,
+                output_path=str(result) if settings.output != "layer" else None,
                 execution=self._execution),
         }
         if source in self.viewer.layers:
             src = self.viewer.layers[source]
             self.output_layer = _common.add_or_update_image(
-                self.viewer, name, data, src, meta, colormap=src.colormap.name)
+                self.viewer, name, data, src, meta, colormap=src.colormap.name, **multiscale)
         else:
-            self.output_layer = self.viewer.add_image(data, name=name, metadata=meta)
+            self.output_layer = self.viewer.add_image(data, name=name, metadata=meta,
+                                                      **multiscale)
         self.set_progress(1.0, f"done: {name}")
 
     def shutdown(self) -> None:
@@ -344,3 +365,18 @@ def _file_of(layer: Any, settings: PredictSettings) -> str:
                          "read the file: save it as .zarr or .tif and open that, or run in "
                          "this process")
     return str(path)
+
+
+def _ome_output(path: str, layer: Any, axes: str) -> ome_zarr.OmeZarrOutput:
+    """An OME-Zarr output carrying ``layer``'s scale, translation, units and channel names."""
+    if not ome_zarr.is_ome_zarr_path(path):
+        raise ValueError(f"an OME-Zarr output's name ends in .ome.zarr, not {path!r} "
+                         "(e.g. denoised.ome.zarr)")
+    from .._reader import OME_KEY
+
+    units = getattr(layer, "units", None)
+    names = (layer.metadata.get(OME_KEY) or {}).get("channel_names")
+    meta = ome_zarr.ImageMetadata.from_layer(
+        axes, layer.scale, layer.translate, [str(u) for u in units] if units else None,
+        name=layer.name, channel_names=names)
+    return ome_zarr.OmeZarrOutput(path, meta)

@@ -5,6 +5,9 @@ training (``.sdmodel``) or an image file that carries a model (saved by the plug
 writer or by an earlier ``predict``). OUTPUT ending in ``.zarr`` is written chunk by chunk
 and is resumable: rerunning an interrupted command continues where it stopped. ``.tif``
 gives a BigTIFF (written through a resumable sibling zarr), ``.npy`` a numpy file.
+``.ome.zarr`` gives an OME-Zarr multiscale image (NGFF 0.5, or 0.4 with
+``--ome-zarr-version 0.4``), resumable, its pyramid built as the chunks are written; an
+OME-Zarr INPUT's axes, units, scale, translation and channel names are kept.
 The output carries the model and the provenance of the result. With ``--scheduler`` or
 ``--workers`` the work runs on a dask.distributed cluster, each worker writing its own
 chunks of a ``.zarr`` output.
@@ -29,8 +32,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("model", type=Path,
                         help="model file (.sdmodel), a bioimage.io package (.zip) exported by "
                         "napari-selfdenoise, or an image file that carries a model")
-    parser.add_argument("input", type=Path, help="image to denoise (.tif, .zarr, .npy)")
-    parser.add_argument("--out", required=True, type=Path, help="output .zarr, .tif or .npy")
+    parser.add_argument("input", type=Path, help="image to denoise (.tif, .zarr, .ome.zarr, .npy)")
+    parser.add_argument("--out", required=True, type=Path, help="output .zarr, .ome.zarr, .tif or .npy")
+    parser.add_argument("--ome-zarr-version", default="0.5", choices=["0.4", "0.5"],
+                        help="OME-NGFF version of a .ome.zarr output: 0.5 (zarr v3, default) "
+                        "or 0.4 (zarr v2, for readers without zarr v3)")
     parser.add_argument("--axes", default=None, help="axes of the input, e.g. YX, TYX, TZYX")
     parser.add_argument("--tile", type=int, nargs="+", default=None, metavar="N",
                         help="largest tile per spatial dim, context included "
@@ -164,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, memory_budget_mb=args.memory_mb, tta=args.tta,
         j_invariant=args.j_invariant, precision=args.precision, device=args.device,
         overwrite=args.overwrite, scheduler=args.scheduler, workers=args.workers,
-        **_r3(args.r3),
+        ome_zarr_version=args.ome_zarr_version, **_r3(args.r3),
     )
     settings = dict(config.model_dump(mode="json"), model=str(args.model))
     prov = make_provenance("predict", args.input.name, settings, bundle=bundle)

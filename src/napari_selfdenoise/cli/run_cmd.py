@@ -3,7 +3,8 @@
 The preset's kind decides what happens to each input: a Train preset trains a model on
 it and denoises it (writing ``<stem>_<method>.tif`` and ``<stem>_<method>.sdmodel``), a
 Predict preset denoises it with the preset's model file (or ``--model``), a Calibrate
-preset calibrates a classical denoiser on it and denoises it. Folders given as inputs
+preset calibrates a classical denoiser on it and denoises it. ``--ome-zarr`` writes
+``<stem>_<method>.ome.zarr`` (OME-Zarr multiscale) instead. Folders given as inputs
 are searched for TIFF / zarr / ``.npy`` images. A bad input is reported and skipped;
 the exit status is 1 when any input failed.
 """
@@ -32,6 +33,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="model file for a Predict preset (overrides the preset's)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing outputs in --out (refused otherwise)")
+    parser.add_argument("--ome-zarr", nargs="?", const="0.5", default=None,
+                        choices=["0.4", "0.5"], metavar="VERSION",
+                        help="write <stem>_<method>.ome.zarr (OME-Zarr multiscale, NGFF 0.5 or "
+                        "the VERSION given) instead of .tif")
     parser.add_argument("--quiet", action="store_true", help="only print the summary")
     from .predict_cmd import add_cluster_options
 
@@ -84,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
     if args.scheduler is not None or args.workers is not None:
         if presets.kind_of(settings) != "predict":
             raise ValueError("--scheduler / --workers only apply to a Predict preset")
+    distributed = args.scheduler is not None or args.workers is not None or (
+        presets.kind_of(settings) == "predict" and settings.predict.distributed)
+    if args.ome_zarr and distributed:
+        raise ValueError("--ome-zarr cannot be combined with distributed prediction "
+                         "(--scheduler / --workers, or a preset that runs on a cluster): "
+                         "workers write plain .zarr stores; drop one of them")
     inputs = presets.expand_inputs(args.inputs)
     if not inputs:
         raise ValueError("no input images found (give files, or folders with .tif/.zarr/.npy)")
@@ -95,12 +106,14 @@ def run(args: argparse.Namespace) -> int:
     if model is None and presets.kind_of(settings) == "predict":
         model = presets._preset_model(settings)
     # every output name checked before any work: collisions, inputs, existing files
-    presets.plan_outputs(settings, inputs, args.out, model=model, overwrite=args.overwrite)
+    presets.plan_outputs(settings, inputs, args.out, model=model, overwrite=args.overwrite,
+                         ome_zarr=args.ome_zarr)
     args.out.mkdir(parents=True, exist_ok=True)
     outputs.check_writable(args.out, "--out", args.out)
     with outputs.OutputLock(args.out), _cluster(args, settings) as settings:
         report = run_to_end(presets.run_batch(settings, inputs, args.out, model=model,
-                                              overwrite=args.overwrite), _Printer(args.quiet))
+                                              overwrite=args.overwrite, ome_zarr=args.ome_zarr),
+                            _Printer(args.quiet))
     print(report.summary())
     return 1 if report.failures else 0
 

@@ -237,6 +237,9 @@ class PredictConfig(StrictModel):
     channels_last: Optional[bool] = None
     device: str = "auto"
     overwrite: bool = Field(False, description="Replace an existing output path.")
+    ome_zarr_version: Literal["0.4", "0.5"] = Field(
+        "0.5", description="OME-NGFF version of a .ome.zarr output: 0.5 (zarr v3) or 0.4 "
+        "(zarr v2, for older readers).")
     scheduler: Optional[str] = Field(
         None, description="Distributed prediction on the dask.distributed cluster whose "
         "scheduler is at this address (e.g. tcp://host:8786); the input must be a file and "

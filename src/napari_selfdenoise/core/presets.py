@@ -67,10 +67,11 @@ class PredictSettings(StrictModel):
     )
     axes: Optional[str] = Field(None, description="Axes of the input; None infers them.")
     predict: PredictConfig = Field(default_factory=PredictConfig)
-    output: Literal["layer", "zarr"] = Field(
-        "layer", description="A new layer in memory, or a zarr store opened back lazily."
+    output: Literal["layer", "zarr", "ome-zarr"] = Field(
+        "layer", description="A new layer in memory, or a zarr store / an OME-Zarr "
+        "multiscale image (path ending in .ome.zarr) opened back lazily."
     )
-    zarr_path: Optional[str] = Field(None, description="Store for output 'zarr'.")
+    zarr_path: Optional[str] = Field(None, description="Store for output 'zarr' / 'ome-zarr'.")
 
 
 class CalibrateSettings(StrictModel):
@@ -284,7 +285,7 @@ def read_input(path: Union[str, os.PathLike]) -> tuple[Any, Optional[str]]:
 
 def _output_stem(name: str, tag: str) -> str:
     stem = Path(name).name
-    for suffix in (".tiff", ".tif", ".zarr", ".npy"):
+    for suffix in (".tiff", ".tif", ".ome.zarr", ".zarr", ".npy"):
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
     return f"{stem}_{tag}"
@@ -298,6 +299,7 @@ def run_batch(
     stop: Optional[threading.Event] = None,
     model: Any = None,
     overwrite: bool = False,
+    ome_zarr: Optional[str] = None,
 ) -> Generator[BatchProgress, None, BatchReport]:
     """Apply a preset to each input in turn.
 
@@ -321,6 +323,10 @@ def run_batch(
     overwrite : bool
         Replace existing outputs; without it they are refused before any work. Inputs
         whose outputs would share a name are always refused (see :func:`plan_outputs`).
+    ome_zarr : {"0.4", "0.5"}, optional
+        Write ``<stem>_<tag>.ome.zarr`` (OME-Zarr of that NGFF version, with the pyramid
+        and an OME-Zarr input's axes, units, scale, translation and channel names)
+        instead of ``.tif``.
 
     Yields
     ------
@@ -335,7 +341,7 @@ def run_batch(
     if kind == "predict" and model is None:
         model = _preset_model(settings)
     if out is not None:
-        plan_outputs(settings, inputs, out, model=model, overwrite=overwrite)
+        plan_outputs(settings, inputs, out, model=model, overwrite=overwrite, ome_zarr=ome_zarr)
     total = len(inputs)
     for index, item in enumerate(inputs):
         if stop.is_set():
@@ -350,7 +356,8 @@ def run_batch(
                 axes = axes or file_axes
             else:
                 data = source
-            work = _one(kind, settings, data, axes, name, out, stop, model, overwrite)
+            work = _one(kind, settings, data, axes, name, out, stop, model, overwrite,
+                        ome_zarr)
             while True:
                 try:
                     event = next(work)
@@ -382,7 +389,8 @@ def _unpack(item: BatchInput) -> tuple[str, Any, Optional[str]]:
 
 def plan_outputs(settings: Settings, inputs: Sequence[BatchInput],
                  out_dir: Union[str, os.PathLike], *, model: Any = None,
-                 overwrite: bool = False) -> dict[str, list[Path]]:
+                 overwrite: bool = False, ome_zarr: Optional[str] = None
+                 ) -> dict[str, list[Path]]:
     """The files a batch run will write per input, checked before any work.
 
     Raises
@@ -414,11 +422,13 @@ def plan_outputs(settings: Settings, inputs: Sequence[BatchInput],
                          directory_ok=True)
             planned[name] = [store]
             continue
-        files = [out / f"{stem}.tif"] if tag != "auto" else []
+        suffix = ".ome.zarr" if ome_zarr else ".tif"
+        files = [out / f"{stem}{suffix}"] if tag != "auto" else []
         if kind == "train":
             files.append(out / f"{stem}.sdmodel")
         for f in files:
-            check_output(f, overwrite=overwrite, inputs=paths, label="output")
+            check_output(f, overwrite=overwrite, inputs=paths, label="output",
+                         directory_ok=f.name.endswith(".ome.zarr"))
         planned[name] = files
     return planned
 
@@ -440,7 +450,7 @@ def _preset_model(settings: PredictSettings) -> Any:
 
 
 def _one(kind, settings, data, axes, name, out, stop, model,
-         overwrite=False) -> Generator[Any, None, Any]:
+         overwrite=False, ome_zarr=None) -> Generator[Any, None, Any]:
     """Process one input; returns the output path (``out`` given) or array.
 
     Written TIFFs carry the axes, the model (train / predict) and the provenance in the
@@ -502,6 +512,24 @@ def _one(kind, settings, data, axes, name, out, stop, model,
     record = make_provenance(f"batch {kind}", name, settings, bundle=model, **extra)
     doc = io.make_document(axes=axes, model=model.to_metadata() if model else None,
                            provenance=record)
+    if ome_zarr:
+        return _write_ome_zarr(out / f"{_output_stem(name, tag)}.ome.zarr", denoised, data,
+                               axes, doc, ome_zarr, overwrite)
     return io.write_tiff_atomic(out / f"{_output_stem(name, tag)}.tif",
                                 np.asarray(denoised, dtype=np.float32), axes=axes,
                                 document=doc, overwrite=overwrite)
+
+
+def _write_ome_zarr(path: Path, denoised: Any, source: Any, axes: Optional[str], doc: dict,
+                    version: str, overwrite: bool) -> Path:
+    """A batch output as OME-Zarr, with an OME-Zarr input's metadata when it has some."""
+    from . import ome_zarr, resume
+    from .axes import infer_axes
+    from .ome_zarr_store import write_ome_zarr
+
+    axes = axes or infer_axes(tuple(denoised.shape))
+    src = resume.source_path(source)
+    found = ome_zarr.read_metadata(src) if src is not None else None
+    meta = found[1] if found is not None and set(found[0]) == set(axes) else None
+    return write_ome_zarr(path, np.asarray(denoised, dtype=np.float32), axes, document=doc,
+                          metadata=meta, version=version, overwrite=overwrite)

@@ -14,11 +14,13 @@ from typing import Any, Optional
 from .array import ArraySink
 from .base import Sink, SinkRequest
 from .npy import NpySink
+from .ome_zarr import OmeZarrSink
 from .tiff import TiffSink
 from .zarr import ZarrSink
 
 #: output kind -> sink class; ``"array"`` is the in-memory result (no output path)
 SINKS: dict[str, type[Sink]] = {
+    "ome-zarr": OmeZarrSink,  # before "zarr": .ome.zarr refines .zarr
     "zarr": ZarrSink,
     "tiff": TiffSink,
     "npy": NpySink,
@@ -36,7 +38,7 @@ def output_kind(out: Any) -> Optional[str]:
     for kind, cls in SINKS.items():
         if cls.matches(p):
             return kind
-    raise ValueError(f"output {p} must end in .zarr, .tif, .tiff or .npy")
+    raise ValueError(f"output {p} must end in .zarr, .ome.zarr, .tif, .tiff or .npy")
 
 
 def sink_class(kind: Optional[str]) -> type[Sink]:
@@ -50,4 +52,4 @@ def make_sink(kind: Optional[str], req: SinkRequest) -> tuple[Sink, Any]:
 
 
 __all__ = ["SINKS", "Sink", "SinkRequest", "make_sink", "output_kind", "sink_class",
-           "ArraySink", "NpySink", "ZarrSink", "TiffSink"]
+           "ArraySink", "NpySink", "OmeZarrSink", "ZarrSink", "TiffSink"]

@@ -1,0 +1,366 @@
+"""OME-Zarr (OME-NGFF 0.4 / 0.5) helpers: metadata in and out, pyramid geometry, 2x mean.
+
+Written stores are multiscale images: level ``"0"`` is the full-resolution result, each
+further level halves Y and X (and Z when its voxels are not coarser than Y / X, see
+:func:`plan_levels`) by a separable mean of voxel pairs (:func:`downsample_mean`). The NGFF
+metadata (axes with types and units, per-level ``scale`` / ``translation``, the ``omero``
+channel block) is written with ome-zarr-py (:mod:`ome_zarr.writer`, the OME reference
+implementation), not by hand.
+
+Reading keeps an OME-Zarr input's axes, units, scale, translation and channel names
+(:func:`read_metadata`) so they reach the output; pixel data stays lazy (level 0 only).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .validation import UserError
+
+OME_SUFFIX = ".ome.zarr"
+VERSIONS = ("0.4", "0.5")
+DEFAULT_VERSION = "0.5"
+#: NGFF axis types of our letters; S (independent samples) is a custom axis without type
+AXIS_TYPES = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
+#: NGFF axis order: time, then custom / channel, then space
+NGFF_ORDER = "TSCZYX"
+#: halvings stop here even if the plane still spans several chunks (2**12 = 4096x smaller)
+MAX_LEVELS = 13
+#: the coarsest level's Y and X are at most this (and at most one chunk)
+OVERVIEW = 256
+_SPATIAL_UNITS: Optional[frozenset] = None
+
+
+class OmeZarrError(UserError):
+    """An OME-Zarr output cannot be written as asked, or an input's metadata is invalid."""
+
+
+def is_ome_zarr_path(path: Any) -> bool:
+    """Whether ``path`` names an OME-Zarr store by its suffix (``.ome.zarr``)."""
+    return str(os.fspath(path)).lower().rstrip("/").endswith(OME_SUFFIX)
+
+
+def check_version(version: str) -> str:
+    """``version`` if it is one we write, else a one-line :class:`OmeZarrError`."""
+    if version not in VERSIONS:
+        raise OmeZarrError(f"OME-Zarr version {version!r} is not supported: use "
+                           f"{' or '.join(VERSIONS)} (0.5 = zarr v3, 0.4 = zarr v2)")
+    return version
+
+
+# ------------------------------------------------------------------------ metadata
+@dataclass(frozen=True)
+class ImageMetadata:
+    """Physical geometry and channel names of an image, per axis letter.
+
+    Attributes
+    ----------
+    scale, translation : dict
+        Voxel size and position of voxel 0 per axis letter (default 1 and 0).
+    units : dict
+        NGFF unit names per axis letter (``"micrometer"``, ``"second"``...).
+    channel_names : list of str, optional
+        One per channel.
+    name : str, optional
+        Image name.
+    """
+
+    scale: dict = field(default_factory=dict)
+    translation: dict = field(default_factory=dict)
+    units: dict = field(default_factory=dict)
+    channel_names: Optional[tuple] = None
+    name: Optional[str] = None
+
+    @classmethod
+    def from_layer(cls, axes: str, scale: Sequence[float], translate: Sequence[float],
+                   units: Optional[Sequence[Any]] = None, name: Optional[str] = None,
+                   channel_names: Optional[Sequence[str]] = None) -> "ImageMetadata":
+        """From a napari layer's ``scale`` / ``translate`` / ``units`` (one per axis)."""
+        units = list(units) if units is not None else [None] * len(axes)
+        return cls(
+            scale={a: float(s) for a, s in zip(axes, scale)},
+            translation={a: float(t) for a, t in zip(axes, translate)},
+            units={a: str(u) for a, u in zip(axes, units) if _valid_unit(a, str(u))},
+            channel_names=tuple(channel_names) if channel_names else None, name=name)
+
+
+class OmeZarrOutput(os.PathLike):
+    """An output path for :func:`~napari_selfdenoise.core.inference.predict` carrying the
+    metadata of the image (its napari layer's scale, translation, units, channel names).
+
+    Behaves as the path everywhere a path is expected (``os.fspath``, ``Path(out)``).
+    """
+
+    def __init__(self, path: Any, metadata: Optional[ImageMetadata] = None) -> None:
+        self.path = Path(path)
+        self.metadata = metadata
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"OmeZarrOutput({str(self.path)!r})"
+
+
+def _valid_unit(letter: str, unit: Optional[str]) -> bool:
+    if not unit or letter not in AXIS_TYPES or AXIS_TYPES[letter] == "channel":
+        return False
+    from ome_zarr.axes import KNOWN_SPATIAL_UNITS, KNOWN_TEMPORAL_UNITS
+
+    known = KNOWN_TEMPORAL_UNITS if AXIS_TYPES[letter] == "time" else KNOWN_SPATIAL_UNITS
+    return unit in known
+
+
+def multiscales_of(node: Any) -> Optional[dict]:
+    """The first ``multiscales`` entry of a zarr group (NGFF 0.4 or 0.5), or None."""
+    attrs = dict(node.attrs)
+    ome = attrs.get("ome", attrs)
+    ms = ome.get("multiscales") if isinstance(ome, dict) else None
+    return ms[0] if isinstance(ms, list) and ms and isinstance(ms[0], dict) else None
+
+
+def _ome_attrs(node: Any) -> dict:
+    attrs = dict(node.attrs)
+    ome = attrs.get("ome")
+    return ome if isinstance(ome, dict) else attrs
+
+
+def is_ome_zarr_store(path: Any) -> bool:
+    """Whether ``path`` is a zarr group with NGFF multiscales metadata."""
+    p = Path(path)
+    if not p.is_dir() or not any((p / n).exists() for n in ("zarr.json", ".zgroup")):
+        return False
+    import zarr
+
+    try:
+        node = zarr.open(str(p), mode="r")
+        return not isinstance(node, zarr.Array) and multiscales_of(node) is not None
+    except Exception:
+        return False
+
+
+def _transforms(items: Any) -> tuple[Optional[list], Optional[list]]:
+    scale = translation = None
+    for t in items if isinstance(items, list) else []:
+        if isinstance(t, dict) and t.get("type") == "scale":
+            scale = t.get("scale")
+        elif isinstance(t, dict) and t.get("type") == "translation":
+            translation = t.get("translation")
+    return scale, translation
+
+
+def read_metadata(path: Any) -> Optional[tuple[str, ImageMetadata]]:
+    """``(axes, metadata)`` of an OME-Zarr image (a group, or one of its level arrays).
+
+    The scale and translation are level 0's combined with the multiscale's own
+    transformations; None when ``path`` is not an OME-Zarr image or its metadata cannot
+    be used (unknown axis names).
+    """
+    p = Path(path)
+    for candidate in (p, p.parent):
+        if is_ome_zarr_store(candidate):
+            p = candidate
+            break
+    else:
+        return None
+    import zarr
+
+    group = zarr.open_group(str(p), mode="r")
+    ms = multiscales_of(group)
+    names = [str(a.get("name", "")) if isinstance(a, dict) else str(a)
+             for a in ms.get("axes", [])]
+    letters = "".join(n.upper() for n in names)
+    if len(letters) != len(names) or len(set(letters)) != len(letters) or \
+            not set(letters) <= set(NGFF_ORDER):
+        return None
+    nd = len(letters)
+    datasets = ms.get("datasets") or [{}]
+    s0, t0 = _transforms(datasets[0].get("coordinateTransformations"))
+    sg, tg = _transforms(ms.get("coordinateTransformations"))
+    s0 = _vector(s0, nd, 1.0)
+    t0 = _vector(t0, nd, 0.0)
+    sg = _vector(sg, nd, 1.0)
+    tg = _vector(tg, nd, 0.0)
+    units = {}
+    for a, ax in zip(letters, ms.get("axes", [])):
+        if isinstance(ax, dict) and _valid_unit(a, ax.get("unit")):
+            units[a] = ax["unit"]
+    channels = None
+    omero = _ome_attrs(group).get("omero")
+    if isinstance(omero, dict) and isinstance(omero.get("channels"), list):
+        labels = [c.get("label") if isinstance(c, dict) else None for c in omero["channels"]]
+        if labels and all(isinstance(lab, str) for lab in labels):
+            channels = tuple(labels)
+    meta = ImageMetadata(
+        scale={a: s * g for a, s, g in zip(letters, s0, sg)},
+        translation={a: t * g + u for a, t, g, u in zip(letters, t0, sg, tg)},
+        units=units, channel_names=channels,
+        name=ms.get("name") if isinstance(ms.get("name"), str) else None)
+    return letters, meta
+
+
+def _vector(v: Any, n: int, default: float) -> list[float]:
+    if isinstance(v, list) and len(v) == n and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+            for x in v):
+        return [float(x) for x in v]
+    return [default] * n
+
+
+def ngff_axes(axes: str) -> str:
+    """``axes`` in NGFF order (time, custom, channel, then Z, Y, X)."""
+    return "".join(a for a in NGFF_ORDER if a in axes)
+
+
+def axes_list(axes: str, units: dict) -> list[dict]:
+    """NGFF ``axes`` entries (name, type, unit) for axis letters in NGFF order."""
+    out = []
+    for a in axes:
+        entry: dict = {"name": a.lower()}
+        if a in AXIS_TYPES:
+            entry["type"] = AXIS_TYPES[a]
+        if a in units:
+            entry["unit"] = units[a]
+        out.append(entry)
+    return out
+
+
+# ------------------------------------------------------------------------- pyramid
+@dataclass(frozen=True)
+class Level:
+    """One pyramid level: its shape, its factor per axis over the level above (1 or 2),
+    and its cumulative factor over level 0."""
+
+    shape: tuple[int, ...]
+    factors: tuple[int, ...]
+    total: tuple[int, ...]
+
+
+def plan_levels(shape: Sequence[int], axes: str, chunks: Sequence[int],
+                scale: Optional[dict] = None) -> list[Level]:
+    """The pyramid of an image with ``axes`` stored in ``chunks``.
+
+    Each level halves Y and X (an axis of length 1 stays 1); Z is halved too when its
+    voxel size at that level is at most Y's and X's (scale from ``scale``, default 1), so
+    isotropic volumes shrink in 3D and anisotropic ones first become isotropic. Levels are
+    added until Y and X fit both in one chunk and in :data:`OVERVIEW` (256) voxels, at
+    most :data:`MAX_LEVELS` in all.
+    """
+    scale = {a: float((scale or {}).get(a, 1.0)) for a in axes}
+    iy, ix = axes.index("Y"), axes.index("X")
+    cur = [int(s) for s in shape]
+    levels = [Level(tuple(cur), (1,) * len(cur), (1,) * len(cur))]
+    total = [1] * len(cur)
+    while (cur[iy] > min(chunks[iy], OVERVIEW) or cur[ix] > min(chunks[ix], OVERVIEW)) \
+            and len(levels) < MAX_LEVELS:
+        factors = [1] * len(cur)
+        for i, a in enumerate(axes):
+            if a in "YX" and cur[i] > 1:
+                factors[i] = 2
+        if "Z" in axes:
+            iz = axes.index("Z")
+            vox = {a: scale[a] * total[axes.index(a)] for a in "ZYX"}
+            if cur[iz] > 1 and vox["Z"] <= min(vox["Y"], vox["X"]):
+                factors[iz] = 2
+        cur = [-(-n // f) for n, f in zip(cur, factors)]
+        total = [t * f for t, f in zip(total, factors)]
+        levels.append(Level(tuple(cur), tuple(factors), tuple(total)))
+    return levels
+
+
+def _pairs(x: np.ndarray, axis: int, pad: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Even and odd elements along ``axis``; an odd length is padded with ``pad``
+    (``"edge"``: the last element repeated)."""
+    if x.shape[axis] % 2:
+        last = np.take(x, [-1], axis=axis)
+        extra = last if pad == "edge" else np.full_like(last, pad)
+        x = np.concatenate([x, extra], axis=axis)
+    even = [slice(None)] * x.ndim
+    odd = [slice(None)] * x.ndim
+    even[axis], odd[axis] = slice(0, None, 2), slice(1, None, 2)
+    return x[tuple(even)], x[tuple(odd)]
+
+
+def downsample_mean(block: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """2x mean along each axis whose factor is 2, axis by axis in array order, float32.
+
+    Each output voxel along a halved axis is ``(a + b) * 0.5`` of a voxel pair; the last
+    voxel of an odd length is its own mean (the pair is the voxel twice). Applied to a
+    region starting at an even index it equals the same operation on the whole array.
+    """
+    out = np.asarray(block, dtype=np.float32)
+    for axis, f in enumerate(factors):
+        if f == 2:
+            a, b = _pairs(out, axis, "edge")
+            out = (a + b) * np.float32(0.5)
+        elif f != 1:
+            raise ValueError(f"pyramid factors are 1 or 2, got {f}")
+    return out
+
+
+def all_children_done(done: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """Per chunk of the next level: whether every chunk of ``done``'s level under it is
+    done (chunks beyond the grid's end count as done)."""
+    out = np.asarray(done, dtype=bool)
+    for axis, f in enumerate(factors):
+        if f == 2:
+            a, b = _pairs(out, axis, True)
+            out = a & b
+    return out
+
+
+def level_transforms(levels: list[Level], axes: str, meta: ImageMetadata) -> list[list[dict]]:
+    """``coordinateTransformations`` per level: the scale times the level's factor, and a
+    translation moving voxel 0 to the centre of the voxels it averages."""
+    out = []
+    s = [float(meta.scale.get(a, 1.0)) for a in axes]
+    t = [float(meta.translation.get(a, 0.0)) for a in axes]
+    for lev in levels:
+        scale = [si * f for si, f in zip(s, lev.total)]
+        trans = [ti + (f - 1) * si / 2 for ti, si, f in zip(t, s, lev.total)]
+        out.append([{"type": "scale", "scale": scale},
+                    {"type": "translation", "translation": trans}])
+    return out
+
+
+def omero_block(channel_names: Optional[Sequence[str]], windows: Sequence[tuple]) -> dict:
+    """The NGFF ``omero`` block: one channel per window ``(min, max)``, labelled."""
+    colors = ["FFFFFF"] if len(windows) == 1 else ["00FF00", "FF00FF", "00FFFF", "FFFF00",
+                                                   "FF0000", "0000FF", "FFFFFF"]
+    channels = []
+    for i, (lo, hi) in enumerate(windows):
+        lo = float(lo) if math.isfinite(lo) else 0.0
+        hi = float(hi) if math.isfinite(hi) else 1.0
+        label = channel_names[i] if channel_names and i < len(channel_names) else f"channel {i}"
+        channels.append({"label": str(label), "color": colors[i % len(colors)], "active": True,
+                         "coefficient": 1.0, "family": "linear", "inverted": False,
+                         "window": {"min": lo, "max": hi, "start": lo, "end": hi}})
+    return {"channels": channels, "rdefs": {"model": "greyscale" if len(windows) == 1
+                                            else "color"}}
+
+
+def write_multiscales(group: Any, version: str, axes: str, levels: list[Level],
+                      meta: ImageMetadata, name: str, method: str) -> None:
+    """Write the ``multiscales`` metadata of ``group`` with ome-zarr-py."""
+    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.writer import write_multiscales_metadata
+
+    fmt = FormatV05() if version == "0.5" else FormatV04()
+    datasets = [{"path": str(i), "coordinateTransformations": ct}
+                for i, ct in enumerate(level_transforms(levels, axes, meta))]
+    try:
+        write_multiscales_metadata(
+            group, datasets, fmt=fmt, axes=axes_list(axes, meta.units), name=name,
+            metadata={"description": "2x mean of voxel pairs per level (Y, X; Z when not "
+                                     "coarser than Y and X)", "method": method})
+    except ValueError as exc:
+        raise OmeZarrError(f"cannot write OME-Zarr for axes {axes!r}: {exc}") from None
