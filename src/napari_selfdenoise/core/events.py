@@ -36,6 +36,10 @@ class TrainStep:
     eta_s: Optional[float]
     learning_rate: float
     best_val_loss: Optional[float] = None
+    #: estimated PSNR (dB) against the unknown clean image and its range, at validation
+    #: steps (core.live_quality); None elsewhere
+    estimated_psnr: Optional[float] = None
+    estimated_psnr_range: Optional[tuple] = None
 
 
 @dataclass(frozen=True)

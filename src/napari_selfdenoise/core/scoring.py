@@ -255,43 +255,46 @@ def scored_as(bundle: Any) -> tuple[str, bool]:
 
 
 @torch.no_grad()
-def invariant_network(bundle: Any, y: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """A trained model's J-invariant form on ``y`` (``(N, *S)``, one channel, data units).
-
-    Grid-masked passes (the model's grid and fill) for masking methods and for methods
-    whose delivered output is not J-invariant; the complementary masks of ``ams``; the
-    blind-spot prior mean of ``bsn``.
-    """
+def invariant_net_output(net: Any, method: Any, config: Any, x: torch.Tensor) -> torch.Tensor:
+    """The J-invariant form of a network ``net`` trained by ``method`` with ``config`` on
+    normalised ``x`` (B, C, *S): grid-masked passes (the model's grid and fill) for masking
+    methods and for methods whose delivered output is not J-invariant, the complementary
+    masks of ``ams``, the blind-spot prior mean of ``bsn``."""
     from .inference import refine_network
     from .masking import complementary_phase, grid_phase, invariant_apply
-    from .methods import get_method
     from .models import apply_padded
 
-    if bundle.n_channels != 1:
-        raise ValueError("scoring needs a one-channel model")
-    method = get_method(bundle.method)
-    form = method.scoring_form(bundle.config)
-    net = bundle.build_model(torch.device(device))
-    net.eval()
-    x = torch.from_numpy(bundle.normalize(np.asarray(y, np.float32)[:, None]))
     nd = x.ndim - 2
+    form = method.scoring_form(config)
 
     def run(t: torch.Tensor) -> torch.Tensor:
         return apply_padded(net, t).float()
 
     if form == "blind_spot":
-        blind = refine_network(net)
-        out = apply_padded(blind, x).float()
-    elif form == "complementary":
-        n = method.n_subsets(bundle.config, nd)
+        return apply_padded(refine_network(net), x).float()
+    if form == "complementary":
+        n = method.n_subsets(config, nd)
         phase = complementary_phase([np.arange(s) for s in x.shape[2:]], n)
-        out = invariant_apply(run, x, torch.from_numpy(phase.astype(np.int64))[None, None],
-                              n, method.fill(bundle.config))
-    else:
-        grid = int(bundle.config.masking.grid)
-        out = invariant_apply(run, x, grid_phase(x.shape[2:], grid), grid**nd,
-                              method.fill(bundle.config), batch=4)
-    return bundle.denormalize(out.numpy())[:, 0]
+        return invariant_apply(run, x, torch.from_numpy(phase.astype(np.int64))[None, None]
+                               .to(x.device), n, method.fill(config))
+    grid = int(config.masking.grid)
+    return invariant_apply(run, x, grid_phase(x.shape[2:], grid, x.device), grid**nd,
+                           method.fill(config), batch=4)
+
+
+@torch.no_grad()
+def invariant_network(bundle: Any, y: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """A trained model's J-invariant form (:func:`invariant_net_output`) on ``y``
+    (``(N, *S)``, one channel, data units)."""
+    from .methods import get_method
+
+    if bundle.n_channels != 1:
+        raise ValueError("scoring needs a one-channel model")
+    net = bundle.build_model(torch.device(device))
+    net.eval()
+    x = torch.from_numpy(bundle.normalize(np.asarray(y, np.float32)[:, None]))
+    out = invariant_net_output(net, get_method(bundle.method), bundle.config, x)
+    return bundle.denormalize(out.cpu().numpy())[:, 0]
 
 
 def score_of(y: np.ndarray, output: np.ndarray) -> float:
