@@ -16,7 +16,7 @@ one thread), then, against the many-frame average:
 Usage::
 
     python benchmarks/compare_quality.py --cpu-time [--datasets fmd w2s] [--images ...]
-        [--budget 120] [--single n2s] [--json out.jsonl]
+        [--budget 120] [--single n2s | --single ''] [--single-only] [--json out.jsonl]
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=120.0)
     ap.add_argument("--methods", nargs="+", default=None, help="candidate networks")
     ap.add_argument("--single", default="n2s", help="the single method to beat ('' : none)")
+    ap.add_argument("--single-only", action="store_true",
+                    help="only the single method (its own JSON rows), no comparison")
     add_clock_options(ap, "the budget")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -83,6 +85,17 @@ def main() -> None:
                         **({"methods": args.methods} if args.methods else {}))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cfg}", flush=True)
     for dataset, name, noisy, gt in images(args):
+        if args.single_only:
+            out, steps = single(args.single, noisy, args.budget, args.cpu_time)
+            row = {"dataset": dataset, "image": name, "single": args.single,
+                   "single_psnr": score(gt, out), "single_steps": steps,
+                   "budget": args.budget, "load_avg": os.getloadavg()[0]}
+            print(f"{dataset} {name}: single {args.single} {row['single_psnr']:.2f} dB",
+                  flush=True)
+            if args.json:
+                with open(args.json, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+            continue
         t = time.process_time()
         res = run_to_end(compare(noisy, cfg, axes="YX"))
         used = time.process_time() - t
