@@ -26,6 +26,8 @@ def test_compare_end_to_end(viewer, dock, qtbot, tmp_path):
     assert widget.run()
     assert not widget.run_button.isEnabled() and widget.stop_button.isEnabled()
     wait_until(qtbot, lambda: not widget.runner.running, 900)
+    # the result reaches the main thread through a queued signal after the worker ends
+    wait_until(qtbot, lambda: widget.result is not None or "failed" in widget.status.text(), 60)
     res = widget.result
     assert res is not None, widget.status.text()
     name = f"noisy [compare: {res.pick}]"
