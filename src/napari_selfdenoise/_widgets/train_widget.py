@@ -74,6 +74,11 @@ class TrainWidget(DockWidget):
         self.noise_label.setToolTip("variance = a * signal + b per channel, estimated from the "
                                     "training image (data units); stored in the model")
         self.noise_label.setWordWrap(True)
+        self.quality_label = QLabel("estimated PSNR: (at the first validation)")
+        self.quality_label.setToolTip(
+            "PSNR against the unknown clean image, estimated without ground truth: the "
+            "J-invariant self-supervised loss on a held-out crop minus the estimated noise "
+            "variance (range: one standard error). Assumes pixel-independent noise.")
         self.start_button.setToolTip("Train a new model on the layer")
         self.stop_button.setToolTip("Stop now and keep the model trained so far")
         self.continue_button.setToolTip("Train the last model further (same settings)")
@@ -100,8 +105,8 @@ class TrainWidget(DockWidget):
     def _layout(self) -> None:
         self.build_layout(self.options,
                           [self.start_button, self.stop_button, self.continue_button],
-                          [self.noise_label, self.loss_plot, self.save_model_button,
-                           self.export_button])
+                          [self.noise_label, self.quality_label, self.loss_plot,
+                           self.save_model_button, self.export_button])
 
     def reset_choices(self, *_: Any) -> None:
         """Also refresh the target layers (methods that train towards a second image)."""
@@ -239,6 +244,11 @@ class TrainWidget(DockWidget):
         if isinstance(event, events.TrainStep):
             self.loss_plot.add(event.step + self._step_offset, event.loss, event.val_loss)
             self._show_step(event)
+            if event.estimated_psnr is not None:
+                lo, hi = event.estimated_psnr_range or (event.estimated_psnr,) * 2
+                self.quality_label.setText(
+                    f"estimated PSNR: {event.estimated_psnr:.1f} dB ({lo:.1f}-{hi:.1f}) "
+                    f"at step {event.step + self._step_offset}")
         elif isinstance(event, events.TrainPreview):
             self._show_preview(event)
         elif isinstance(event, events.TileDone):

@@ -1,4 +1,4 @@
-"""Command line: ``napari-selfdenoise {train,predict,calibrate,run,demo,noise,export}``.
+"""Command line: ``napari-selfdenoise {train,predict,calibrate,compare,run,demo,noise,export}``.
 
 Each sub-command lives in its own module exposing ``add_parser(subparsers)`` (which
 registers the sub-command and sets ``func``) and calls the same ``core`` generators the
@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-SUBCOMMANDS = ("train", "predict", "calibrate", "run", "demo", "noise", "export")
+SUBCOMMANDS = ("train", "predict", "calibrate", "compare", "run", "demo", "noise", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -108,6 +108,8 @@ class Progress:
         frac = min(1.0, e.elapsed_s / (e.elapsed_s + e.eta_s)) if e.eta_s else 1.0
         bar = "#" * int(frac * 24)
         val = f" val {e.val_loss:.5f}" if e.val_loss is not None else ""
+        if getattr(e, "estimated_psnr", None) is not None:
+            val += f" est. PSNR {e.estimated_psnr:.1f} dB"
         eta = f" ETA {_duration(e.eta_s)}" if e.eta_s is not None else ""
         line = (f"[{bar:<24}] step {e.step} loss {e.loss:.5f}{val} "
                 f"{e.patches_per_s:.0f} patches/s {_duration(e.elapsed_s)}{eta}")
@@ -207,8 +209,11 @@ def run(args: argparse.Namespace) -> int:
         bundle = _train(args, arrays, axes, config, targets)
         outputs.prepare_parent(args.out)
         path = bundle.save(args.out)
+    est = bundle.info.get("estimated_quality")
+    quality = (f", estimated PSNR {est['psnr']:.1f} dB ({est['psnr_low']:.1f}-"
+               f"{est['psnr_high']:.1f}) on a held-out crop" if est else "")
     print(f"saved {bundle.method} model ({bundle.axes}, best step "
-          f"{bundle.info.get('best_step')}) to {path}")
+          f"{bundle.info.get('best_step')}{quality}) to {path}")
     return 0
 
 
@@ -244,6 +249,7 @@ def _train(args: argparse.Namespace, arrays: list, axes: Optional[str], config: 
                         "step": event.step, "loss": event.loss, "val_loss": event.val_loss,
                         "elapsed_s": event.elapsed_s, "patches_per_s": event.patches_per_s,
                         "eta_s": event.eta_s, "learning_rate": event.learning_rate,
+                        "estimated_psnr": event.estimated_psnr,
                     }) + "\n")
                     log.flush()
             elif isinstance(event, Message):

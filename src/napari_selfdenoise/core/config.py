@@ -284,3 +284,26 @@ class CalibrateConfig(StrictModel):
         512, ge=32, description="Calibrate on a central crop of this side (None: whole image)."
     )
     device: str = "auto"
+
+
+class CompareConfig(StrictModel):
+    """Which denoiser for this image: candidates, one total budget (core.compare)."""
+
+    budget_s: float = Field(120.0, gt=0, description="Total budget (s): calibration of the "
+                            "filters, training and scoring of every candidate network.")
+    clock: Literal["wall", "cpu"] = Field(
+        "wall", description="How the budget is counted: wall-clock seconds, or this "
+        "process's CPU seconds (robust to other load; use with one thread).")
+    methods: list[str] = Field(
+        ["n2s", "n2v2"], description="Candidate networks (single-image methods); the default "
+        "set is chosen by measurement (docs/benchmarks.md section 8).")
+    filters: bool = Field(True, description="Calibrate every classical filter as candidates.")
+    region_fraction: float = Field(
+        0.2, gt=0.0, lt=0.5, description="Fraction of Y held out at the end of the image: "
+        "the one scoring region no candidate trains or calibrates on.")
+    explore_fraction: float = Field(
+        0.5, gt=0.0, le=1.0, description="Share of the networks' budget split equally "
+        "between them; the leader by score then trains on with the rest.")
+    seed: int = Field(0, description="Seed of every candidate's training.")
+    tta: bool = Field(False, description="8-fold test-time averaging of a network pick.")
+    device: str = "auto"

@@ -36,6 +36,10 @@ class TrainStep:
     eta_s: Optional[float]
     learning_rate: float
     best_val_loss: Optional[float] = None
+    #: estimated PSNR (dB) against the unknown clean image and its range, at validation
+    #: steps (core.live_quality); None elsewhere
+    estimated_psnr: Optional[float] = None
+    estimated_psnr_range: Optional[tuple] = None
 
 
 @dataclass(frozen=True)
@@ -138,3 +142,27 @@ def run_to_end(
             return stop.value
         if on_event is not None:
             on_event(event)
+
+
+@dataclass(frozen=True)
+class CompareTraining:
+    """A candidate network's training event (``event``: TrainStep, Message...)."""
+
+    candidate: str
+    event: Any
+
+
+@dataclass(frozen=True)
+class CompareRanking:
+    """The live ranking of a comparison: every candidate scored so far, best first.
+
+    ``rows`` are :class:`~napari_selfdenoise.core.compare.CandidateScore` records (score,
+    estimated PSNR with its range, how it was scored); ``warning`` flags correlated noise.
+    """
+
+    rows: tuple
+    pick: str
+    noise_variance: float
+    elapsed_s: float
+    budget_s: float
+    warning: Optional[str] = None

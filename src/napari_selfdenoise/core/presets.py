@@ -25,7 +25,9 @@ from typing import Any, Generator, Literal, Optional, Sequence, Union
 import numpy as np
 from pydantic import Field, ValidationError
 
-from .config import CalibrateConfig, PredictConfig, StrictModel, TrainConfig, default_config
+from .config import (
+    CalibrateConfig, CompareConfig, PredictConfig, StrictModel, TrainConfig, default_config,
+)
 
 PRESET_FORMAT = "napari-selfdenoise/preset"
 PRESET_VERSION = 1
@@ -80,11 +82,18 @@ class CalibrateSettings(StrictModel):
     calibrate: CalibrateConfig = Field(default_factory=CalibrateConfig)
 
 
-Settings = Union[TrainSettings, PredictSettings, CalibrateSettings]
+class CompareSettings(StrictModel):
+    """Settings of the Compare widget (core.compare): a batch run writes each input's pick."""
+
+    compare: CompareConfig = Field(default_factory=CompareConfig)
+
+
+Settings = Union[TrainSettings, PredictSettings, CalibrateSettings, CompareSettings]
 SETTINGS_TYPES: dict[str, type] = {
     "train": TrainSettings,
     "predict": PredictSettings,
     "calibrate": CalibrateSettings,
+    "compare": CompareSettings,
 }
 
 
@@ -405,7 +414,8 @@ def plan_outputs(settings: Settings, inputs: Sequence[BatchInput],
     kind = kind_of(settings)
     out = Path(out_dir)
     tag = {"train": lambda: settings.train.method, "predict": lambda: model.method,
-           "calibrate": lambda: settings.calibrate.denoiser}[kind]()
+           "calibrate": lambda: settings.calibrate.denoiser,
+           "compare": lambda: "compare"}[kind]()
     sources = [_unpack(item) for item in inputs]
     paths = [src for _, src, _ in sources if isinstance(src, (str, os.PathLike))]
     planned: dict[str, list[Path]] = {}
@@ -495,6 +505,14 @@ def _one(kind, settings, data, axes, name, out, stop, model,
         denoised = yield from tap(
             predict(model, data, axes=axes, config=settings.predict, stop=stop), note)
         tag = model.method
+    elif kind == "compare":
+        from .compare import compare
+        from .validation import resolve_axes
+
+        axes = resolve_axes(np.shape(data), axes)
+        result = yield from compare(data, settings.compare, axes=axes, stop=stop)
+        denoised, tag, model = result.image, "compare", result.bundle
+        extra["ranking"] = result.report()
     else:
         from .calibration import calibrate
 

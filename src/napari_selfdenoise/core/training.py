@@ -26,6 +26,7 @@ from .device import (
     execution_record, precision_name, resolve_precision, select_device, use_channels_last,
 )
 from .events import Message, TrainFinished
+from .live_quality import LiveQuality
 from .methods import Method, StepContext, get_method
 from .noise_model import NoiseModel, estimate_noise_model
 from .normalization import compute_normalization
@@ -300,6 +301,8 @@ def _start(config: TrainConfig, method: Method, net: torch.nn.Module, normed: li
     run = Run(config, method, net, sampler, gen, device, amp, channels_last, struct_range,
               seed=seed, t0=t0)
     run.val_batch = _validation_batch(run, val_regions, patch)
+    if run.val_batch is not None:
+        run.quality = LiveQuality.from_regions(train_regions, val_regions, device, amp)
     if run.val_batch is None:
         yield Message(
             "the images are too small to hold out a validation region; the model with the "
@@ -343,6 +346,7 @@ def _finish(run: Run, normed: list, norm_only: ModelBundle, stop: Optional[threa
             "seed": run.seed,
             "data_shapes": [list(np.shape(r)) for r in normed],
             "validation_patches": run.n_val,
+            "estimated_quality": run.quality.info() if run.quality is not None else None,
             **norm_only.info,
         },
     )

@@ -51,6 +51,7 @@ class Run:
     struct_range: tuple[float, float]
     seed: int = 0
     val_batch: Optional[dict] = None
+    quality: Any = None  # core.live_quality.LiveQuality (estimated PSNR at validation)
     t0: float = field(default_factory=time.perf_counter)
 
     @property
@@ -119,7 +120,8 @@ class Log:
         self.window: list[torch.Tensor] = []
         self.t_train = self.t_window = time.perf_counter()
 
-    def event(self, step: int, lr: float, val_loss: Optional[float]) -> TrainStep:
+    def event(self, step: int, lr: float, val_loss: Optional[float],
+              estimate: Any = None) -> TrainStep:
         """Close the window: a history record and its event."""
         cfg, run = self.run.config, self.run
         now = time.perf_counter()
@@ -132,10 +134,15 @@ class Log:
         if run.val_batch is None:
             self.checkpoint.offer(run.net, loss, step)
         best = self.checkpoint.loss if run.val_batch is not None else None
-        ev = TrainStep(step, cfg.steps, loss, val_loss, rate, elapsed, left, lr, best)
-        self.history.append({"step": step, "loss": loss, "val_loss": val_loss,
-                             "patches_per_s": rate, "elapsed_s": elapsed,
-                             "learning_rate": ev.learning_rate})
+        psnr = None if estimate is None else estimate.psnr
+        span = None if estimate is None else (estimate.psnr_low, estimate.psnr_high)
+        ev = TrainStep(step, cfg.steps, loss, val_loss, rate, elapsed, left, lr, best, psnr,
+                       span)
+        record = {"step": step, "loss": loss, "val_loss": val_loss, "patches_per_s": rate,
+                  "elapsed_s": elapsed, "learning_rate": ev.learning_rate}
+        if psnr is not None:
+            record["estimated_psnr"] = psnr
+        self.history.append(record)
         self.window, self.t_window = [], now
         return ev
 
@@ -303,21 +310,35 @@ def run_loop(run: Run, stop: Optional[threading.Event], preview: Optional[Previe
         opt.step()
         log.window.append(loss.detach())
         step += 1
-        val_loss = None
+        val_loss, estimate = None, None
         if run.val_batch is not None and (step % cfg.val_every == 0 or step == cfg.steps):
             val_loss = validate(run)
             validated_at = step
+            estimate = _estimate(run)
             checkpoint.offer(net, val_loss, step)
+            if run.quality is not None and checkpoint.step == step:
+                run.quality.keep()
         if step % cfg.log_every == 0 or val_loss is not None:
-            yield log.event(step, opt.param_groups[0]["lr"], val_loss)
+            yield log.event(step, opt.param_groups[0]["lr"], val_loss, estimate)
         if preview is not None and preview.due():
             yield from preview.events(run, step)
     final_val: Optional[float] = None
+    estimate = None
     if step > 0 and run.val_batch is not None and validated_at != step:
         final_val = validate(run)
+        estimate = _estimate(run)
         checkpoint.offer(net, final_val, step)
+        if run.quality is not None and checkpoint.step == step:
+            run.quality.keep()
         if not log.window:  # this step was logged already: complete its record
             log.history[-1]["val_loss"] = final_val
     if log.window:
-        yield log.event(step, opt.param_groups[0]["lr"], final_val)
+        yield log.event(step, opt.param_groups[0]["lr"], final_val, estimate)
     return step, reason
+
+
+def _estimate(run: Run) -> Any:
+    """The live estimated quality of the current weights (None without a region)."""
+    if run.quality is None:
+        return None
+    return run.quality.update(run.net, run.method, run.config)

@@ -81,6 +81,9 @@ class AMS(PixelShuffleOption, Method):
     def n_subsets(self, config: "TrainConfig", spatial_dims: int) -> int:
         return int(config.params.n_masks)
 
+    def scoring_form(self, config: "TrainConfig") -> str:
+        return "complementary"
+
     def fill(self, config: "TrainConfig") -> str:
         return "zero"
 

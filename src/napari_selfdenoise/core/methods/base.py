@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: how a trained model is applied: one pass, J-invariant grid passes, or complementary masks
 Predictor = Literal["plain", "j_invariant", "complementary"]
+#: the J-invariant form a model is scored through (core.scoring): grid-masked passes,
+#: its complementary masks, or its blind-spot output as is
+ScoringForm = Literal["grid", "complementary", "blind_spot"]
 
 
 class MethodParams(BaseModel):
@@ -147,6 +150,11 @@ class Method:
         single pass (False); None follows the model.
         """
         return "j_invariant" if j_invariant else "plain"
+
+    def scoring_form(self, config: "TrainConfig") -> ScoringForm:
+        """The J-invariant form :mod:`~napari_selfdenoise.core.scoring` scores the model
+        through (grid-masked passes unless the method is J-invariant by construction)."""
+        return "grid"
 
     def n_subsets(self, config: "TrainConfig", spatial_dims: int) -> int:
         """Masked passes of the J-invariant / complementary predictor."""

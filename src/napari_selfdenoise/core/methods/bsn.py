@@ -100,6 +100,9 @@ class BSN(Method):
         a, b = normalised_noise(config.params, noise, len(offsets), offsets, scales)
         net.set_noise(a, b)
 
+    def scoring_form(self, config: "TrainConfig") -> str:
+        return "blind_spot"  # the prior mean (its posterior mean reads the pixel itself)
+
     def make_batch(self, x: "torch.Tensor", config: "TrainConfig",
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
         return {"x": shuffled_patches(x, config.params, 2**config.network.depth)}

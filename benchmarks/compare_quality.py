@@ -1,0 +1,138 @@
+"""Compare (issue #14, docs/benchmarks.md section 8): ranking denoisers without ground truth.
+
+For each FMD / W2S image (as ``quality_methods.py``): ``core.compare.compare`` with one
+total budget (``--budget``, default 120 s; ``--cpu-time``: this process's CPU seconds,
+one thread), then, against the many-frame average:
+
+* every candidate's **true PSNR of its delivered output** on the whole image (CSBDeep
+  ``norm_minmse``, as section 7), its score and its estimated PSNR;
+* the **true PSNR of its scored (J-invariant) form on the scoring region**, the quantity
+  the estimate estimates: the average is mapped to the noisy image's units by an affine
+  fit (``noisy ~ alpha * gt + beta``), the average's own noise (``1 / frames`` of the
+  noise variance) is subtracted from the MSE, and the peak is the estimate's;
+* the pick, the true best, the best filter, and the best single method (``--single``,
+  default ``n2s``) trained alone on the whole image with the same budget.
+
+Usage::
+
+    python benchmarks/compare_quality.py --cpu-time [--datasets fmd w2s] [--images ...]
+        [--budget 120] [--single n2s | --single ''] [--single-only] [--json out.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_selfdenoise.core.compare import compare, deliver
+from napari_selfdenoise.core.config import CompareConfig, default_config
+from napari_selfdenoise.core.events import run_to_end
+from napari_selfdenoise.core.inference import predict_array
+from napari_selfdenoise.core.training import train
+from machine import add_clock_options, apply_clock_options, engine_precision, print_header
+from quality_methods import DATASETS, images, score
+
+FRAMES = {"fmd": 50, "w2s": 400}
+
+
+def single(method: str, noisy: np.ndarray, seconds: float, cpu: bool) -> tuple[float, int]:
+    """``method`` trained alone on the whole image for ``seconds``: (output, steps)."""
+    budget = {"log_every": 1} if cpu else {"time_budget_s": seconds}
+    cfg = default_config(method, steps=10**9, seed=0, **budget)
+    stop = threading.Event()
+    start = time.process_time()
+
+    def watch(_event) -> None:
+        if cpu and time.process_time() - start >= seconds:
+            stop.set()
+
+    bundle = run_to_end(train(noisy, cfg, axes="YX", stop=stop), watch)
+    return predict_array(bundle, noisy, axes="YX"), bundle.info["steps"]
+
+
+def region_truth(noisy: np.ndarray, gt: np.ndarray, rows: tuple, frames: int):
+    """The clean region in the noisy image's units, and the MSE offset of its own noise."""
+    a = np.stack([gt.ravel(), np.ones(gt.size)], 1).astype(np.float64)
+    alpha, beta = np.linalg.lstsq(a, noisy.ravel().astype(np.float64), rcond=None)[0]
+    clean = (alpha * gt.astype(np.float64) + beta)[rows[0]:rows[1]]
+    y = noisy[rows[0]:rows[1]].astype(np.float64)
+    noise_var = float(np.mean((y - clean) ** 2)) / (1.0 + 1.0 / frames)
+    return clean, noise_var / frames, noise_var
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--images", nargs="+", default=None)
+    ap.add_argument("--budget", type=float, default=120.0)
+    ap.add_argument("--methods", nargs="+", default=None, help="candidate networks")
+    ap.add_argument("--single", default="n2s", help="the single method to beat ('' : none)")
+    ap.add_argument("--single-only", action="store_true",
+                    help="only the single method (its own JSON rows), no comparison")
+    add_clock_options(ap, "the budget")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    apply_clock_options(args)
+    print_header(engine_precision())
+    cfg = CompareConfig(budget_s=args.budget, clock="cpu" if args.cpu_time else "wall",
+                        **({"methods": args.methods} if args.methods else {}))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cfg}", flush=True)
+    for dataset, name, noisy, gt in images(args):
+        if args.single_only:
+            out, steps = single(args.single, noisy, args.budget, args.cpu_time)
+            row = {"dataset": dataset, "image": name, "single": args.single,
+                   "single_psnr": score(gt, out), "single_steps": steps,
+                   "budget": args.budget, "load_avg": os.getloadavg()[0]}
+            print(f"{dataset} {name}: single {args.single} {row['single_psnr']:.2f} dB",
+                  flush=True)
+            if args.json:
+                with open(args.json, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+            continue
+        t = time.process_time()
+        res = run_to_end(compare(noisy, cfg, axes="YX"))
+        used = time.process_time() - t
+        rows = res.region_rows
+        clean, gt_noise, true_var = region_truth(noisy, gt, rows, FRAMES[dataset])
+        cands = []
+        for r in res.ranking:
+            c = res.candidates[r.name]
+            entry = ({"kind": "network", "bundle": c} if r.kind == "network" else
+                     {"kind": "filter", "name": c[0], "value": c[1]})
+            out = run_to_end(deliver(entry, noisy, "YX", cfg))
+            f = res.region_outputs[r.name][0].astype(np.float64)
+            mse = float(np.mean((f - clean) ** 2)) - gt_noise
+            true_region = 10 * np.log10(r.quality.peak**2 / max(mse, 1e-12))
+            cands.append({"name": r.name, "kind": r.kind, "detail": r.detail,
+                          "score": r.quality.score, "est_psnr": r.quality.psnr,
+                          "est_range": [r.quality.psnr_low, r.quality.psnr_high],
+                          "true_region_psnr": true_region, "psnr": score(gt, out)})
+        row = {"dataset": dataset, "image": name, "noisy_psnr": score(gt, noisy),
+               "pick": res.pick, "pick_kind": res.kind, "candidates": cands,
+               "noise_var_est": res.noise_variance, "noise_var_true": true_var,
+               "noise_correlation": res.noise_correlation, "warning": res.warning,
+               "compare_cpu_s": used, "budget": args.budget, "clock": cfg.clock,
+               "load_avg": os.getloadavg()[0]}
+        if args.single:
+            out, steps = single(args.single, noisy, args.budget, args.cpu_time)
+            row.update(single=args.single, single_psnr=score(gt, out), single_steps=steps)
+        best = max(cands, key=lambda c: c["psnr"])
+        pick = next(c for c in cands if c["name"] == res.pick)
+        print(f"{dataset} {name}: pick {res.pick} {pick['psnr']:.2f} dB, true best "
+              f"{best['name']} {best['psnr']:.2f}, single {row.get('single_psnr', 0):.2f}; "
+              + ", ".join(f"{c['name']} est {c['est_psnr']:.2f}/true {c['true_region_psnr']:.2f}"
+                          for c in cands), flush=True)
+        if args.json:
+            with open(args.json, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Tables and target checks of docs/benchmarks.md section 8 from compare_quality.py JSONL.
+
+Usage::
+
+    python benchmarks/compare_table.py results/*.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main(paths: list[str]) -> None:
+    rows = [json.loads(line) for p in paths for line in open(p) if line.strip()]
+    singles = {(r["dataset"], r["image"]): r for r in rows if "candidates" not in r}
+    comps = [r for r in rows if "candidates" in r]
+    print("| data | image | noisy | pick | pick PSNR | true best | best filter | "
+          "single n2s (same budget) | max abs(est - true) | noise corr. |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    errs, within_best, above_filter, vs_single = [], [], [], []
+    for r in comps:
+        c = {x["name"]: x for x in r["candidates"]}
+        pick = c[r["pick"]]
+        best = max(c.values(), key=lambda x: x["psnr"])
+        filt = max((x for x in c.values() if x["kind"] == "filter"), key=lambda x: x["psnr"])
+        e = [abs(x["est_psnr"] - x["true_region_psnr"]) for x in c.values()]
+        errs += e
+        within_best.append(best["psnr"] - pick["psnr"])
+        above_filter.append(pick["psnr"] - filt["psnr"])
+        s = r.get("single_psnr") or singles.get((r["dataset"], r["image"]), {}).get(
+            "single_psnr")
+        if s is not None:
+            vs_single.append(pick["psnr"] - s)
+        single = f"{s:.2f}" if s is not None else "-"
+        print(f"| {r['dataset']} | {r['image']} | {r['noisy_psnr']:.2f} | {r['pick']} | "
+              f"{pick['psnr']:.2f} | {best['name']} {best['psnr']:.2f} | {filt['name']} "
+              f"{filt['psnr']:.2f} | {single} | {max(e):.2f} | {r['noise_correlation']:.2f} |")
+    print("\n| data | image | candidate | score | est. PSNR [range] | true PSNR, scored form "
+          "on the region | true PSNR, delivered (whole image) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in comps:
+        for x in r["candidates"]:
+            lo, hi = x["est_range"]
+            print(f"| {r['dataset']} | {r['image']} | {x['name']}{' (pick)' if x['name'] == r['pick'] else ''} "
+                  f"| {x['score']:.4g} | {x['est_psnr']:.2f} [{lo:.2f}, {hi:.2f}] | "
+                  f"{x['true_region_psnr']:.2f} | {x['psnr']:.2f} |")
+    n = len(errs)
+    if n:
+        ok = sum(e <= 1.0 for e in errs)
+        print(f"\n- estimated PSNR within 1 dB of the truth: {ok}/{n} = {100 * ok / n:.0f} % "
+              f"(target >= 90 %); median abs error {sorted(errs)[n // 2]:.2f} dB")
+    if within_best:
+        print(f"- pick within 0.2 dB of the true best: {sum(d <= 0.2 for d in within_best)}/"
+              f"{len(within_best)} images (worst {max(within_best):.2f} dB below)")
+        print(f"- pick at or above the best calibrated filter: "
+              f"{sum(d >= 0 for d in above_filter)}/{len(above_filter)} images (min "
+              f"{min(above_filter):+.2f} dB, mean {sum(above_filter) / len(above_filter):+.2f})")
+    if vs_single:
+        print(f"- pick at or above the single method with the same budget: "
+              f"{sum(d >= 0 for d in vs_single)}/{len(vs_single)} images (mean "
+              f"{sum(vs_single) / len(vs_single):+.2f} dB, min {min(vs_single):+.2f})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,352 @@
+"""Which denoiser for this image? Rank networks and classical filters on the user's data.
+
+:func:`compare` holds out one region (a band at the end of Y, ``region_fraction`` of it),
+calibrates every classical filter on the rest (Noise2Self calibration,
+:mod:`~napari_selfdenoise.core.calibration`) and trains the candidate networks on the rest
+within one total budget, scores every candidate on the held-out region through its
+J-invariant form with the same masks (:mod:`~napari_selfdenoise.core.scoring`), streams the
+ranking (:class:`~napari_selfdenoise.core.events.CompareRanking`) and returns the winner's
+output on the whole image. When a filter has the lowest score it is the pick and its
+(J-invariant) output is returned: a network that scores worse than a filter is never
+handed out.
+
+Budget: the filters' calibration, the networks' training and every scoring pass count
+against ``budget_s`` (wall-clock or process CPU seconds, ``clock``); the networks split
+``explore_fraction`` of what the filters leave equally, then the leader by score trains on
+(from its weights) with the rest. Producing the pick's output on the whole image comes
+after the budget, as prediction comes after training.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator, Optional
+
+import numpy as np
+
+from .axes import spatial_axes, to_canonical
+from .config import CalibrateConfig, CompareConfig, PredictConfig, default_config
+from .events import CompareRanking, CompareTraining, Message
+from .methods import get_method
+from .scoring import (
+    Quality, correlation_warning, data_range, estimate_quality, invariant_filter,
+    invariant_network, noise_correlation, score_of, scored_as,
+)
+from .validation import UserError, check_array, resolve_axes
+
+#: rows of image above the scoring region given to every J-invariant form as context
+CONTEXT = 32
+#: the scoring region is at least this many rows
+MIN_REGION = 32
+#: the part left for training is at least this many rows
+MIN_TRAIN = 64
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """One candidate in the ranking.
+
+    Attributes
+    ----------
+    name : str
+        ``"n2s"``, ``"gaussian"``... (a network's method, a filter's registry name).
+    kind : str
+        ``"network"`` or ``"filter"``.
+    detail : str
+        What it is: ``"sigma 1.64"``, ``"1234 steps"``.
+    scored_as : str
+        Its J-invariant form; ``delivered_is_scored`` is False when the output handed
+        out (a network's plain pass) is not that form.
+    quality : Quality
+        Score, estimated MSE and PSNR with their range.
+    seconds : float
+        Budget seconds it used (calibration or training and scoring).
+    curve : tuple
+        ``(x, y)`` pairs: a network's (step, validation loss), a filter's (parameter, loss).
+    """
+
+    name: str
+    kind: str
+    detail: str
+    scored_as: str
+    delivered_is_scored: bool
+    quality: Quality
+    seconds: float
+    curve: tuple = ()
+
+    def to_dict(self) -> dict:
+        """JSON-safe record (the report and provenance)."""
+        return {"name": self.name, "kind": self.kind, "detail": self.detail,
+                "scored_as": self.scored_as, "delivered_is_scored": self.delivered_is_scored,
+                "score": self.quality.score, "estimated_psnr": self.quality.psnr,
+                "estimated_psnr_range": [self.quality.psnr_low, self.quality.psnr_high],
+                "estimated_mse": self.quality.mse, "estimated_mse_err": self.quality.mse_err,
+                "seconds": self.seconds}
+
+
+@dataclass
+class CompareResult:
+    """The outcome of :func:`compare`.
+
+    ``pick`` is the best candidate's name and ``image`` its output on the whole image (the
+    input's axes and shape); ``bundle`` the picked model (None for a filter);
+    ``candidates`` holds every candidate's model or ``(filter, value)``; ``region_outputs``
+    every candidate's J-invariant output on the scoring region (``region`` is its slice
+    of the canonical ``(N, *S)`` image).
+    """
+
+    pick: str
+    kind: str
+    image: Any
+    ranking: list[CandidateScore]
+    noise_variance: float
+    noise_correlation: float
+    warning: Optional[str]
+    bundle: Any = None
+    candidates: dict = field(default_factory=dict)
+    region_outputs: dict = field(default_factory=dict)
+    region_rows: tuple = ()
+    elapsed_s: float = 0.0
+
+    def report(self) -> dict:
+        """The comparison as a JSON-safe dict (CLI ``--report``, provenance)."""
+        best_filter = next((r for r in self.ranking if r.kind == "filter"), None)
+        text = (f"a classical filter ({self.pick}) scores best: it is the pick"
+                if self.kind == "filter" else f"network {self.pick} scores best")
+        return {"pick": self.pick, "pick_kind": self.kind, "summary": text,
+                "candidates": [r.to_dict() for r in self.ranking],
+                "best_filter": best_filter.name if best_filter else None,
+                "noise_variance": self.noise_variance,
+                "noise_correlation": self.noise_correlation, "warning": self.warning,
+                "scoring_region_rows": list(self.region_rows),
+                "elapsed_s": self.elapsed_s,
+                "note": "scores: J-invariant self-supervised loss on one held-out region "
+                        "with one fixed set of masks; estimated PSNR = score minus the "
+                        "estimated noise variance against the unknown clean image"}
+
+
+class _Clock:
+    """The budget's clock: wall-clock or this process's CPU time."""
+
+    def __init__(self, config: CompareConfig) -> None:
+        self.now: Callable[[], float] = (time.process_time if config.clock == "cpu"
+                                         else time.perf_counter)
+        self.t0, self.budget = self.now(), float(config.budget_s)
+
+    def used(self) -> float:
+        return self.now() - self.t0
+
+    def left(self) -> float:
+        return max(self.budget - self.used(), 0.0)
+
+
+def _prepare(image: Any, axes: Optional[str], config: CompareConfig) -> tuple:
+    """``(arr (N, *S) float32, axes, spatial letters, band rows)``."""
+    check_array(image, "the image", purpose="compare")
+    axes = resolve_axes(np.shape(image), axes)
+    canon = np.asarray(to_canonical(np.asarray(image), axes), dtype=np.float32)
+    if canon.shape[1] != 1:
+        raise UserError(f"compare needs a one-channel image; axes {axes!r} have "
+                        f"{canon.shape[1]} channels: compare one channel at a time")
+    if not np.isfinite(canon).all():
+        raise UserError("the image contains NaN or infinite values; replace them first")
+    arr = canon[:, 0]
+    y = arr.shape[-2]
+    band = max(int(math.ceil(config.region_fraction * y)), MIN_REGION)
+    if y - band < MIN_TRAIN:
+        raise UserError(f"the image is only {y} pixels along Y; compare needs at least "
+                        f"{MIN_TRAIN + MIN_REGION} (a training part and a scoring region)")
+    for m in config.methods:
+        if get_method(m).needs_target:
+            raise UserError(f"{m} needs a second acquisition; compare single-image methods")
+    return arr, axes, spatial_axes(axes), band
+
+
+def _axes_of(arr: np.ndarray, sp: str) -> tuple[Any, str]:
+    return (arr[0], sp) if arr.shape[0] == 1 else (arr, "T" + sp)
+
+
+def _rank(y: np.ndarray, found: dict, peak: float) -> tuple[list[CandidateScore], float, float]:
+    """Every candidate's quality against the best one's output as the noise reference."""
+    best = min(found, key=lambda k: found[k]["score"])
+    ref = found[best]["out"]
+    rows = []
+    for name, c in found.items():
+        q = estimate_quality(y, c["out"], ref, peak)
+        rows.append(CandidateScore(name, c["kind"], c["detail"], c["scored_as"],
+                                   c["same"], q, c["seconds"], c["curve"]))
+    rows.sort(key=lambda r: r.quality.score)
+    return rows, rows[0].quality.noise_variance, noise_correlation(y, ref)
+
+
+def _filters(arr: np.ndarray, sp: str, band: int, crop: np.ndarray, clock: _Clock,
+             config: CompareConfig, found: dict) -> Generator[Any, None, None]:
+    from .calibration import calibrate
+
+    start = clock.used()
+    img, ax = _axes_of(arr[..., : arr.shape[-2] - band, :], sp)
+    res = yield from calibrate(np.ascontiguousarray(img), CalibrateConfig(
+        denoiser="auto", j_invariant_output=True, device=config.device), axes=ax)
+    per = (clock.used() - start) / max(len(res.curves), 1)
+    for name, curve in res.curves.items():
+        t = clock.used()
+        out = invariant_filter(name, curve.best_value, crop)[..., CONTEXT:, :]
+        found[name] = {"name": name, "kind": "filter", "detail": f"{curve.parameter} {curve.best_value:.4g}",
+                       "scored_as": "calibrated J-invariant form", "same": True,
+                       "out": out, "score": None, "value": curve.best_value,
+                       "seconds": per + clock.used() - t,
+                       "curve": tuple(zip(curve.values, curve.losses))}
+
+
+def _train(method: str, arr: np.ndarray, sp: str, band: int, seconds: float,
+           clock: _Clock, config: CompareConfig, init: Any = None,
+           stop: Optional[threading.Event] = None) -> Generator[Any, None, Any]:
+    """Train ``method`` on the training part for ``seconds`` of the budget's clock."""
+    from .training import train
+
+    img, ax = _axes_of(arr[..., : arr.shape[-2] - band, :], sp)
+    cfg = default_config(method, steps=10**9, seed=config.seed, log_every=5,
+                         device=config.device)
+    halt = threading.Event()
+    end = clock.used() + seconds
+
+    def watch(_: Any) -> None:
+        if clock.used() >= end or (stop is not None and stop.is_set()):
+            halt.set()
+
+    gen = train(np.ascontiguousarray(img), cfg, axes=ax, stop=halt, init=init)
+    bundle = None
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as fin:
+            bundle = fin.value
+            break
+        watch(ev)
+        yield CompareTraining(method, ev)
+    return bundle
+
+
+def _score_network(name: str, bundle: Any, crop: np.ndarray, found: dict, seconds: float,
+                   device: str) -> None:
+    text, same = scored_as(bundle)
+    out = invariant_network(bundle, crop, "cpu" if device == "auto" else device)[..., CONTEXT:, :]
+    hist = tuple((h["step"], h["val_loss"]) for h in bundle.history
+                 if h.get("val_loss") is not None)
+    prev = found.get(name)
+    steps = bundle.info.get("steps", 0) + (prev["steps"] if prev else 0)
+    found[name] = {"name": name, "kind": "network", "detail": f"{steps} steps", "scored_as": text,
+                   "same": same, "out": out, "score": None, "bundle": bundle,
+                   "steps": steps, "seconds": seconds + (prev["seconds"] if prev else 0.0),
+                   "curve": (prev["curve"] if prev else ()) + hist}
+
+
+def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optional[str] = None,
+            stop: Optional[threading.Event] = None) -> Generator[Any, None, CompareResult]:
+    """Rank candidate networks and classical filters on ``image``; return the winner.
+
+    Parameters
+    ----------
+    image : array-like
+        One-channel 2D or 3D image (with an optional T / sample axis).
+    config : CompareConfig, optional
+        Candidates, total budget and its clock, scoring region.
+    axes : str, optional
+        Axes of ``image`` (None: inferred).
+    stop : threading.Event, optional
+        Ends the current candidate early; the ranking so far decides.
+
+    Yields
+    ------
+    CalibrationStep, CompareTraining, CompareRanking, Message
+
+    Returns
+    -------
+    CompareResult
+    """
+    config = config if config is not None else CompareConfig()
+    clock = _Clock(config)
+    arr, axes, sp, band = _prepare(image, axes, config)
+    y0 = arr.shape[-2] - band
+    crop = arr[..., y0 - CONTEXT:, :]
+    region = arr[..., y0:, :]
+    peak = data_range(arr)
+    found: dict[str, dict] = {}
+    yield Message(f"scoring region: rows {y0}-{arr.shape[-2]} (held out from every "
+                  f"candidate); budget {config.budget_s:g} {config.clock} s")
+
+    def ranking() -> CompareRanking:
+        for c in found.values():
+            c["score"] = score_of(region, c["out"])
+        rows, var, rho = _rank(region, found, peak)
+        return CompareRanking(tuple(rows), rows[0].name, var, clock.used(), clock.budget,
+                              correlation_warning(rho))
+
+    if config.filters:
+        yield from _filters(arr, sp, band, crop, clock, config, found)
+        yield ranking()
+    methods = list(dict.fromkeys(config.methods))
+    explore = config.explore_fraction if len(methods) > 1 else 1.0
+    pool = clock.left() * explore
+    for i, m in enumerate(methods):
+        if stop is not None and stop.is_set():
+            break
+        share = min(pool / (len(methods) - i), clock.left())
+        t = clock.used()
+        bundle = yield from _train(m, arr, sp, band, max(share - 2.0, 1.0), clock, config,
+                                   stop=stop)
+        _score_network(m, bundle, crop, found, clock.used() - t, config.device)
+        pool -= clock.used() - t
+        yield ranking()
+    nets = [k for k in methods if k in found]
+    if nets and explore < 1.0 and clock.left() > 5.0 and not (stop and stop.is_set()):
+        lead = min(nets, key=lambda k: found[k]["score"])
+        before = dict(found[lead])
+        t = clock.used()
+        bundle = yield from _train(lead, arr, sp, band, clock.left() - 2.0, clock, config,
+                                   init=before["bundle"], stop=stop)
+        _score_network(lead, bundle, crop, found, clock.used() - t, config.device)
+        if score_of(region, found[lead]["out"]) > before["score"]:
+            found[lead] = before  # continuing did not help: keep the earlier weights
+            yield Message(f"{lead}: training on did not improve its score; kept the earlier "
+                          "weights")
+        yield ranking()
+    if not found:
+        raise UserError("nothing was compared (stopped before the first candidate)")
+    final = ranking()
+    rows = list(final.rows)
+    pick = rows[0]
+    chosen = found[pick.name]
+    text = (f"pick: {pick.name} ({pick.kind}, {pick.quality.describe()})"
+            + (" - a classical filter scores best, so it is returned" if pick.kind == "filter"
+               else ""))
+    yield Message(text)
+    if final.warning:
+        yield Message(final.warning, "warning")
+    out = yield from deliver(chosen, image, axes, config)
+    return CompareResult(
+        pick.name, pick.kind, out, rows, final.noise_variance,
+        noise_correlation(region, found[pick.name]["out"]), final.warning,
+        chosen.get("bundle"), {k: c.get("bundle", (k, c.get("value"))) for k, c in found.items()},
+        {k: c["out"] for k, c in found.items()}, (y0, arr.shape[-2]), clock.used())
+
+
+def deliver(candidate: dict, image: Any, axes: str,
+            config: CompareConfig) -> Generator[Any, None, Any]:
+    """A candidate's output on the whole ``image``: a network's own predictor (its plain
+    pass for masking methods), a filter's calibrated J-invariant form."""
+    if candidate["kind"] == "network":
+        from .inference import predict
+
+        return (yield from predict(candidate["bundle"], image, axes=axes,
+                                   config=PredictConfig(tta=config.tta, device=config.device)))
+    from .calibration import denoise_image
+
+    return (yield from denoise_image(image, candidate["name"], candidate["value"], axes=axes,
+                                     j_invariant=True, device=config.device))
+
+
+__all__ = ["CandidateScore", "CompareResult", "compare", "deliver"]

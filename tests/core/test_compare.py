@@ -1,0 +1,93 @@
+"""Compare (issue #14): one ranking for networks and filters, the winner handed back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_selfdenoise.core import scoring
+from napari_selfdenoise.core.calibration import denoise_image
+from napari_selfdenoise.core.compare import CONTEXT, compare
+from napari_selfdenoise.core.config import CompareConfig, default_config
+from napari_selfdenoise.core.events import CompareRanking, CompareTraining, run_to_end
+from napari_selfdenoise.core.samples import phantom_2d
+from napari_selfdenoise.core.training import train
+from napari_selfdenoise.core.validation import UserError
+
+
+@pytest.fixture(scope="module")
+def compared():
+    ph = phantom_2d((128, 128), seed=7)
+    seen: list = []
+    cfg = CompareConfig(budget_s=6, clock="cpu", methods=["n2s"])
+    res = run_to_end(compare(ph.noisy, cfg), seen.append)
+    return ph, res, seen
+
+
+def test_ranking_covers_every_candidate_sorted_by_score(compared):
+    ph, res, seen = compared
+    names = {r.name for r in res.ranking}
+    assert {"n2s", "gaussian", "median", "tv", "nlm"} <= names
+    scores = [r.quality.score for r in res.ranking]
+    assert scores == sorted(scores)
+    assert res.pick == res.ranking[0].name  # never a candidate with a worse score
+    rankings = [e for e in seen if isinstance(e, CompareRanking)]
+    assert rankings and rankings[-1].pick == res.pick
+    assert any(isinstance(e, CompareTraining) and e.candidate == "n2s" for e in seen)
+    net = next(r for r in res.ranking if r.kind == "network")
+    assert "grid-masked" in net.scored_as and not net.delivered_is_scored
+    json.dumps(res.report())
+
+
+def test_every_candidate_scored_on_the_same_region(compared):
+    ph, res, _ = compared
+    y0, y1 = res.region_rows
+    region = ph.noisy[None, y0:y1]
+    crop = ph.noisy[None, y0 - CONTEXT:y1]
+    for r in res.ranking:
+        assert r.quality.score == pytest.approx(scoring.score_of(region, res.region_outputs[r.name]))
+        if r.kind == "filter":
+            value = res.candidates[r.name][1]
+            np.testing.assert_array_equal(
+                res.region_outputs[r.name],
+                scoring.invariant_filter(r.name, value, crop)[:, CONTEXT:])
+
+
+def test_the_pick_is_what_is_returned(compared):
+    ph, res, _ = compared
+    assert res.image.shape == ph.noisy.shape
+    if res.kind == "filter":  # its calibrated J-invariant output on the whole image
+        expected = run_to_end(denoise_image(ph.noisy, res.pick, res.candidates[res.pick][1],
+                                            j_invariant=True))
+        np.testing.assert_array_equal(res.image, expected)
+    else:
+        assert res.bundle is res.candidates[res.pick]
+
+
+@pytest.mark.parametrize("method", ["ne2ne", "ams", "bsn", "n2v"])
+def test_network_scoring_forms_are_j_invariant(method):
+    """Whatever the method delivers, its score comes from a form in which no output pixel
+    depends on its own input pixel."""
+    ph = phantom_2d((64, 64), seed=1)
+    cfg = default_config(method, steps=3, seed=0, val_fraction=0.0, precision="fp32",
+                         patch_size=(32, 32), batch_size=2)
+    bundle = run_to_end(train(ph.noisy, cfg))
+    y = ph.noisy[None, :48, :48].copy()
+    base = scoring.invariant_network(bundle, y)
+    poked = y.copy()
+    poked[0, 21, 26] += 50.0 * float(y.std())
+    after = scoring.invariant_network(bundle, poked)
+    assert after[0, 21, 26] == pytest.approx(base[0, 21, 26], abs=1e-4 * float(y.std()))
+    assert not np.allclose(after, base)  # the poke does reach the other pixels
+
+
+def test_bad_inputs_are_one_clear_error():
+    with pytest.raises(UserError, match="one-channel"):
+        run_to_end(compare(np.zeros((2, 128, 128), np.float32), axes="CYX"))
+    with pytest.raises(UserError, match="pixels along Y"):
+        run_to_end(compare(np.random.rand(64, 128).astype(np.float32)))
+    with pytest.raises(UserError, match="second acquisition"):
+        run_to_end(compare(np.random.rand(128, 128).astype(np.float32),
+                           CompareConfig(methods=["n2n"])))
