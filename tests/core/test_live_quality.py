@@ -33,3 +33,18 @@ def test_training_reports_estimated_psnr_close_to_truth():
     peak = info["peak"] * bundle.norm_scale[0]
     assert abs(info["psnr"] - psnr(x, out, data_range=peak)) < 1.0
     assert np.isfinite(info["mse"])
+
+
+def test_a_method_with_a_target_is_estimated_on_its_input_only():
+    """Noise2Noise regions hold input and target stacked on the channels: the estimate
+    scores the input half with the one-channel network (it crashed on both halves)."""
+    a = phantom_2d((96, 96), seed=1)
+    b = phantom_2d((96, 96), seed=2)  # the same scene, another noise draw
+    cfg = default_config("n2n", steps=20, val_every=10, log_every=10, seed=0,
+                         precision="fp32", patch_size=(32, 32), batch_size=4)
+    seen = []
+    bundle = run_to_end(train(a.noisy, cfg, target=b.noisy), seen.append)
+    est = [e.estimated_psnr for e in seen
+           if isinstance(e, TrainStep) and e.estimated_psnr is not None]
+    assert len(est) == 2 and all(np.isfinite(est))
+    assert bundle.info["estimated_quality"]["region"][0] > 0

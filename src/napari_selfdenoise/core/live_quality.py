@@ -42,11 +42,19 @@ class LiveQuality:
 
     @classmethod
     def from_regions(cls, train_regions: list, val_regions: list, device: torch.device,
-                     amp: Optional[torch.dtype]) -> Optional["LiveQuality"]:
-        """From the normalised training / validation regions; None without a band."""
+                     amp: Optional[torch.dtype], paired: bool = False
+                     ) -> Optional["LiveQuality"]:
+        """From the normalised training / validation regions; None without a band.
+
+        ``paired``: the regions hold input and target stacked along the channels (methods
+        that need a target, e.g. Noise2Noise): only the input half is scored.
+        """
         if not val_regions:
             return None
         band = val_regions[0][:1]
+        if paired:
+            band = band[:, : band.shape[1] // 2]
+            train_regions = [r[:, : r.shape[1] // 2] for r in train_regions]
         sl = (slice(None),) * (band.ndim - 2) + tuple(
             slice(0, min(n, m)) for n, m in zip(band.shape[-2:], LIVE_REGION))
         crop = np.asarray(band[sl], dtype=np.float32)

@@ -302,7 +302,8 @@ def _start(config: TrainConfig, method: Method, net: torch.nn.Module, normed: li
               seed=seed, t0=t0)
     run.val_batch = _validation_batch(run, val_regions, patch)
     if run.val_batch is not None:
-        run.quality = LiveQuality.from_regions(train_regions, val_regions, device, amp)
+        run.quality = LiveQuality.from_regions(train_regions, val_regions, device, amp,
+                                               paired=method.needs_target)
     if run.val_batch is None:
         yield Message(
             "the images are too small to hold out a validation region; the model with the "
