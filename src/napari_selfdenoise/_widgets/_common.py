@@ -103,6 +103,17 @@ def add_or_update_image(viewer: Any, name: str, data: Any, source: Any, metadata
     return viewer.add_image(data, name=name, metadata=dict(metadata), **geometry)
 
 
+def show_result(viewer: Any, name: str, data: Any, source_name: str, metadata: dict,
+                **kwargs: Any) -> Any:
+    """Show a widget's result as layer ``name``: with the geometry and colormap of layer
+    ``source_name`` while it is open, else as a plain new layer."""
+    if source_name in viewer.layers:
+        src = viewer.layers[source_name]
+        return add_or_update_image(viewer, name, data, src, metadata,
+                                   colormap=src.colormap.name, **kwargs)
+    return viewer.add_image(data, name=name, metadata=metadata, **kwargs)
+
+
 def image_layers(viewer: Any) -> list:
     """Image layers of ``viewer`` (RGB ones included; they are refused with a message)."""
     from napari.layers import Image

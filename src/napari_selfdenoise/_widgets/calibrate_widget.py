@@ -183,10 +183,5 @@ class CalibrateWidget(DockWidget):
                 "calibrate", source, settings, denoiser=result.denoiser,
                 parameter=result.parameter, value=float(result.best_value)),
         }
-        if source in self.viewer.layers:
-            src = self.viewer.layers[source]
-            self.output_layer = _common.add_or_update_image(
-                self.viewer, name, result.image, src, meta, colormap=src.colormap.name)
-        else:
-            self.output_layer = self.viewer.add_image(result.image, name=name, metadata=meta)
+        self.output_layer = _common.show_result(self.viewer, name, result.image, source, meta)
         self.set_progress(1.0, f"done: {choice} (noise sigma {result.noise_sigma:.3g})")

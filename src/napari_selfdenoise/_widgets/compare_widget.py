@@ -159,12 +159,7 @@ class CompareWidget(DockWidget):
         meta = {RANKING_KEY: report,
                 PROVENANCE_KEY: make_provenance("compare", source, settings,
                                                 bundle=result.bundle, ranking=report)}
-        if source in self.viewer.layers:
-            src = self.viewer.layers[source]
-            self.output_layer = _common.add_or_update_image(
-                self.viewer, name, result.image, src, meta, colormap=src.colormap.name)
-        else:
-            self.output_layer = self.viewer.add_image(result.image, name=name, metadata=meta)
+        self.output_layer = _common.show_result(self.viewer, name, result.image, source, meta)
         best = result.ranking[0]
         kind = "a classical filter scores best" if result.kind == "filter" else "a network"
         self.set_progress(1.0, f"pick: {result.pick} ({kind}, {best.quality.describe()})")

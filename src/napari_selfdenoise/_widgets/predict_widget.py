@@ -341,13 +341,8 @@ class PredictWidget(DockWidget):
                 output_path=str(result) if settings.output != "layer" else None,
                 execution=self._execution),
         }
-        if source in self.viewer.layers:
-            src = self.viewer.layers[source]
-            self.output_layer = _common.add_or_update_image(
-                self.viewer, name, data, src, meta, colormap=src.colormap.name, **multiscale)
-        else:
-            self.output_layer = self.viewer.add_image(data, name=name, metadata=meta,
-                                                      **multiscale)
+        self.output_layer = _common.show_result(self.viewer, name, data, source, meta,
+                                                **multiscale)
         self.set_progress(1.0, f"done: {name}")
 
     def shutdown(self) -> None:
