@@ -159,6 +159,29 @@ def noise2noise_cases(args: argparse.Namespace, extra: dict, emit) -> None:
         bundle = run_to_end(train(stack, cfg, axes="TYX"))
         print(f"lysosome_1 (TYX {stack.shape}) n2n pairs along T: best validation loss "
               f"{bundle.info['best_loss']:.5f} after {bundle.info['steps']} steps", flush=True)
+        if args.n2n_figure:
+            lysosome_figure(stack, bundle, Path(args.n2n_figure))
+
+
+def lysosome_figure(stack: np.ndarray, bundle, path: Path) -> None:
+    """The middle frame of the time-lapse beside its Noise2Noise prediction (a PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = stack.shape[0] // 2
+    out = predict_array(bundle, stack[t], axes="YX")
+    lo, hi = np.percentile(stack[t], [0.5, 99.8])
+    fig, axs = plt.subplots(1, 2, figsize=(8, 4.2))
+    for ax, img, title in ((axs[0], stack[t], f"noisy frame {t}"),
+                           (axs[1], out, "n2n (frames interlaced along T)")):
+        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+        ax.set_title(title)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"figure: {path}", flush=True)
 
 
 def correlated_case(args: argparse.Namespace, extra: dict, emit) -> None:
@@ -182,6 +205,8 @@ def main() -> None:
     ap.add_argument("--tta", action="store_true", help="8-fold dihedral test-time averaging")
     ap.add_argument("--no-classical", action="store_true", help="skip calibrate --denoiser auto")
     ap.add_argument("--n2n", action="store_true", help="also the Noise2Noise cases")
+    ap.add_argument("--n2n-figure", default=None, metavar="PNG",
+                    help="with --n2n: save the lysosome frame and its n2n prediction here")
     ap.add_argument("--correlated", action="store_true",
                     help="also the correlated-noise phantom (every chosen method)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",

@@ -11,9 +11,10 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "quality_methods.py"
 
 
-def test_quality_methods_table(monkeypatch, capsys, one_torch_thread, shared_data):
+def test_quality_methods_table(monkeypatch, capsys, one_torch_thread, shared_data, tmp_path):
+    figure = tmp_path / "lysosome.png"
     args = ["--datasets", "w2s", "--images", "010_0", "--methods", "ams", "--seconds", "1",
-            "--n2n", "--set", 'patch_size=[32, 32]', "batch_size=2",
+            "--n2n", "--n2n-figure", str(figure), "--set", 'patch_size=[32, 32]', "batch_size=2",
             'network={"base_filters": 4, "depth": 1}']
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
@@ -22,6 +23,7 @@ def test_quality_methods_table(monkeypatch, capsys, one_torch_thread, shared_dat
     assert "| data | image | noisy | ams | classical | n2n | n2s |" in out
     assert "| w2s | 010_0 |" in out and "| phantom pair | phantom_2d |" in out
     assert "n2n pairs along T: best validation loss" in out and "nan" not in out
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_quality_table_merges_runs_and_summarises(tmp_path, monkeypatch):
