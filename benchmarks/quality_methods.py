@@ -164,7 +164,8 @@ def noise2noise_cases(args: argparse.Namespace, extra: dict, emit) -> None:
 
 
 def lysosome_figure(stack: np.ndarray, bundle, path: Path) -> None:
-    """The middle frame of the time-lapse beside its Noise2Noise prediction (a PNG)."""
+    """The middle frame of the time-lapse, its Noise2Noise prediction and what was removed
+    (noisy - prediction: structure there would be signal lost), a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,10 +174,14 @@ def lysosome_figure(stack: np.ndarray, bundle, path: Path) -> None:
     t = stack.shape[0] // 2
     out = predict_array(bundle, stack[t], axes="YX")
     lo, hi = np.percentile(stack[t], [0.5, 99.8])
-    fig, axs = plt.subplots(1, 2, figsize=(8, 4.2))
-    for ax, img, title in ((axs[0], stack[t], f"noisy frame {t}"),
-                           (axs[1], out, "n2n (frames interlaced along T)")):
-        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+    resid = stack[t] - out
+    r = float(np.percentile(np.abs(resid), 99.5))
+    fig, axs = plt.subplots(1, 3, figsize=(12, 4.2))
+    panels = ((stack[t], f"noisy frame {t}", "gray", lo, hi),
+              (out, "n2n (frames interlaced along T)", "gray", lo, hi),
+              (resid, "removed: noisy - n2n", "RdBu", -r, r))
+    for ax, (img, title, cmap, vmin, vmax) in zip(axs, panels):
+        ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set_title(title)
         ax.axis("off")
     fig.tight_layout()
