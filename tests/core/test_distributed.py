@@ -302,3 +302,50 @@ def test_cli_run_batch_on_a_scheduler_writes_zarr_stores(cluster, model_file, so
     store = out / "in_n2v.zarr"
     np.testing.assert_array_equal(zarr.open_array(str(store), mode="r")[:], reference[:])
     assert record(store)["complete"]
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_ome_zarr_output_equals_the_threaded_one_and_the_client_reads_no_chunk(
+        cluster, bundle, source, tmp_path, monkeypatch, version):
+    """Workers write level 0 of an OME-Zarr store and one worker builds the pyramid: every
+    level and the metadata equal the single-process output; the client computes nothing
+    (its pyramid code raises here: the workers are other processes)."""
+    from napari_selfdenoise.core.ome_zarr_store import Pyramid
+
+    ref = tmp_path / "threaded" / "x.ome.zarr"  # the same name: it is in the metadata
+    inference.predict_array(bundle, source, axes="TYX", out=ref, ome_zarr_version=version,
+                            **CFG)
+
+    def no_reads(self, lev, idx):
+        raise AssertionError("the client read image data to build a pyramid chunk")
+
+    monkeypatch.setattr(Pyramid, "_compute", no_reads)
+    out, events = run(bundle, source, tmp_path / "dask" / "x.ome.zarr",
+                      ome_zarr_version=version, scheduler=cluster.scheduler_address)
+    got, want = zarr.open_group(str(out), mode="r"), zarr.open_group(str(ref), mode="r")
+    names = sorted(k for k in want.array_keys())
+    assert len(names) >= 2 and sorted(got.array_keys()) == names  # a real pyramid
+    for name in names:
+        np.testing.assert_array_equal(got[name][:], want[name][:])
+    g, w = dict(got.attrs), dict(want.attrs)
+    assert g[PROGRESS_KEY]["complete"] and g[PROGRESS_KEY]["levels"] == w[PROGRESS_KEY]["levels"]
+    meta_key = "ome" if version == "0.5" else "multiscales"
+    assert g[meta_key] == w[meta_key]
+    assert any("lower resolution levels on a worker" in getattr(e, "text", "")
+               for e in events)
+
+
+def test_ome_zarr_in_another_axis_order_is_written_in_ngff_order(cluster, bundle, tmp_path):
+    """An input whose axes are not in NGFF order (YXT): the workers transpose their chunks
+    as the single-process sink does."""
+    img = np.random.default_rng(3).normal(size=(150, 170, 2)).astype(np.float32)
+    src = tmp_path / "yxt.zarr"
+    arr = zarr.create_array(str(src), shape=img.shape, dtype="float32", chunks=(50, 50, 1))
+    arr[:] = img
+    ref = inference.predict_array(bundle, src, axes="YXT", out=tmp_path / "r.ome.zarr", **CFG)
+    out = run_to_end(inference.predict(bundle, src, axes="YXT", out=tmp_path / "d.ome.zarr",
+                                       config=PredictConfig(**CFG,
+                                                            scheduler=cluster.scheduler_address)))
+    for name in ("0", "1"):
+        np.testing.assert_array_equal(zarr.open_group(str(out), mode="r")[name][:],
+                                      zarr.open_group(str(ref), mode="r")[name][:])

@@ -71,3 +71,25 @@ def test_the_cluster_choice_survives_the_form(viewer, dock):
         preset = PredictSettings(predict=cfg)
         widget.set_settings(preset)
         assert widget.settings().predict == preset.predict
+
+
+def test_a_file_layer_runs_on_local_workers_into_ome_zarr(viewer, dock, qtbot, tiny_bundle,
+                                                         tmp_path):
+    """The 'OME-Zarr on disk' output with local workers: a multiscale layer whose full
+    resolution equals the single-process prediction."""
+    stack = np.random.default_rng(1).poisson(5, (2, 40, 48)).astype(np.float32)
+    src = tmp_path / "stack.tif"
+    io.write_tiff_atomic(src, stack, axes="TYX", document=io.make_document(axes="TYX"))
+    layer = viewer.open(str(src), plugin="napari-selfdenoise")[0]
+    model = tiny_bundle.save(tmp_path / "m.sdmodel")
+    widget = dock("Predict")
+    widget.layer_combo.setCurrentText(layer.name)
+    _form(widget, model, tmp_path / "out.ome.zarr")
+    widget.output.setCurrentIndex(widget.output.findData("ome-zarr"))
+    assert widget.run()
+    name = f"{layer.name} [n2v]"
+    wait_until(qtbot, lambda: name in viewer.layers, 120)
+    out = viewer.layers[name]
+    expected = predict_array(tiny_bundle, stack, axes="TYX", tile_shape=(32, 32), batch_size=1)
+    assert out.multiscale
+    np.testing.assert_array_equal(np.asarray(out.data[0]), expected)

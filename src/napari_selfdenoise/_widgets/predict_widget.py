@@ -352,8 +352,9 @@ class PredictWidget(DockWidget):
 
 def _file_of(layer: Any, settings: PredictSettings) -> str:
     """The file a distributed prediction reads: the layer's own (workers open it)."""
-    if settings.output != "zarr":
-        raise ValueError("workers write a zarr store: choose 'zarr store on disk' as the output")
+    if settings.output not in ("zarr", "ome-zarr"):
+        raise ValueError("workers write a zarr store: choose 'zarr store on disk' or "
+                         "'OME-Zarr on disk' as the output")
     path = getattr(getattr(layer, "source", None), "path", None)
     if not path or not Path(path).exists():
         raise ValueError(f"the layer {layer.name!r} was not opened from a file, and workers "

@@ -89,12 +89,6 @@ def run(args: argparse.Namespace) -> int:
     if args.scheduler is not None or args.workers is not None:
         if presets.kind_of(settings) != "predict":
             raise ValueError("--scheduler / --workers only apply to a Predict preset")
-    distributed = args.scheduler is not None or args.workers is not None or (
-        presets.kind_of(settings) == "predict" and settings.predict.distributed)
-    if args.ome_zarr and distributed:
-        raise ValueError("--ome-zarr cannot be combined with distributed prediction "
-                         "(--scheduler / --workers, or a preset that runs on a cluster): "
-                         "workers write plain .zarr stores; drop one of them")
     inputs = presets.expand_inputs(args.inputs)
     if not inputs:
         raise ValueError("no input images found (give files, or folders with .tif/.zarr/.npy)")

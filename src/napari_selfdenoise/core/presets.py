@@ -426,8 +426,8 @@ def plan_outputs(settings: Settings, inputs: Sequence[BatchInput],
             raise OutputError(f"inputs {stems[stem]} and {name} would both be written to "
                               f"{out / stem}.tif; rename one of them or run them separately")
         stems[stem] = name
-        if _distributed(settings):  # workers write a resumable zarr store
-            store = out / f"{stem}.zarr"
+        if _distributed(settings):  # workers write a resumable (OME-)zarr store
+            store = out / f"{stem}{'.ome.zarr' if ome_zarr else '.zarr'}"
             check_output(store, overwrite=True, inputs=paths, label="output",
                          directory_ok=True)
             planned[name] = [store]
@@ -492,9 +492,12 @@ def _one(kind, settings, data, axes, name, out, stop, model,
         from .provenance import make_provenance
 
         # the workers write the store; nothing comes back to this process
-        config = settings.predict.model_copy(
-            update={"overwrite": overwrite or settings.predict.overwrite})
-        store = out / f"{_output_stem(name, model.method)}.zarr"
+        update: dict = {"overwrite": overwrite or settings.predict.overwrite}
+        if ome_zarr:
+            update["ome_zarr_version"] = ome_zarr
+        config = settings.predict.model_copy(update=update)
+        suffix = ".ome.zarr" if ome_zarr else ".zarr"
+        store = out / f"{_output_stem(name, model.method)}{suffix}"
         record = make_provenance("batch predict", name, settings, bundle=model)
         return (yield from predict(model, data, axes=axes or settings.axes, config=config,
                                    stop=stop, out=store, provenance=record))

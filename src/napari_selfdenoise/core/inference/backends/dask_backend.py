@@ -67,10 +67,12 @@ class DaskBackend:
         blocks = make_blocks(layout, plan, sink.done)
         client = self.client
         weights = job.bundle.to_bytes()
-        spec = BlockSpec(str(Path(job.source).resolve()), str(Path(job.out).resolve()), layout,
+        out_array, out_axes = sink.worker_target()
+        sink.remote_writes = True  # the client never reads the chunks back
+        spec = BlockSpec(str(Path(job.source).resolve()), out_array, layout,
                          plan, job.config, job.predictor, job.grid, job.mode, job.n_subsets,
                          int(batch), model_hash(weights),
-                         tuple(sorted(cluster.slots_by_host(client).items())))
+                         tuple(sorted(cluster.slots_by_host(client).items())), out_axes)
         # the weights travel once to every worker; each task gets a reference
         [weights_ref] = client.scatter([weights], broadcast=True, hash=False)
         threads = sum(client.nthreads().values()) or 1
@@ -119,6 +121,8 @@ class DaskBackend:
             if not ok:  # an error, or the caller closed the generator
                 sink.finish(complete=False)
         complete = bool(sink.done.all())
+        if complete:
+            yield from _remote_finish(client, sink)
         result = sink.finish(complete)
         if stopped:
             yield Message(f"stopped after {skipped + done_chunks} of {total} tiles; run again "
@@ -129,6 +133,17 @@ class DaskBackend:
         if self.client is not None:
             cluster.close(self.client, self.cluster)
             self.client = self.cluster = None
+
+
+def _remote_finish(client: Any, sink: Sink) -> Generator[Any, None, None]:
+    """Run the sink's closing work (an OME-Zarr pyramid) on one worker."""
+    task = sink.remote_finish()
+    if task is None:
+        return
+    yield Message("building the output's lower resolution levels on a worker")
+    function, args = task
+    client.submit(function, *args, pure=False).result()
+    sink.remote_finished()
 
 
 def check_job(job: Job) -> None:
@@ -143,4 +158,5 @@ def check_job(job: Job) -> None:
         what = "an in-memory result" if job.kind is None else f"{job.out}"
         raise UserError(
             f"distributed prediction writes a .zarr store that every worker can reach; "
-            f"{what} cannot be written by several processes: give an output ending in .zarr")
+            f"{what} cannot be written by several processes: give an output ending in .zarr "
+            "or .ome.zarr")

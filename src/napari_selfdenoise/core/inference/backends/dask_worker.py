@@ -52,6 +52,7 @@ class BlockSpec:
     batch: int
     model_hash: str
     slots_by_host: tuple[tuple[str, int], ...] = ()
+    out_axes: str = ""  # axes of the output array ("" : the layout's), e.g. OME-Zarr's
 
     @property
     def model_key(self) -> tuple:
@@ -186,18 +187,29 @@ class BlockSink(Sink):
 
     kind = "block"
 
-    def __init__(self, layout: Layout, plan: TilePlan, array: Any, block: Block):
+    def __init__(self, layout: Layout, plan: TilePlan, array: Any, block: Block,
+                 out_axes: str = ""):
         super().__init__(layout, layout.n_samples * plan.n_tiles)
         self.array = array
         self.done[:] = True
         self.done[list(block.chunk_ids)] = False
+        self.out_axes = out_axes or layout.axes
+        letters = layout.block_letters
+        self._perm_out = [letters.index(a) for a in self.out_axes if a in letters]
 
     @classmethod
     def open(cls, req):  # pragma: no cover - built by run_block, never from a request
         raise NotImplementedError("a BlockSink is made by run_block")
 
+    def index(self, sample, spatial):
+        values = dict(self.layout.sample_index(sample))
+        values.update(zip(self.layout.spatial, spatial))
+        values["C"] = slice(None)
+        return tuple(values[a] for a in self.out_axes)
+
     def write(self, sample, spatial, block):
-        self.array[self.index(sample, spatial)] = self._out(block)
+        self.array[self.index(sample, spatial)] = np.transpose(self._out(block),
+                                                               self._perm_out)
 
     def finish(self, complete):
         return None
@@ -211,7 +223,8 @@ def run_block(model_bytes: bytes, spec: BlockSpec, block: Block) -> dict:
     bundle, runner, device = _model(model_bytes, spec)
     data, _ = io.open_image(spec.source)
     reader = read_block(data, spec.layout, spec.plan, block)
-    sink = BlockSink(spec.layout, spec.plan, zarr.open_array(spec.out, mode="r+"), block)
+    sink = BlockSink(spec.layout, spec.plan, zarr.open_array(spec.out, mode="r+"), block,
+                     spec.out_axes)
     stitcher = Stitcher(spec.plan, sink, bundle)
     tiles = spec.plan.tiles_for_chunks(block.chunks)
     with torch.inference_mode():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 
@@ -96,6 +96,22 @@ class Sink(ABC):
 
     def record(self, final: bool = False) -> None:
         """Persist which chunks are done (resumable outputs)."""
+
+    # ------------------------------------------------- distributed runs (shared stores)
+    #: set by a backend whose workers write the chunks: the sink then never reads them
+    remote_writes: bool = False
+
+    def worker_target(self) -> tuple[str, str]:
+        """The zarr array the workers write their chunks into, and its axes."""
+        raise NotImplementedError(f"{type(self).__name__} is not a shared store")
+
+    def remote_finish(self) -> Optional[tuple[Callable[..., Any], tuple]]:
+        """Work that one worker runs once every chunk is written, as ``(function, args)``
+        (picklable; it opens the store itself), e.g. an OME-Zarr pyramid; None: none."""
+        return None
+
+    def remote_finished(self) -> None:
+        """:meth:`remote_finish`'s work has succeeded."""
 
     @abstractmethod
     def finish(self, complete: bool) -> Any:

@@ -4,8 +4,10 @@ chunk while the prediction is written (:mod:`napari_selfdenoise.core.ome_zarr_st
 The resume record is the zarr output's (:mod:`..progress`: signature, done bitmap of
 level-0 chunks, plan, input identity, complete) plus ``levels``: one done bitmap per lower
 level, in the group's attributes. A resumed run first completes the levels its finished
-chunks allow. Not a shared store: the process that records the chunks builds the pyramid,
-so distributed runs refuse it.
+chunks allow. A shared store: in a distributed run the workers write level 0 and, once
+every chunk is written, one worker builds the pyramid (:func:`build_pyramid`), so the
+client never reads image data; an interrupted distributed run leaves the levels to the run
+that completes it (either backend).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class OmeZarrSink(_Sink):
     kind = "ome-zarr"
     resumable = True
     directory = True
-    shared_store = False  # the pyramid is built by the process that records the chunks
+    shared_store = True  # distributed: workers write level 0, one builds the pyramid
 
     @classmethod
     def matches(cls, path: Path) -> bool:
@@ -213,7 +215,8 @@ class OmeZarrSink(_Sink):
                 "levels": [_pack_bits(d.ravel()) for d in self.pyramid.done]}
 
     def record(self, final: bool = False) -> None:
-        self.pyramid.update(self.level0_done())
+        if not self.remote_writes:  # workers' chunks are never read back by the client
+            self.pyramid.update(self.level0_done())
         now = time.monotonic()
         if not final and now - self._last_record < 2.0:
             return
@@ -222,12 +225,45 @@ class OmeZarrSink(_Sink):
         self.group.attrs[PROGRESS_KEY] = self._progress(complete=complete)
 
     def finish(self, complete: bool) -> Any:
-        if complete:
+        if complete and not self.remote_writes:
             self.pyramid.update(self.level0_done())
             self._write_omero()
         self.record(final=True)
         return self.path
 
+    # ------------------------------------------------------------ distributed runs
+    def worker_target(self) -> tuple[str, str]:
+        return str((self.path / "0").resolve()), self.axes
+
+    def remote_finish(self) -> tuple[Any, tuple]:
+        return build_pyramid, (str(self.path.resolve()), self.pyramid.levels, self.chunks,
+                               self.level0_done(), self.axes, self.version,
+                               self.meta.channel_names)
+
+    def remote_finished(self) -> None:
+        import zarr
+
+        for done in self.pyramid.done:
+            done[...] = True
+        # the worker added the omero block: reopen, so the record does not write stale attrs
+        self.group = zarr.open_group(str(self.path), mode="r+")
+
     def _write_omero(self) -> None:
         write_omero(self.group, self.version, self.axes, self.pyramid.arrays[-1], self.chunks,
                     self.meta.channel_names)
+
+
+def build_pyramid(path: str, levels: list, chunks: tuple[int, ...], level0: np.ndarray,
+                  axes: str, version: str, channel_names: Optional[list]) -> int:
+    """Every lower level of the OME-Zarr store ``path`` from its written level 0, chunk by
+    chunk (at most ``2 ** d`` source chunks in memory), and the omero block; runs on a
+    worker of a distributed prediction. Returns the number of chunks computed."""
+    import zarr
+
+    group = zarr.open_group(path, mode="r+")
+    arrays = [group[str(i)] for i in range(len(levels))]
+    done = [np.zeros(Pyramid.grid(level.shape, chunks), dtype=bool) for level in levels[1:]]
+    pyramid = Pyramid(arrays, levels, chunks, done)
+    pyramid.update(level0)
+    write_omero(group, version, axes, arrays[-1], chunks, channel_names)
+    return pyramid.computed

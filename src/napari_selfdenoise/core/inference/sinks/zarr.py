@@ -83,6 +83,9 @@ class ZarrSink(Sink):
     def matches(cls, path: Path) -> bool:
         return io.is_zarr_path(path)
 
+    def worker_target(self) -> tuple[str, str]:
+        return str(Path(self.path).resolve()), self.layout.axes
+
     @classmethod
     def record_path(cls, path: Path) -> Path:
         """The zarr store holding the completion record of output ``path``."""
