@@ -349,3 +349,34 @@ def test_ome_zarr_in_another_axis_order_is_written_in_ngff_order(cluster, bundle
     for name in ("0", "1"):
         np.testing.assert_array_equal(zarr.open_group(str(out), mode="r")[name][:],
                                       zarr.open_group(str(ref), mode="r")[name][:])
+
+
+def test_the_client_reads_no_pixel_to_check_or_fingerprint_the_input(
+        cluster, bundle, source, reference, tmp_path, monkeypatch):
+    """The pixel checks and the resume fingerprint run on a worker: the client's own
+    fingerprint and pixel check raise here, and the run and its record are still right."""
+    from napari_selfdenoise.core import resume, validation
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the client read pixels of the input")
+
+    monkeypatch.setattr(resume, "fingerprint", forbidden)
+    monkeypatch.setattr(validation, "check_array", forbidden)
+    out, _ = run(bundle, source, tmp_path / "d.zarr", scheduler=cluster.scheduler_address)
+    np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], reference[:])
+    assert record(out)["input"] == record(reference.store.root)["input"]
+
+
+def test_a_bad_input_is_refused_by_the_worker_in_the_same_words(cluster, bundle, tmp_path):
+    """An integer input beyond float32's exact range: the same one-line error as the
+    threaded engine, raised by the worker that checked it, before any output."""
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.full((40, 40), 2**31 - 5, dtype=np.int64))
+    with pytest.raises(Exception) as threaded:
+        inference.predict_array(bundle, bad, axes="YX", out=tmp_path / "t.zarr", **CFG)
+    with pytest.raises(Exception) as dask:
+        inference.predict_array(bundle, bad, axes="YX", out=tmp_path / "d.zarr",
+                                scheduler=cluster.scheduler_address, **CFG)
+    assert type(dask.value) is type(threaded.value)
+    assert str(dask.value) == str(threaded.value) and "\n" not in str(dask.value)
+    assert not (tmp_path / "d.zarr").exists()

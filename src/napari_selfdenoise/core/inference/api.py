@@ -69,7 +69,8 @@ def _job(bundle: ModelBundle, data: Any, axes: Optional[str], config: PredictCon
          stop: Optional[threading.Event]) -> Job:
     """The input opened, the axes mapped, the output checked, the predictor chosen."""
     src = resume.source_path(data)
-    data, axes = resolve_input(data, axes, bundle)
+    # a distributed run checks the pixels on a worker (DaskBackend.setup)
+    data, axes = resolve_input(data, axes, bundle, check=not config.distributed)
     layout = map_axes(bundle, axes, tuple(int(s) for s in data.shape))
     kind = output_kind(out)
     if kind is not None:  # before any work: not an input, writable, room for it
@@ -104,7 +105,7 @@ def _run(job: Job, backend: Any, provenance: Optional[dict]) -> Generator[Any, N
         if lock is not None:
             outputs.remove_stale_temporaries(out)
         req = SinkRequest(out, layout, plan, bundle, config, provenance, job.j_invariant,
-                          resume.input_identity(job.data, job.source) if resumable else None,
+                          backend.input_identity(job) if resumable else None,
                           setup.execution)
         sink, plan = make_sink(job.kind, req)
         result = yield from backend.run(job, sink, plan, batch)

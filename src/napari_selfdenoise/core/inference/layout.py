@@ -73,14 +73,17 @@ def map_axes(bundle: ModelBundle, axes: str, shape: tuple[int, ...]) -> Layout:
     return Layout(axes, tuple(int(s) for s in shape), spatial, samples)
 
 
-def resolve_input(data: Any, axes: Optional[str], bundle: ModelBundle) -> tuple[Any, str]:
-    """``data`` opened lazily (a path) or as an array, and its axes (validated)."""
+def resolve_input(data: Any, axes: Optional[str], bundle: ModelBundle, check: bool = True
+                  ) -> tuple[Any, str]:
+    """``data`` opened lazily (a path) or as an array, and its axes (validated); ``check``
+    False leaves the pixel checks (``validation.check_array``) to the backend's workers."""
     file_axes = None
     if isinstance(data, (str, os.PathLike)):
         data, file_axes = io.open_image(data)
     if not hasattr(data, "shape") or not hasattr(data, "__getitem__"):
         data = np.asarray(data)
     shape = tuple(int(s) for s in data.shape)
-    validation.check_array(data, "the input", purpose="predict")
+    if check:
+        validation.check_array(data, "the input", purpose="predict")
     return data, validation.resolve_axes(shape, axes, file_axes=file_axes,
                                          model_axes=bundle.axes, name="the input")

@@ -62,6 +62,11 @@ class Backend(Protocol):
         """Prepare the workers (device, network); errors here come before any output."""
         ...
 
+    def input_identity(self, job: Job) -> dict:
+        """The input's identity for the resume record (``resume.input_identity``), read
+        where the backend reads the input."""
+        ...
+
     def run(self, job: Job, sink: Sink, plan: TilePlan, batch: int
             ) -> Generator[Any, None, Any]:
         """Run the tiles still missing in ``sink`` and return ``sink.finish(...)``.

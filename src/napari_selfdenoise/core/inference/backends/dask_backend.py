@@ -24,7 +24,7 @@ from ..sinks import sink_class
 from ..sinks.base import Sink
 from . import cluster
 from .base import Job, Setup
-from .dask_worker import BlockSpec, model_hash, run_block, worker_setup
+from .dask_worker import BlockSpec, inspect_input, model_hash, run_block, worker_setup
 
 #: blocks in flight per worker thread (enough to keep every worker busy)
 IN_FLIGHT_PER_THREAD = 3
@@ -41,6 +41,7 @@ class DaskBackend:
         self.client: Any = None
         self.cluster: Any = None
         self.execution: dict = {}
+        self.identity: dict = {}
 
     def setup(self, job: Job) -> Setup:
         check_job(job)
@@ -50,9 +51,15 @@ class DaskBackend:
         cluster.wait_for_workers(self.client)
         device_type, budget, self.execution = self.client.submit(
             worker_setup, config, pure=False).result()
+        # the pixels are checked and fingerprinted where they are read: on a worker
+        self.identity = self.client.submit(inspect_input, str(Path(job.source).resolve()),
+                                           pure=False).result()
         self.execution = {**self.execution, "backend": "dask",
                           "workers": len(self.client.scheduler_info(n_workers=-1)["workers"])}
         return Setup(device_type, budget, self.execution)
+
+    def input_identity(self, job: Job) -> dict:
+        return self.identity
 
     def run(self, job: Job, sink: Sink, plan: TilePlan, batch: int
             ) -> Generator[Any, None, Any]:

@@ -215,6 +215,17 @@ class BlockSink(Sink):
         return None
 
 
+def inspect_input(source: str) -> dict:
+    """On a worker: the input file's pixel checks (``validation.check_array``: empty,
+    dtype, integer range) and its identity for the resume record; the client reads none of
+    its pixels."""
+    from ... import resume
+
+    data, _ = io.open_image(source)
+    validation.check_array(data, "the input", purpose="predict")
+    return resume.input_identity(data, source)
+
+
 def run_block(model_bytes: bytes, spec: BlockSpec, block: Block) -> dict:
     """Compute ``block``'s tiles, write its chunks; a small report (no image data)."""
     import torch

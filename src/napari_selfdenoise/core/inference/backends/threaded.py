@@ -12,7 +12,7 @@ from typing import Any, Generator, Optional
 
 import numpy as np
 
-from ... import validation
+from ... import resume, validation
 from ...events import Message, PredictStarted, TileDone
 from ...tiling import TilePlan
 from ..plan import work_list
@@ -43,6 +43,9 @@ class ThreadedBackend:
         self.dtype = resolve_precision(device, job.config.precision)
         self.execution = execution_record(device, self.dtype, self.channels_last)
         return Setup(device.type, memory_budget(device, job.config), self.execution)
+
+    def input_identity(self, job: Job) -> dict:
+        return resume.input_identity(job.data, job.source)
 
     def runner(self, job: Job) -> Runner:
         """The network on the device, wrapped with the job's predictor, TTA and R3."""
