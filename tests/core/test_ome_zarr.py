@@ -314,3 +314,22 @@ def test_bad_version_and_non_ome_folders_are_one_line_errors(b2, tmp_path):
     zarr.create_array(str(plain), shape=(4, 4), dtype="f4")
     with pytest.raises(FileExistsError, match="not a resumable OME-Zarr prediction"):
         inference.predict_array(b2, x, axes="YX", out=plain, **CFG)
+
+
+def test_reading_needs_no_ome_zarr_package_and_writing_says_what_to_install(monkeypatch,
+                                                                           tmp_path):
+    """Without the optional ome-zarr package a store's units still read; writing one is a
+    one-line error naming the extra."""
+    import sys
+
+    from napari_selfdenoise.core import ome_zarr as ome_mod
+    from napari_selfdenoise.core.ome_zarr_store import create_store
+
+    for name in ("ome_zarr", "ome_zarr.axes", "ome_zarr.format", "ome_zarr.writer"):
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
+    assert ome_mod._valid_unit("X", "micrometer")
+    with pytest.raises(ome_mod.OmeZarrError) as err:
+        create_store(tmp_path / "a.ome.zarr", "0.5", "yx", [], (8, 8),
+                     ome_mod.ImageMetadata(), "a")
+    assert "napari-selfdenoise[ome-zarr]" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "a.ome.zarr").exists()

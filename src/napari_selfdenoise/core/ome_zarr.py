@@ -41,6 +41,15 @@ class OmeZarrError(UserError):
     """An OME-Zarr output cannot be written as asked, or an input's metadata is invalid."""
 
 
+def require_ome_zarr() -> None:
+    """Writing OME-Zarr needs the optional ome-zarr package: one line saying so."""
+    try:
+        import ome_zarr.format  # noqa: F401
+    except ImportError:
+        raise OmeZarrError('writing OME-Zarr needs the ome-zarr package: pip install '
+                           '"napari-selfdenoise[ome-zarr]"') from None
+
+
 def is_ome_zarr_path(path: Any) -> bool:
     """Whether ``path`` names an OME-Zarr store by its suffix (``.ome.zarr``)."""
     return str(os.fspath(path)).lower().rstrip("/").endswith(OME_SUFFIX)
@@ -114,8 +123,10 @@ class OmeZarrOutput(os.PathLike):
 def _valid_unit(letter: str, unit: Optional[str]) -> bool:
     if not unit or letter not in AXIS_TYPES or AXIS_TYPES[letter] == "channel":
         return False
-    from ome_zarr.axes import KNOWN_SPATIAL_UNITS, KNOWN_TEMPORAL_UNITS
-
+    try:
+        from ome_zarr.axes import KNOWN_SPATIAL_UNITS, KNOWN_TEMPORAL_UNITS
+    except ImportError:  # the optional extra is absent: reading never needs it
+        return True
     known = KNOWN_TEMPORAL_UNITS if AXIS_TYPES[letter] == "time" else KNOWN_SPATIAL_UNITS
     return unit in known
 

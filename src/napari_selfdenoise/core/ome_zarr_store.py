@@ -79,6 +79,7 @@ def create_store(path: Path, version: str, axes: str, levels: list[ome.Level],
                  chunks: tuple[int, ...], meta: ome.ImageMetadata, name: str) -> Any:
     """A new OME-Zarr group at ``path``: one NaN-filled float32 array per level (chunked
     ``chunks``) and the multiscales metadata."""
+    ome.require_ome_zarr()
     import zarr
     from ome_zarr.format import FormatV04, FormatV05
 
@@ -163,7 +164,7 @@ def write_ome_zarr(path: Any, data: Any, axes: str, *, document: Optional[dict] 
             source = tuple(region[out_axes.index(a)] for a in axes)
             arrays[0][region] = np.transpose(np.asarray(data[source], np.float32), perm)
             done[idx] = True
-            pyramid.update(done)
+        pyramid.update(done)  # chunk by chunk from the store: one pass, not one per chunk
         write_omero(group, version, out_axes, arrays[-1], chunks, meta.channel_names)
         if document is not None:
             group.attrs[io.DOC_KEY] = dict(document, axes=out_axes)

@@ -261,7 +261,7 @@ def invariant_net_output(net: Any, method: Any, config: Any, x: torch.Tensor) ->
     methods and for methods whose delivered output is not J-invariant, the complementary
     masks of ``ams``, the blind-spot prior mean of ``bsn``."""
     from .inference import refine_network
-    from .masking import complementary_phase, grid_phase, invariant_apply
+    from .masking import complementary_phase, invariant_apply, j_invariant_apply
     from .models import apply_padded
 
     nd = x.ndim - 2
@@ -277,9 +277,7 @@ def invariant_net_output(net: Any, method: Any, config: Any, x: torch.Tensor) ->
         phase = complementary_phase([np.arange(s) for s in x.shape[2:]], n)
         return invariant_apply(run, x, torch.from_numpy(phase.astype(np.int64))[None, None]
                                .to(x.device), n, method.fill(config))
-    grid = int(config.masking.grid)
-    return invariant_apply(run, x, grid_phase(x.shape[2:], grid, x.device), grid**nd,
-                           method.fill(config), batch=4)
+    return j_invariant_apply(net, x, int(config.masking.grid), method.fill(config)).float()
 
 
 @torch.no_grad()
@@ -290,9 +288,10 @@ def invariant_network(bundle: Any, y: np.ndarray, device: str = "cpu") -> np.nda
 
     if bundle.n_channels != 1:
         raise ValueError("scoring needs a one-channel model")
-    net = bundle.build_model(torch.device(device))
+    dev = torch.device(device)
+    net = bundle.build_model(dev)
     net.eval()
-    x = torch.from_numpy(bundle.normalize(np.asarray(y, np.float32)[:, None]))
+    x = torch.from_numpy(bundle.normalize(np.asarray(y, np.float32)[:, None])).to(dev)
     out = invariant_net_output(net, get_method(bundle.method), bundle.config, x)
     return bundle.denormalize(out.cpu().numpy())[:, 0]
 

@@ -270,7 +270,8 @@ def train(
     else:
         offsets, scales = compute_normalization(arrays, config.normalization)
     noise = yield from _noise_model(arrays)
-    method.prepare_network(net, config, noise, offsets, scales)
+    if init is None:  # a continued model keeps its own (possibly learned) noise model
+        method.prepare_network(net, config, noise, offsets, scales)
     normed = _normalised(arrays, offsets, scales)
     if targets is not None:
         normed = pair_data(normed, _normalised(targets, offsets, scales))

@@ -26,12 +26,12 @@ METHODS: dict[str, Method] = {
     "bsn": bsn.METHOD,
 }
 
-#: a method's parameters, told apart by their ``method`` field
 #: the method a new training run uses unless told otherwise: Noise2Self had the best mean
 #: PSNR on both the FMD confocal and the W2S widefield sets at 60 CPU-seconds, and the best
 #: result on 8 of 13 images (docs/benchmarks.md section 7)
 DEFAULT_METHOD = "n2s"
 
+#: a method's parameters, told apart by their ``method`` field
 MethodParamsUnion = Annotated[
     Union[tuple(m.Params for m in METHODS.values())],  # type: ignore[misc]
     Field(discriminator="method"),

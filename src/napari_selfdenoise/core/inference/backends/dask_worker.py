@@ -194,22 +194,13 @@ class BlockSink(Sink):
         self.done[:] = True
         self.done[list(block.chunk_ids)] = False
         self.out_axes = out_axes or layout.axes
-        letters = layout.block_letters
-        self._perm_out = [letters.index(a) for a in self.out_axes if a in letters]
 
     @classmethod
     def open(cls, req):  # pragma: no cover - built by run_block, never from a request
         raise NotImplementedError("a BlockSink is made by run_block")
 
-    def index(self, sample, spatial):
-        values = dict(self.layout.sample_index(sample))
-        values.update(zip(self.layout.spatial, spatial))
-        values["C"] = slice(None)
-        return tuple(values[a] for a in self.out_axes)
-
     def write(self, sample, spatial, block):
-        self.array[self.index(sample, spatial)] = np.transpose(self._out(block),
-                                                               self._perm_out)
+        self.put(self.array, sample, spatial, block, self.out_axes)
 
     def finish(self, complete):
         return None

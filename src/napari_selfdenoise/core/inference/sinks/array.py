@@ -28,7 +28,7 @@ class ArraySink(Sink):
         return cls(req.layout, req.n_chunks), req.plan
 
     def write(self, sample, spatial, block):
-        self.array[self.index(sample, spatial)] = self._out(block)
+        self.put(self.array, sample, spatial, block)
 
     def finish(self, complete):
         return self.array

@@ -74,11 +74,23 @@ class Sink(ABC):
     def open(cls, req: SinkRequest) -> tuple["Sink", TilePlan]:
         """The sink for ``req`` and the tile plan to run (a resumed output keeps its own)."""
 
-    def index(self, sample: int, spatial: tuple[slice, ...]) -> tuple:
+    def index(self, sample: int, spatial: tuple[slice, ...],
+              axes: Optional[str] = None) -> tuple:
+        """Where a chunk goes in an array whose axes are ``axes`` (default: the input's)."""
         values = dict(self.layout.sample_index(sample))
         values.update(zip(self.layout.spatial, spatial))
         values["C"] = slice(None)
-        return tuple(values[a] for a in self.layout.axes)
+        return tuple(values[a] for a in (axes or self.layout.axes))
+
+    def put(self, array: Any, sample: int, spatial: tuple[slice, ...], block: np.ndarray,
+            axes: Optional[str] = None) -> None:
+        """Write one finished chunk into ``array`` whose axes are ``axes`` (default: the
+        input's; another order, e.g. OME-Zarr's, gets the chunk transposed)."""
+        data = self._out(block)
+        if axes is not None and axes != self.layout.axes:
+            letters = self.layout.block_letters
+            data = np.transpose(data, [letters.index(a) for a in axes if a in letters])
+        array[self.index(sample, spatial, axes)] = data
 
     def to_data_order(self, block: np.ndarray) -> np.ndarray:
         return np.transpose(block if self._has_c else block[0], self._perm)

@@ -101,9 +101,6 @@ class OmeZarrSink(_Sink):
         self._plan_record = plan_record(plan)
         self._grid0 = plan.grid
         self._last_record = 0.0
-        block = layout.block_letters
-        self._out_block = [a for a in self.axes if a in block]
-        self._perm_out = [block.index(a) for a in self._out_block]
         chunks = []
         for a, s in zip(self.axes, self.shape):
             chunks.append(plan.chunk_shape[layout.spatial.index(a)] if a in layout.spatial
@@ -189,15 +186,8 @@ class OmeZarrSink(_Sink):
         self.array = arrays[0]
 
     # ------------------------------------------------------------------- writing
-    def _index(self, sample: int, spatial: tuple[slice, ...]) -> tuple:
-        values: dict = dict(self.layout.sample_index(sample))
-        values.update(zip(self.layout.spatial, spatial))
-        values["C"] = slice(None)
-        return tuple(values[a] for a in self.axes)
-
     def write(self, sample: int, spatial: tuple[slice, ...], block: np.ndarray) -> None:
-        arr = np.transpose(self._out(block), self._perm_out)
-        self.array[self._index(sample, spatial)] = arr
+        self.put(self.array, sample, spatial, block, self.axes)
 
     def level0_done(self) -> np.ndarray:
         """The level-0 done bitmap as a grid of chunks in array axis order."""
@@ -215,12 +205,14 @@ class OmeZarrSink(_Sink):
                 "levels": [_pack_bits(d.ravel()) for d in self.pyramid.done]}
 
     def record(self, final: bool = False) -> None:
-        if not self.remote_writes:  # workers' chunks are never read back by the client
-            self.pyramid.update(self.level0_done())
         now = time.monotonic()
         if not final and now - self._last_record < 2.0:
             return
         self._last_record = now
+        # the pyramid follows the record (every 2 s): its bookkeeping scans every level's
+        # grid, which per chunk would cost the square of the chunk count
+        if not self.remote_writes:  # workers' chunks are never read back by the client
+            self.pyramid.update(self.level0_done())
         complete = bool(self.done.all()) and self.pyramid.complete
         self.group.attrs[PROGRESS_KEY] = self._progress(complete=complete)
 
@@ -235,7 +227,9 @@ class OmeZarrSink(_Sink):
     def worker_target(self) -> tuple[str, str]:
         return str((self.path / "0").resolve()), self.axes
 
-    def remote_finish(self) -> tuple[Any, tuple]:
+    def remote_finish(self) -> Optional[tuple[Any, tuple]]:
+        if self.pyramid.complete:  # a rerun of a complete output: nothing to build
+            return None
         return build_pyramid, (str(self.path.resolve()), self.pyramid.levels, self.chunks,
                                self.level0_done(), self.axes, self.version,
                                self.meta.channel_names)

@@ -117,7 +117,7 @@ class ZarrSink(Sink):
                 "complete": complete, "plan": self._plan_record, "input": self.input_id}
 
     def write(self, sample, spatial, block):
-        self.array[self.index(sample, spatial)] = self._out(block)
+        self.put(self.array, sample, spatial, block)
 
     def record(self, final=False):
         now = time.monotonic()
