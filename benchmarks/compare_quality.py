@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -44,16 +43,9 @@ FRAMES = {"fmd": 50, "w2s": 400}
 
 def single(method: str, noisy: np.ndarray, seconds: float, cpu: bool) -> tuple[float, int]:
     """``method`` trained alone on the whole image for ``seconds``: (output, steps)."""
-    budget = {"log_every": 1} if cpu else {"time_budget_s": seconds}
-    cfg = default_config(method, steps=10**9, seed=0, **budget)
-    stop = threading.Event()
-    start = time.process_time()
-
-    def watch(_event) -> None:
-        if cpu and time.process_time() - start >= seconds:
-            stop.set()
-
-    bundle = run_to_end(train(noisy, cfg, axes="YX", stop=stop), watch)
+    cfg = default_config(method, steps=10**9, seed=0, time_budget_s=seconds,
+                         clock="cpu" if cpu else "wall")
+    bundle = run_to_end(train(noisy, cfg, axes="YX"), None)
     return predict_array(bundle, noisy, axes="YX"), bundle.info["steps"]
 
 

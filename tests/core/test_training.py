@@ -123,6 +123,19 @@ def test_time_budget_is_honoured(phantom):
     assert events[-1].elapsed_s >= 1.5
 
 
+def test_cpu_clock_budget_ends_the_run_and_decays_the_learning_rate(phantom):
+    """``clock="cpu"``: the budget is this process's CPU time, and the cosine decay of the
+    learning rate follows it (a stop event alone would leave the rate at its peak)."""
+    t = time.process_time()
+    bundle, events = run(phantom.noisy, method="n2s", steps=10**9, time_budget_s=1.0,
+                         clock="cpu", learning_rate=1e-3, **{**SMALL, "log_every": 1})
+    assert bundle.info["stop_reason"] == "time"
+    assert time.process_time() - t >= 1.0
+    lrs = [e.learning_rate for e in events if isinstance(e, TrainStep)]
+    assert max(lrs) > 0.5e-3  # the peak after warm-up
+    assert lrs[-1] < 0.3e-3  # near the end of the budget: decayed
+
+
 @pytest.mark.perf
 def test_time_budget_stops_promptly(phantom):
     t = time.perf_counter()

@@ -208,8 +208,11 @@ def _train(method: str, arr: np.ndarray, sp: str, band: int, seconds: float,
     from .training import train
 
     img, ax = _axes_of(arr[..., : arr.shape[-2] - band, :], sp)
+    # the run's own time budget on the comparison's clock, so that its learning rate
+    # decays over its share (a stop event alone would keep the rate at its peak)
     cfg = default_config(method, steps=10**9, seed=config.seed, log_every=5,
-                         device=config.device)
+                         device=config.device, time_budget_s=max(seconds, 0.1),
+                         clock=config.clock)
     halt = threading.Event()
     end = clock.used() + seconds
 

@@ -104,7 +104,12 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(16, ge=1, le=1024)
     steps: int = Field(2000, ge=1, description="Step budget.")
     time_budget_s: Optional[float] = Field(
-        None, gt=0, description="Wall-clock budget in seconds (None: steps only)."
+        None, gt=0, description="Time budget in seconds of ``clock`` (None: steps only)."
+    )
+    clock: Literal["wall", "cpu"] = Field(
+        "wall", description="Clock of the time budget: wall-clock seconds, or this "
+        "process's CPU seconds (benchmarks and comparisons on a shared machine). The "
+        "learning rate's cosine decay follows the budget on this clock.",
     )
     learning_rate: float = Field(4e-4, gt=0, lt=1)
     lambda_inv: float = Field(2.0, ge=0, description="Noise2Same invariance weight.")

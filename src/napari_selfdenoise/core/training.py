@@ -329,7 +329,7 @@ def _finish(run: Run, normed: list, norm_only: ModelBundle, stop: Optional[threa
     log = Log(run, checkpoint)
     step, reason = yield from run_loop(run, stop, viewer, checkpoint, log)
     state = checkpoint.final(run.net)
-    elapsed = time.perf_counter() - run.t0
+    elapsed = run.now() - run.t0
     has_val = run.val_batch is not None
     best_loss = checkpoint.loss
     best_val = best_loss if (has_val and np.isfinite(best_loss)) else None

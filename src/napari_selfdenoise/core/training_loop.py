@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Generator, Optional, Sequence
+from typing import Any, Callable, Generator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -54,9 +54,18 @@ class Run:
     quality: Any = None  # core.live_quality.LiveQuality (estimated PSNR at validation)
     t0: float = field(default_factory=time.perf_counter)
 
+    def __post_init__(self) -> None:
+        self.now = budget_clock(self.config)
+        self.t0 = self.now()
+
     @property
     def n_val(self) -> int:
         return 0 if self.val_batch is None else len(self.val_batch["x"])
+
+
+def budget_clock(config: TrainConfig) -> Callable[[], float]:
+    """The clock ``config.time_budget_s`` is measured on (wall-clock or process CPU)."""
+    return time.process_time if config.clock == "cpu" else time.perf_counter
 
 
 def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -118,13 +127,13 @@ class Log:
         self.run, self.checkpoint = run, checkpoint
         self.history: list[dict] = []
         self.window: list[torch.Tensor] = []
-        self.t_train = self.t_window = time.perf_counter()
+        self.t_train = self.t_window = run.now()
 
     def event(self, step: int, lr: float, val_loss: Optional[float],
               estimate: Any = None) -> TrainStep:
         """Close the window: a history record and its event."""
         cfg, run = self.run.config, self.run
-        now = time.perf_counter()
+        now = run.now()
         loss = float(torch.stack(self.window).mean()) if self.window else math.nan
         rate = len(self.window) * cfg.batch_size / max(now - self.t_window, 1e-9)
         elapsed = now - run.t0
@@ -282,7 +291,7 @@ def run_loop(run: Run, stop: Optional[threading.Event], preview: Optional[Previe
     budget = cfg.time_budget_s
     step, reason, validated_at = 0, "steps", -1
     while True:
-        elapsed = time.perf_counter() - run.t0
+        elapsed = run.now() - run.t0
         if stop is not None and stop.is_set():
             reason = "stopped"
             break
