@@ -11,6 +11,16 @@ import json
 import sys
 
 
+def est(x: dict) -> float:
+    """The estimated PSNR of the delivered output (of the scored form in older files)."""
+    return x.get("est_delivered_psnr", x["est_psnr"])
+
+
+def true(x: dict) -> float:
+    """The true PSNR of what ``est`` estimates, on the scoring region."""
+    return x.get("true_region_delivered_psnr", x["true_region_psnr"])
+
+
 def main(paths: list[str]) -> None:
     rows = [json.loads(line) for p in paths for line in open(p) if line.strip()]
     singles = {(r["dataset"], r["image"]): r for r in rows if "candidates" not in r}
@@ -24,7 +34,7 @@ def main(paths: list[str]) -> None:
         pick = c[r["pick"]]
         best = max(c.values(), key=lambda x: x["psnr"])
         filt = max((x for x in c.values() if x["kind"] == "filter"), key=lambda x: x["psnr"])
-        e = [abs(x["est_psnr"] - x["true_region_psnr"]) for x in c.values()]
+        e = [abs(est(x) - true(x)) for x in c.values()]
         errs += e
         within_best.append(best["psnr"] - pick["psnr"])
         above_filter.append(pick["psnr"] - filt["psnr"])
@@ -36,15 +46,16 @@ def main(paths: list[str]) -> None:
         print(f"| {r['dataset']} | {r['image']} | {r['noisy_psnr']:.2f} | {r['pick']} | "
               f"{pick['psnr']:.2f} | {best['name']} {best['psnr']:.2f} | {filt['name']} "
               f"{filt['psnr']:.2f} | {single} | {max(e):.2f} | {r['noise_correlation']:.2f} |")
-    print("\n| data | image | candidate | score | est. PSNR [range] | true PSNR, scored form "
-          "on the region | true PSNR, delivered (whole image) |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| data | image | candidate | score | est. PSNR, J-inv. form | true, J-inv. form "
+          "| est. PSNR, delivered [range] | true, delivered (region) | true, delivered "
+          "(whole image) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in comps:
         for x in r["candidates"]:
-            lo, hi = x["est_range"]
+            lo, hi = x.get("est_delivered_range", x["est_range"])
             print(f"| {r['dataset']} | {r['image']} | {x['name']}{' (pick)' if x['name'] == r['pick'] else ''} "
-                  f"| {x['score']:.4g} | {x['est_psnr']:.2f} [{lo:.2f}, {hi:.2f}] | "
-                  f"{x['true_region_psnr']:.2f} | {x['psnr']:.2f} |")
+                  f"| {x['score']:.4g} | {x['est_psnr']:.2f} | {x['true_region_psnr']:.2f} | "
+                  f"{est(x):.2f} [{lo:.2f}, {hi:.2f}] | {true(x):.2f} | {x['psnr']:.2f} |")
     n = len(errs)
     if n:
         ok = sum(e <= 1.0 for e in errs)

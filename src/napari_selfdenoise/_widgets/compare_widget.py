@@ -27,7 +27,8 @@ from .loss_plot import CalibrationPlot, LossPlot
 from .train_options import spin
 
 RANKING_KEY = "napari_selfdenoise_ranking"
-COLUMNS = ("candidate", "kind", "score", "est. PSNR (dB)", "range", "detail")
+COLUMNS = ("candidate", "kind", "score", "est. PSNR (dB)", "range",
+           "J-inv. est. PSNR", "detail")
 
 
 class CompareWidget(DockWidget):
@@ -145,9 +146,10 @@ class CompareWidget(DockWidget):
         """Fill the table with ``rows`` (CandidateScore, best first)."""
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
-            q = r.quality
-            cells = (r.name, r.kind, f"{q.score:.5g}", f"{q.psnr:.2f}",
-                     f"{q.psnr_low:.1f}-{q.psnr_high:.1f}", f"{r.detail}; {r.scored_as}")
+            q, d = r.quality, r.best
+            cells = (r.name, r.kind, f"{q.score:.5g}", f"{d.psnr:.2f}",
+                     f"{d.psnr_low:.1f}-{d.psnr_high:.1f}", f"{q.psnr:.2f}",
+                     f"{r.detail}; {r.scored_as}")
             for j, text in enumerate(cells):
                 self.table.setItem(i, j, QTableWidgetItem(text))
 
@@ -161,5 +163,5 @@ class CompareWidget(DockWidget):
                                                 bundle=result.bundle, ranking=report)}
         self.output_layer = _common.show_result(self.viewer, name, result.image, source, meta)
         best = result.ranking[0]
-        kind = "a classical filter scores best" if result.kind == "filter" else "a network"
-        self.set_progress(1.0, f"pick: {result.pick} ({kind}, {best.quality.describe()})")
+        kind = "a classical filter is estimated best" if result.kind == "filter" else "a network"
+        self.set_progress(1.0, f"pick: {result.pick} ({kind}, {best.best.describe()})")

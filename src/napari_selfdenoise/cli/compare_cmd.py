@@ -4,7 +4,7 @@ Which denoiser for this image? Trains the candidate networks and calibrates ever
 filter within one total budget, scores all of them on one held-out region through their
 J-invariant form (the self-supervised loss, comparable across candidates), estimates each
 one's PSNR against the unknown clean image, and writes the best one's output (a filter's,
-when a filter scores best). The output (.tif or .npy) carries the ranking in its
+when a filter is estimated best). The output (.tif or .npy) carries the ranking in its
 provenance; ``--report`` writes it as JSON.
 """
 
@@ -61,7 +61,7 @@ def _printer(quiet: bool) -> Any:
             for i, r in enumerate(event.rows, 1):
                 q = r.quality
                 print(f"  {i}. {r.name:10s} {r.kind:7s} score {q.score:.6g}  "
-                      f"{q.describe()}  [{r.detail}]", flush=True)
+                      f"{r.best.describe()}  [{r.detail}]", flush=True)
         elif isinstance(event, CompareTraining) and isinstance(event.event, TrainStep):
             e = event.event
             if e.estimated_psnr is not None:
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             _write_report(args.report, json.loads(json.dumps(report, default=str)))
     best = result.ranking[0]
     kind = "a classical filter" if result.kind == "filter" else "a network"
-    print(f"pick: {result.pick} ({kind}, {best.quality.describe()}) -> {args.out}",
+    print(f"pick: {result.pick} ({kind}, {best.best.describe()}) -> {args.out}",
           file=sys.stdout)
     if result.warning:
         print(f"warning: {result.warning}", file=sys.stderr)

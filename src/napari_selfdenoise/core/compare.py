@@ -4,11 +4,14 @@
 calibrates every classical filter on the rest (Noise2Self calibration,
 :mod:`~napari_selfdenoise.core.calibration`) and trains the candidate networks on the rest
 within one total budget, scores every candidate on the held-out region through its
-J-invariant form with the same masks (:mod:`~napari_selfdenoise.core.scoring`), streams the
-ranking (:class:`~napari_selfdenoise.core.events.CompareRanking`) and returns the winner's
-output on the whole image. When a filter has the lowest score it is the pick and its
-(J-invariant) output is returned: a network that scores worse than a filter is never
-handed out.
+J-invariant form with the same masks (:mod:`~napari_selfdenoise.core.scoring`), estimates
+the error of the output each candidate *delivers* (the same estimate for a J-invariant
+output; Stein's unbiased risk estimate for a network's plain pass or posterior,
+:mod:`~napari_selfdenoise.core.sure`), streams the ranking by that estimate
+(:class:`~napari_selfdenoise.core.events.CompareRanking`) and returns the winner's output
+on the whole image. When a filter's output is estimated best it is the pick and its
+(J-invariant) output is returned: a network estimated worse than a filter is never handed
+out.
 
 Budget: the filters' calibration, the networks' training and every scoring pass count
 against ``budget_s`` (wall-clock or process CPU seconds, ``clock``); the networks split
@@ -61,7 +64,10 @@ class CandidateScore:
         Its J-invariant form; ``delivered_is_scored`` is False when the output handed
         out (a network's plain pass) is not that form.
     quality : Quality
-        Score, estimated MSE and PSNR with their range.
+        Score of the J-invariant form, its estimated MSE and PSNR with their range.
+    delivered : Quality
+        The estimated MSE and PSNR of the output handed out (``quality`` when that is the
+        J-invariant form; else with Stein's divergence correction): the ranking's key.
     seconds : float
         Budget seconds it used (calibration or training and scoring).
     curve : tuple
@@ -76,6 +82,7 @@ class CandidateScore:
     quality: Quality
     seconds: float
     curve: tuple = ()
+    delivered: Optional[Quality] = None
 
     def to_dict(self) -> dict:
         """JSON-safe record (the report and provenance)."""
@@ -84,7 +91,14 @@ class CandidateScore:
                 "score": self.quality.score, "estimated_psnr": self.quality.psnr,
                 "estimated_psnr_range": [self.quality.psnr_low, self.quality.psnr_high],
                 "estimated_mse": self.quality.mse, "estimated_mse_err": self.quality.mse_err,
-                "seconds": self.seconds}
+                "delivered_estimated_psnr": self.best.psnr,
+                "delivered_estimated_psnr_range": [self.best.psnr_low, self.best.psnr_high],
+                "delivered_estimated_mse": self.best.mse, "seconds": self.seconds}
+
+    @property
+    def best(self) -> Quality:
+        """The estimate of the delivered output (the ranking's key)."""
+        return self.delivered if self.delivered is not None else self.quality
 
 
 @dataclass
@@ -114,8 +128,8 @@ class CompareResult:
     def report(self) -> dict:
         """The comparison as a JSON-safe dict (CLI ``--report``, provenance)."""
         best_filter = next((r for r in self.ranking if r.kind == "filter"), None)
-        text = (f"a classical filter ({self.pick}) scores best: it is the pick"
-                if self.kind == "filter" else f"network {self.pick} scores best")
+        text = (f"a classical filter ({self.pick}) is estimated best: it is the pick"
+                if self.kind == "filter" else f"network {self.pick} is estimated best")
         return {"pick": self.pick, "pick_kind": self.kind, "summary": text,
                 "candidates": [r.to_dict() for r in self.ranking],
                 "best_filter": best_filter.name if best_filter else None,
@@ -123,9 +137,12 @@ class CompareResult:
                 "noise_correlation": self.noise_correlation, "warning": self.warning,
                 "scoring_region_rows": list(self.region_rows),
                 "elapsed_s": self.elapsed_s,
-                "note": "scores: J-invariant self-supervised loss on one held-out region "
+                "note": "score: J-invariant self-supervised loss on one held-out region "
                         "with one fixed set of masks; estimated PSNR = score minus the "
-                        "estimated noise variance against the unknown clean image"}
+                        "estimated noise variance against the unknown clean image; "
+                        "delivered estimated PSNR: the same for the output handed out "
+                        "(Stein's unbiased risk estimate where that output is not "
+                        "J-invariant); the ranking follows it"}
 
 
 class _Clock:
@@ -169,16 +186,29 @@ def _axes_of(arr: np.ndarray, sp: str) -> tuple[Any, str]:
     return (arr[0], sp) if arr.shape[0] == 1 else (arr, "T" + sp)
 
 
+def _reference(found: dict) -> np.ndarray:
+    """The best-scoring J-invariant output: the noise estimate's reference."""
+    return found[min(found, key=lambda k: found[k]["score"])]["out"]
+
+
+def _delivered(y: np.ndarray, c: dict, ref: np.ndarray, peak: float) -> Quality:
+    """The estimated quality of what candidate ``c`` hands out."""
+    if c["same"]:
+        return estimate_quality(y, c["out"], ref, peak)
+    return estimate_quality(y, c["delivered"], ref, peak, divergence=c["div"])
+
+
 def _rank(y: np.ndarray, found: dict, peak: float) -> tuple[list[CandidateScore], float, float]:
-    """Every candidate's quality against the best one's output as the noise reference."""
-    best = min(found, key=lambda k: found[k]["score"])
-    ref = found[best]["out"]
+    """Every candidate's quality against the best one's output as the noise reference,
+    best estimated delivered output first."""
+    ref = _reference(found)
     rows = []
     for name, c in found.items():
         q = estimate_quality(y, c["out"], ref, peak)
+        d = q if c["same"] else _delivered(y, c, ref, peak)
         rows.append(CandidateScore(name, c["kind"], c["detail"], c["scored_as"],
-                                   c["same"], q, c["seconds"], c["curve"]))
-    rows.sort(key=lambda r: r.quality.score)
+                                   c["same"], q, c["seconds"], c["curve"], d))
+    rows.sort(key=lambda r: (r.best.mse, r.quality.score))
     return rows, rows[0].quality.noise_variance, noise_correlation(y, ref)
 
 
@@ -234,15 +264,23 @@ def _train(method: str, arr: np.ndarray, sp: str, band: int, seconds: float,
 
 
 def _score_network(name: str, bundle: Any, crop: np.ndarray, found: dict, seconds: float,
-                   device: str) -> None:
+                   sp: str, config: CompareConfig) -> None:
+    from .sure import network_delivered
+
     text, same = scored_as(bundle)
+    device = config.device
     out = invariant_network(bundle, crop, "cpu" if device == "auto" else device)[..., CONTEXT:, :]
+    delivered, div = out, None
+    if not same:  # what it hands out, and the divergence its estimate needs
+        full, dfull = network_delivered(bundle, crop, sp, tta=config.tta, device=device)
+        delivered, div = full[..., CONTEXT:, :], dfull[..., CONTEXT:, :]
     hist = tuple((h["step"], h["val_loss"]) for h in bundle.history
                  if h.get("val_loss") is not None)
     prev = found.get(name)
     steps = bundle.info.get("steps", 0) + (prev["steps"] if prev else 0)
     found[name] = {"name": name, "kind": "network", "detail": f"{steps} steps", "scored_as": text,
                    "same": same, "out": out, "score": None, "bundle": bundle,
+                   "delivered": delivered, "div": div,
                    "steps": steps, "seconds": seconds + (prev["seconds"] if prev else 0.0),
                    "curve": (prev["curve"] if prev else ()) + hist}
 
@@ -301,18 +339,22 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
         t = clock.used()
         bundle = yield from _train(m, arr, sp, band, max(share - 2.0, 1.0), clock, config,
                                    stop=stop)
-        _score_network(m, bundle, crop, found, clock.used() - t, config.device)
+        _score_network(m, bundle, crop, found, clock.used() - t, sp, config)
         pool -= clock.used() - t
         yield ranking()
     nets = [k for k in methods if k in found]
     if nets and explore < 1.0 and clock.left() > 5.0 and not (stop and stop.is_set()):
-        lead = min(nets, key=lambda k: found[k]["score"])
+        ref = _reference(found)
+        lead = min(nets, key=lambda k: _delivered(region, found[k], ref, peak).mse)
         before = dict(found[lead])
         t = clock.used()
         bundle = yield from _train(lead, arr, sp, band, clock.left() - 2.0, clock, config,
                                    init=before["bundle"], stop=stop)
-        _score_network(lead, bundle, crop, found, clock.used() - t, config.device)
-        if score_of(region, found[lead]["out"]) > before["score"]:
+        _score_network(lead, bundle, crop, found, clock.used() - t, sp, config)
+        found[lead]["score"] = score_of(region, found[lead]["out"])
+        ref = _reference(found)
+        if (_delivered(region, found[lead], ref, peak).mse
+                > _delivered(region, before, ref, peak).mse):
             found[lead] = before  # continuing did not help: keep the earlier weights
             yield Message(f"{lead}: training on did not improve its score; kept the earlier "
                           "weights")
@@ -323,9 +365,9 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
     rows = list(final.rows)
     pick = rows[0]
     chosen = found[pick.name]
-    text = (f"pick: {pick.name} ({pick.kind}, {pick.quality.describe()})"
-            + (" - a classical filter scores best, so it is returned" if pick.kind == "filter"
-               else ""))
+    text = (f"pick: {pick.name} ({pick.kind}, {pick.best.describe()})"
+            + (" - a classical filter is estimated best, so it is returned"
+               if pick.kind == "filter" else ""))
     yield Message(text)
     if final.warning:
         yield Message(final.warning, "warning")

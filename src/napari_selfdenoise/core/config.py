@@ -300,8 +300,9 @@ class CompareConfig(StrictModel):
         "wall", description="How the budget is counted: wall-clock seconds, or this "
         "process's CPU seconds (robust to other load; use with one thread).")
     methods: list[str] = Field(
-        ["n2s", "n2v2"], description="Candidate networks (single-image methods); the default "
-        "set is chosen by measurement (docs/benchmarks.md section 8).")
+        ["n2s"], description="Candidate networks (single-image methods); the default "
+        "set is chosen by measurement (docs/benchmarks.md section 8: every extra network "
+        "splits the budget, and n2v2 never was the best candidate).")
     filters: bool = Field(True, description="Calibrate every classical filter as candidates.")
     region_fraction: float = Field(
         0.2, gt=0.0, lt=0.5, description="Fraction of Y held out at the end of the image: "

@@ -179,18 +179,24 @@ def _psnr(peak: float, mse: float) -> float:
 
 
 def estimate_quality(y: np.ndarray, output: np.ndarray, reference: np.ndarray,
-                     peak: float) -> Quality:
-    """Score of the J-invariant ``output`` on region ``y`` and its estimated MSE / PSNR.
+                     peak: float, divergence: Optional[np.ndarray] = None) -> Quality:
+    """Score of ``output`` on region ``y`` and its estimated MSE / PSNR.
 
     Parameters
     ----------
     y, output : numpy.ndarray
-        The noisy region and a J-invariant denoised version of it, ``(..., Y, X)``.
+        The noisy region and a denoised version of it, ``(..., Y, X)``: J-invariant, or
+        any output with its ``divergence``.
     reference : numpy.ndarray
         The best candidate's J-invariant output on ``y`` (for the noise variance; the same
         for every candidate, so the estimated MSEs keep the order of the scores).
     peak : float
         The PSNR's peak (:func:`data_range` of the image).
+    divergence : numpy.ndarray, optional
+        ``d output_i / d y_i`` per pixel (:func:`~napari_selfdenoise.core.sure.divergence`)
+        when ``output`` is not J-invariant: Stein's correction ``2 v_i div_i`` is added to
+        every pixel's error (:mod:`~napari_selfdenoise.core.sure`). None: ``output`` is
+        J-invariant (its divergence is 0) and this is Noise2Self's estimate.
     """
     y64, f64 = np.asarray(y, dtype=np.float64), np.asarray(output, dtype=np.float64)
     if y64.shape != f64.shape:
@@ -198,7 +204,12 @@ def estimate_quality(y: np.ndarray, output: np.ndarray, reference: np.ndarray,
     score = float(np.mean((f64 - y64) ** 2))
     # per pixel: loss minus the residual noise estimate; noise terms largely cancel
     ry, rr = residual(y64), residual(reference)
-    d = (_interior(f64) - _interior(y64)) ** 2 - (ry**2 - rr**2) / RESIDUAL_GAIN
+    per_pixel_var = (ry**2 - rr**2) / RESIDUAL_GAIN
+    d = (_interior(f64) - _interior(y64)) ** 2 - per_pixel_var
+    if divergence is not None:
+        from .sure import local_variance
+
+        d = d + 2.0 * local_variance(per_pixel_var) * _interior(divergence)
     var, sys_err = noise_variance(y64, reference)
     mse = float(np.mean(d))
     err = math.hypot(_block_se(d), sys_err)
