@@ -25,8 +25,20 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-#: variance of (pixel - mean of its 8 neighbours) over the noise variance
-_RESIDUAL_GAIN = 1.0 + 1.0 / 8.0
+#: variance of (pixel - mean of its 8 neighbours) over the noise variance (white noise)
+RESIDUAL_GAIN = 1.0 + 1.0 / 8.0
+
+_NEIGHBOURS = np.ones((3, 3)) / 8.0
+_NEIGHBOURS[1, 1] = 0.0
+
+
+def neighbour_residual(plane: np.ndarray) -> np.ndarray:
+    """One 2D plane minus the mean of each pixel's 8 neighbours (mirrored at the border).
+
+    On flat signal its variance is :data:`RESIDUAL_GAIN` times the noise variance; the
+    noise-model fit here and the quality estimate of ``core.scoring`` both build on it.
+    """
+    return plane - ndimage.convolve(plane, _NEIGHBOURS, mode="mirror")
 
 
 @dataclass(frozen=True)
@@ -67,9 +79,7 @@ class NoiseModel:
 
 def _block_stats(plane: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per block of one 2D plane: mean signal, noise variance, structure (signal spread)."""
-    kernel = np.ones((3, 3)) / 8.0
-    kernel[1, 1] = 0.0
-    residual = plane - ndimage.convolve(plane, kernel, mode="mirror")
+    residual = neighbour_residual(plane)
     smooth = ndimage.uniform_filter(plane, 5, mode="mirror")
     h, w = (plane.shape[0] - 2) // block * block, (plane.shape[1] - 2) // block * block
     if h == 0 or w == 0:
@@ -81,7 +91,7 @@ def _block_stats(plane: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray,
             -1, block * block)
 
     r, s = blocks(residual), blocks(smooth)
-    var = r.var(axis=1) / _RESIDUAL_GAIN
+    var = r.var(axis=1) / RESIDUAL_GAIN
     return s.mean(axis=1), var, s.std(axis=1)
 
 

@@ -44,19 +44,16 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from .noise_model import RESIDUAL_GAIN, neighbour_residual
+
 #: grid width of the J-invariant form of functions that are not J-invariant themselves
 GRID = 4
-#: variance of (pixel - mean of its 8 neighbours) over the noise variance (white noise)
-RESIDUAL_GAIN = 1.0 + 1.0 / 8.0
 #: side of the blocks over which the standard error of the estimated MSE is computed
 BLOCK = 16
 #: lag-1 autocorrelation of the noise estimate above which the score is called biased
 CORRELATION_WARN = 0.1
 #: the systematic error of the noise variance, as a fraction of its curvature correction
 CORRECTION_ERROR = 0.5
-
-_KERNEL = np.ones((3, 3)) / 8.0
-_KERNEL[1, 1] = 0.0
 
 
 # ---------------------------------------------------------------------- statistics
@@ -67,7 +64,7 @@ def residual(y: np.ndarray) -> np.ndarray:
     """
     a = np.asarray(y, dtype=np.float64)
     planes = a.reshape((-1,) + a.shape[-2:])
-    out = np.stack([p - ndimage.convolve(p, _KERNEL, mode="mirror") for p in planes])
+    out = np.stack([neighbour_residual(p) for p in planes])
     return out.reshape(a.shape)[..., 1:-1, 1:-1]
 
 
