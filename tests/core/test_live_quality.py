@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_selfdenoise.core import scoring
+from napari_selfdenoise.core import sure
 from napari_selfdenoise.core.events import TrainStep, run_to_end
 from napari_selfdenoise.core.samples import phantom_2d, psnr
 from napari_selfdenoise.core.training import default_config, train
@@ -25,14 +25,25 @@ def test_training_reports_estimated_psnr_close_to_truth():
     info = bundle.info["estimated_quality"]
     assert info["psnr"] == with_est[[e.step for e in with_est].index(
         bundle.info["best_step"])].estimated_psnr
-    # the estimate is of the J-invariant form on the held-out crop: compare with the truth
+    # the estimate is of the delivered output (n2s: its plain pass, with Stein's
+    # correction) on the held-out crop: compare with the truth
+    assert info["form"].startswith("delivered")
     rows = info["region"]
     band = slice(128 - 64, 128 - 64 + rows[0])  # the validation band (one 64-row patch)
     y, x = ph.noisy[None, band, : rows[1]], ph.clean[None, band, : rows[1]]
-    out = scoring.invariant_network(bundle, y)
+    out, _ = sure.network_delivered(bundle, y, "YX")
     peak = info["peak"] * bundle.norm_scale[0]
     assert abs(info["psnr"] - psnr(x, out, data_range=peak)) < 1.0
     assert np.isfinite(info["mse"])
+
+
+def test_a_j_invariant_delivery_is_estimated_without_divergence():
+    """A model that delivers its J-invariant form is estimated as Noise2Self does."""
+    ph = phantom_2d((128, 128), seed=6)
+    cfg = default_config("n2s", steps=20, val_every=20, log_every=10, seed=0,
+                         precision="fp32", j_invariant_inference=True)
+    bundle = run_to_end(train(ph.noisy, cfg))
+    assert bundle.info["estimated_quality"]["form"] == "J-invariant form"
 
 
 def test_a_method_with_a_target_is_estimated_on_its_input_only():

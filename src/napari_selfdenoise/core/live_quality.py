@@ -4,7 +4,10 @@ At every validation the network's J-invariant form
 (:func:`~napari_selfdenoise.core.scoring.invariant_net_output`) runs on one small fixed
 crop of the held-out validation band (:data:`LIVE_REGION`), and
 :func:`~napari_selfdenoise.core.scoring.estimate_quality` turns its self-supervised loss
-into an estimated PSNR with its range. It is carried by
+into an estimated PSNR with its range. Where the model delivers another output (a masking
+method's plain pass, a posterior mean), the estimate is of that output: its single pass
+(no TTA) in fp32 and Stein's divergence correction (:mod:`~napari_selfdenoise.core.sure`,
+three passes), with the J-invariant form as the noise reference. It is carried by
 :class:`~napari_selfdenoise.core.events.TrainStep` (``estimated_psnr``), logged in the
 history, and the estimate of the kept (best) weights is stored in the model's
 ``info["estimated_quality"]`` (and so in every provenance record of the model).
@@ -38,6 +41,7 @@ class LiveQuality:
         self.peak, self.device, self.amp = float(peak), device, amp
         self.latest: Optional[Quality] = None
         self.best: Optional[Quality] = None
+        self.form = "J-invariant form"
         self.warning: Optional[str] = None
 
     @classmethod
@@ -67,18 +71,38 @@ class LiveQuality:
 
     def update(self, net: torch.nn.Module, method: Any, config: Any) -> Quality:
         """The estimate for ``net``'s current weights (eval mode, no gradient)."""
-        from .scoring import invariant_net_output
+        from .scoring import delivered_is_scored, invariant_net_output
 
         was_training = net.training
         net.eval()
         with torch.no_grad(), autocast(self.device, self.amp):
             out = invariant_net_output(net, method, config, self.x).float().cpu().numpy()
-        net.train(was_training)
         y = self.y.reshape((-1,) + self.y.shape[-2:])
         f = out.reshape(y.shape)
-        self.latest = estimate_quality(y, f, f, self.peak)
+        if delivered_is_scored(method, config):
+            self.latest = estimate_quality(y, f, f, self.peak)
+        else:
+            fy, div = self._delivered(net)
+            self.latest = estimate_quality(y, fy.reshape(y.shape), f, self.peak,
+                                           divergence=div.reshape(y.shape))
+            self.form = "delivered output (Stein's estimate)"
+        net.train(was_training)
         self.warning = correlation_warning(noise_correlation(y, f))
         return self.latest
+
+    @torch.no_grad()
+    def _delivered(self, net: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+        """The single (plain) pass on the crop and its divergence, fp32, normalised."""
+        from .models import apply_padded
+        from .sure import EPS_FRACTION, divergence, noise_std
+
+        def fn(a: np.ndarray) -> np.ndarray:
+            t = torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+            return apply_padded(net, t).float().cpu().numpy()
+
+        fy = fn(self.y)
+        planes = self.y.reshape((-1,) + self.y.shape[-2:])
+        return fy, divergence(fn, self.y, fy, EPS_FRACTION * noise_std(planes))
 
     def keep(self) -> None:
         """The latest estimate belongs to the weights just kept as the best."""
@@ -90,6 +114,8 @@ class LiveQuality:
             return None
         return {**self.best.to_dict(), "region": list(self.y.shape[-2:]),
                 "warning": self.warning,
+                "form": self.form,
                 "note": "J-invariant self-supervised loss on a held-out crop minus the "
-                        "estimated noise variance (core.scoring); peak: 0.1-99.9 percentile "
-                        "range of the training data"}
+                        "estimated noise variance (core.scoring), with Stein's divergence "
+                        "correction where the delivered output is not J-invariant "
+                        "(core.sure); peak: 0.1-99.9 percentile range of the training data"}

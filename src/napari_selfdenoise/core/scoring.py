@@ -247,19 +247,24 @@ def invariant_filter(denoiser: Any, value: float, y: np.ndarray) -> np.ndarray:
                           device="cpu")
 
 
+def delivered_is_scored(method: Any, config: Any) -> bool:
+    """Whether a model's delivered output (its predictor) is the J-invariant form it is
+    scored through (else its estimate needs Stein's divergence, :mod:`.sure`)."""
+    form, delivered = method.scoring_form(config), method.predictor(config)
+    return (form == "grid" and delivered == "j_invariant") or (
+        form == "complementary" and delivered == "complementary")
+
+
 def scored_as(bundle: Any) -> tuple[str, bool]:
     """How a model is scored, in words, and whether its delivered output is that form."""
     from .methods import get_method
 
     method = get_method(bundle.method)
     form = method.scoring_form(bundle.config)
-    delivered = method.predictor(bundle.config)
     text = {"grid": f"grid-masked J-invariant form ({bundle.config.masking.grid}^d passes)",
             "complementary": "complementary masks (its own predictor)",
             "blind_spot": "blind-spot output (prior mean)"}[form]
-    same = (form == "grid" and delivered == "j_invariant") or (
-        form == "complementary" and delivered == "complementary")
-    return text, same
+    return text, delivered_is_scored(method, bundle.config)
 
 
 @torch.no_grad()
