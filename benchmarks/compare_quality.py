@@ -102,11 +102,22 @@ def main() -> None:
         rows = res.region_rows
         clean, gt_noise, true_var = region_truth(noisy, gt, rows, FRAMES[dataset])
         cands = []
+        delivered: dict = {}
+
+        def output(name: str) -> np.ndarray:
+            """A candidate's delivered output on the whole image (cached)."""
+            if name not in delivered:
+                c = res.candidates[name]
+                entry = ({"kind": "network", "bundle": c} if not isinstance(c, tuple) else
+                         {"kind": "filter", "name": c[0], "value": c[1]})
+                delivered[name] = run_to_end(deliver(entry, noisy, "YX", cfg))
+            return delivered[name]
+
         for r in res.ranking:
-            c = res.candidates[r.name]
-            entry = ({"kind": "network", "bundle": c} if r.kind == "network" else
-                     {"kind": "filter", "name": c[0], "value": c[1]})
-            out = run_to_end(deliver(entry, noisy, "YX", cfg))
+            if r.kind == "blend":  # the fitted weights on the parts' whole-image outputs
+                out = res.blend.apply([output(p) for p in res.blend.parts])
+            else:
+                out = output(r.name)
             f = res.region_outputs[r.name][0].astype(np.float64)
             true_region = region_psnr(f, clean, gt_noise, r.quality.peak)
             # the delivered output on the region (rows of the whole-image output)

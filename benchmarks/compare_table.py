@@ -28,10 +28,13 @@ def main(paths: list[str]) -> None:
     print("| data | image | noisy | pick | pick PSNR | true best | best filter | "
           "single n2s (same budget) | max abs(est - true) | noise corr. |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    errs, within_best, above_filter, vs_single = [], [], [], []
+    errs, within_best, above_filter, vs_single, no_blend = [], [], [], [], []
     for r in comps:
         c = {x["name"]: x for x in r["candidates"]}
         pick = c[r["pick"]]
+        # the pick had there been no blend: the first single candidate of the ranking
+        single_pick = next(x for x in r["candidates"] if x["kind"] != "blend")
+        no_blend.append(pick["psnr"] - single_pick["psnr"])
         best = max(c.values(), key=lambda x: x["psnr"])
         filt = max((x for x in c.values() if x["kind"] == "filter"), key=lambda x: x["psnr"])
         e = [abs(est(x) - true(x)) for x in c.values()]
@@ -67,6 +70,9 @@ def main(paths: list[str]) -> None:
         print(f"- pick at or above the best calibrated filter: "
               f"{sum(d >= 0 for d in above_filter)}/{len(above_filter)} images (min "
               f"{min(above_filter):+.2f} dB, mean {sum(above_filter) / len(above_filter):+.2f})")
+    if any(no_blend):
+        print(f"- pick against the pick without the blend: mean {sum(no_blend) / len(no_blend):+.2f} "
+              f"dB (min {min(no_blend):+.2f}, max {max(no_blend):+.2f})")
     if vs_single:
         print(f"- pick at or above the single method with the same budget: "
               f"{sum(d >= 0 for d in vs_single)}/{len(vs_single)} images (mean "

@@ -9,7 +9,7 @@ import pytest
 
 from napari_selfdenoise.core import scoring
 from napari_selfdenoise.core.calibration import denoise_image
-from napari_selfdenoise.core.compare import CONTEXT, compare
+from napari_selfdenoise.core.compare import CONTEXT, compare, deliver
 from napari_selfdenoise.core.config import CompareConfig, default_config
 from napari_selfdenoise.core.events import CompareRanking, CompareTraining, run_to_end
 from napari_selfdenoise.core.samples import phantom_2d
@@ -34,7 +34,8 @@ def test_ranking_covers_every_candidate_sorted_by_delivered_estimate(compared):
     assert errors == sorted(errors)
     assert res.pick == res.ranking[0].name  # never a candidate estimated worse
     for r in res.ranking:  # filters hand out their scored (J-invariant) form
-        assert (r.delivered is r.quality) == r.delivered_is_scored
+        if r.kind != "blend":  # the blend has no J-invariant form: one estimate
+            assert (r.delivered is r.quality) == r.delivered_is_scored
     net = next(r for r in res.ranking if r.kind == "network")
     # the plain pass uses its own pixel: Stein's correction makes it differ from the
     # naive loss; it is estimated, not assumed equal to its J-invariant form
@@ -70,8 +71,29 @@ def test_the_pick_is_what_is_returned(compared):
         expected = run_to_end(denoise_image(ph.noisy, res.pick, res.candidates[res.pick][1],
                                             j_invariant=True))
         np.testing.assert_array_equal(res.image, expected)
-    else:
+    elif res.kind == "network":
         assert res.bundle is res.candidates[res.pick]
+    else:  # the blend: its network part's model
+        assert res.bundle is res.candidates[res.blend.parts[0]]
+
+
+def test_the_blend_is_ranked_and_handed_out_as_fitted(compared):
+    """The Stein-weighted blend of the best network and the best filter is a candidate;
+    when it is the pick, the image is its weighted sum of the parts' delivered outputs."""
+    ph, res, _ = compared
+    row = next(r for r in res.ranking if r.name == "blend")
+    assert row.kind == "blend" and not row.delivered_is_scored
+    assert set(res.blend.parts) <= {r.name for r in res.ranking}
+    if res.pick != "blend":
+        return
+    parts = []
+    for name in res.blend.parts:
+        c = res.candidates[name]
+        entry = ({"kind": "network", "bundle": c} if not isinstance(c, tuple) else
+                 {"kind": "filter", "name": c[0], "value": c[1]})
+        parts.append(run_to_end(deliver(entry, ph.noisy, "YX", CompareConfig())))
+    np.testing.assert_array_equal(res.image, res.blend.apply(parts))
+    assert res.report()["blend"]["parts"] == list(res.blend.parts)
 
 
 @pytest.mark.parametrize("method", ["ne2ne", "ams", "bsn", "n2v"])

@@ -94,3 +94,32 @@ def test_bad_step_is_refused():
     with pytest.raises(ValueError, match="eps"):
         sure.divergence(lambda a: a, np.zeros((1, 8, 8), np.float32),
                         np.zeros((1, 8, 8), np.float32), 0.0)
+
+
+def test_blend_weights_match_the_oracle_and_beat_both_parts():
+    """SURE-LET: the weights fitted without the clean image are those a least-squares fit
+    against the clean image gives, and the blend beats both of its parts."""
+    from napari_selfdenoise.core.blend import fit_blend
+
+    ph = phantom_2d((256, 256), seed=11)
+    y, clean = ph.noisy[None].astype(np.float32), ph.clean[None].astype(np.float64)
+    peak = scoring.data_range(y)
+
+    def plain(a):
+        return ndimage.gaussian_filter(a, (0, 0.8, 0.8), mode="reflect")
+
+    fy = plain(y)
+    div = sure.divergence(plain, y, fy, sure.EPS_FRACTION * sure.noise_std(y))
+    med = scoring.invariant_filter("median", 2, y)
+    ref = scoring.invariant_filter("gaussian", 1.5, y)
+    mix = fit_blend(y, ("gauss", "median"), [fy, med], [div, None], ref)
+    # the oracle: least squares against the clean image on the same pixels
+    cols = [o[..., 1:-1, 1:-1].ravel().astype(np.float64) for o in (fy, med)]
+    a = np.stack(cols + [np.ones_like(cols[0])], axis=1)
+    oracle = np.linalg.lstsq(a, clean[..., 1:-1, 1:-1].ravel(), rcond=None)[0]
+    np.testing.assert_allclose(mix.weights, oracle[:2], atol=0.05)
+    out = mix.apply([fy, med])
+    best_part = max(_true_psnr(fy, clean, peak), _true_psnr(med, clean, peak))
+    assert _true_psnr(out, clean, peak) > best_part
+    q = scoring.estimate_quality(y, out, ref, peak, divergence=mix.divergence([div, None]))
+    assert abs(q.psnr - _true_psnr(out, clean, peak)) < 0.5

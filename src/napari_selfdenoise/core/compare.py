@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Generator, Optional
 
 import numpy as np
@@ -34,6 +33,7 @@ from .axes import spatial_axes, to_canonical
 from .config import CalibrateConfig, CompareConfig, PredictConfig, default_config
 from .events import CompareRanking, CompareTraining, Message
 from .methods import get_method
+from .ranking import CandidateScore, CompareResult
 from .scoring import (
     Quality, correlation_warning, data_range, estimate_quality, invariant_filter,
     invariant_network, noise_correlation, score_of, scored_as,
@@ -46,103 +46,6 @@ CONTEXT = 32
 MIN_REGION = 32
 #: the part left for training is at least this many rows
 MIN_TRAIN = 64
-
-
-@dataclass(frozen=True)
-class CandidateScore:
-    """One candidate in the ranking.
-
-    Attributes
-    ----------
-    name : str
-        ``"n2s"``, ``"gaussian"``... (a network's method, a filter's registry name).
-    kind : str
-        ``"network"`` or ``"filter"``.
-    detail : str
-        What it is: ``"sigma 1.64"``, ``"1234 steps"``.
-    scored_as : str
-        Its J-invariant form; ``delivered_is_scored`` is False when the output handed
-        out (a network's plain pass) is not that form.
-    quality : Quality
-        Score of the J-invariant form, its estimated MSE and PSNR with their range.
-    delivered : Quality
-        The estimated MSE and PSNR of the output handed out (``quality`` when that is the
-        J-invariant form; else with Stein's divergence correction): the ranking's key.
-    seconds : float
-        Budget seconds it used (calibration or training and scoring).
-    curve : tuple
-        ``(x, y)`` pairs: a network's (step, validation loss), a filter's (parameter, loss).
-    """
-
-    name: str
-    kind: str
-    detail: str
-    scored_as: str
-    delivered_is_scored: bool
-    quality: Quality
-    seconds: float
-    curve: tuple = ()
-    delivered: Optional[Quality] = None
-
-    def to_dict(self) -> dict:
-        """JSON-safe record (the report and provenance)."""
-        return {"name": self.name, "kind": self.kind, "detail": self.detail,
-                "scored_as": self.scored_as, "delivered_is_scored": self.delivered_is_scored,
-                "score": self.quality.score, "estimated_psnr": self.quality.psnr,
-                "estimated_psnr_range": [self.quality.psnr_low, self.quality.psnr_high],
-                "estimated_mse": self.quality.mse, "estimated_mse_err": self.quality.mse_err,
-                "delivered_estimated_psnr": self.best.psnr,
-                "delivered_estimated_psnr_range": [self.best.psnr_low, self.best.psnr_high],
-                "delivered_estimated_mse": self.best.mse, "seconds": self.seconds}
-
-    @property
-    def best(self) -> Quality:
-        """The estimate of the delivered output (the ranking's key)."""
-        return self.delivered if self.delivered is not None else self.quality
-
-
-@dataclass
-class CompareResult:
-    """The outcome of :func:`compare`.
-
-    ``pick`` is the best candidate's name and ``image`` its output on the whole image (the
-    input's axes and shape); ``bundle`` the picked model (None for a filter);
-    ``candidates`` holds every candidate's model or ``(filter, value)``; ``region_outputs``
-    every candidate's J-invariant output on the scoring region (``region`` is its slice
-    of the canonical ``(N, *S)`` image).
-    """
-
-    pick: str
-    kind: str
-    image: Any
-    ranking: list[CandidateScore]
-    noise_variance: float
-    noise_correlation: float
-    warning: Optional[str]
-    bundle: Any = None
-    candidates: dict = field(default_factory=dict)
-    region_outputs: dict = field(default_factory=dict)
-    region_rows: tuple = ()
-    elapsed_s: float = 0.0
-
-    def report(self) -> dict:
-        """The comparison as a JSON-safe dict (CLI ``--report``, provenance)."""
-        best_filter = next((r for r in self.ranking if r.kind == "filter"), None)
-        text = (f"a classical filter ({self.pick}) is estimated best: it is the pick"
-                if self.kind == "filter" else f"network {self.pick} is estimated best")
-        return {"pick": self.pick, "pick_kind": self.kind, "summary": text,
-                "candidates": [r.to_dict() for r in self.ranking],
-                "best_filter": best_filter.name if best_filter else None,
-                "noise_variance": self.noise_variance,
-                "noise_correlation": self.noise_correlation, "warning": self.warning,
-                "scoring_region_rows": list(self.region_rows),
-                "elapsed_s": self.elapsed_s,
-                "note": "score: J-invariant self-supervised loss on one held-out region "
-                        "with one fixed set of masks; estimated PSNR = score minus the "
-                        "estimated noise variance against the unknown clean image; "
-                        "delivered estimated PSNR: the same for the output handed out "
-                        "(Stein's unbiased risk estimate where that output is not "
-                        "J-invariant); the ranking follows it"}
 
 
 class _Clock:
@@ -363,20 +266,57 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
         raise UserError("nothing was compared (stopped before the first candidate)")
     final = ranking()
     rows = list(final.rows)
+    blend = _blend(region, found, rows, peak) if config.blend else None
+    if blend is not None:
+        rows = sorted(rows + [blend[1]], key=lambda r: (r.best.mse, r.quality.score))
+        final = CompareRanking(tuple(rows), rows[0].name, final.noise_variance,
+                               clock.used(), clock.budget, final.warning)
+        yield final
     pick = rows[0]
-    chosen = found[pick.name]
     text = (f"pick: {pick.name} ({pick.kind}, {pick.best.describe()})"
             + (" - a classical filter is estimated best, so it is returned"
                if pick.kind == "filter" else ""))
     yield Message(text)
     if final.warning:
         yield Message(final.warning, "warning")
-    out = yield from deliver(chosen, image, axes, config)
+    mix = blend[0] if blend is not None and pick.kind == "blend" else None
+    parts = mix.parts if mix is not None else (pick.name,)
+    outs = []
+    for name in parts:
+        outs.append((yield from deliver(found[name], image, axes, config)))
+    out = mix.apply(outs) if mix is not None else outs[0]
+    network = next((found[p]["bundle"] for p in parts if found[p]["kind"] == "network"), None)
+    region_outs = {k: c["out"] for k, c in found.items()}
+    if blend is not None:
+        region_outs["blend"] = blend[2]
     return CompareResult(
         pick.name, pick.kind, out, rows, final.noise_variance,
-        noise_correlation(region, found[pick.name]["out"]), final.warning,
-        chosen.get("bundle"), {k: c.get("bundle", (k, c.get("value"))) for k, c in found.items()},
-        {k: c["out"] for k, c in found.items()}, (y0, arr.shape[-2]), clock.used())
+        noise_correlation(region, region_outs[pick.name]), final.warning,
+        network, {k: c.get("bundle", (k, c.get("value"))) for k, c in found.items()},
+        region_outs, (y0, arr.shape[-2]), clock.used(),
+        blend[0] if blend is not None else None)
+
+
+def _blend(y: np.ndarray, found: dict, rows: list, peak: float) -> Optional[tuple]:
+    """The Stein-optimal blend of the best network and the best filter
+    (:mod:`~napari_selfdenoise.core.blend`): ``(Blend, its row, its output on y)``, or
+    None without both kinds."""
+    from .blend import fit_blend
+
+    net = next((r.name for r in rows if r.kind == "network"), None)
+    filt = next((r.name for r in rows if r.kind == "filter"), None)
+    if net is None or filt is None:
+        return None
+    parts = [found[net], found[filt]]
+    outs = [c["out"] if c["same"] else c["delivered"] for c in parts]
+    divs = [None if c["same"] else c["div"] for c in parts]
+    ref = _reference(found)
+    mix = fit_blend(y, (net, filt), outs, divs, ref)
+    out = mix.apply(outs)
+    q = estimate_quality(y, out, ref, peak, divergence=mix.divergence(divs))
+    row = CandidateScore("blend", "blend", mix.describe(), "Stein-weighted blend (SURE-LET)",
+                         False, q, 0.0, (), q)
+    return mix, row, out
 
 
 def deliver(candidate: dict, image: Any, axes: str,

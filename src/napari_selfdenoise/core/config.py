@@ -312,4 +312,8 @@ class CompareConfig(StrictModel):
         "between them; the leader by score then trains on with the rest.")
     seed: int = Field(0, description="Seed of every candidate's training.")
     tta: bool = Field(False, description="8-fold test-time averaging of a network pick.")
+    blend: bool = Field(
+        True, description="Also rank a blend of the best network and the best filter, "
+        "weighted by Stein's unbiased risk estimate (SURE-LET, core.blend); handed out when "
+        "estimated best.")
     device: str = "auto"
