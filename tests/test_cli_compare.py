@@ -35,12 +35,25 @@ def test_compare_writes_the_pick_with_its_ranking(tmp_path, capsys):
     cands = rep["candidates"]
     assert {c["name"] for c in cands} >= {"n2s", "gaussian", "tv"}
     assert all(np.isfinite(c["score"]) and np.isfinite(c["estimated_psnr"]) for c in cands)
-    assert rep["pick"] == min(cands, key=lambda c: c["score"])["name"]
+    # ranked by the estimated error of what each hands out (Stein's estimate for the
+    # network's plain pass), the blend of the best network and filter included
+    assert rep["pick"] == min(cands, key=lambda c: c["delivered_estimated_mse"])["name"]
+    assert "blend" in {c["name"] for c in cands} and rep["blend"]["parts"][0] == "n2s"
     assert tifffile.imread(out).shape == (96, 96)
     assert io.read_document(out)["provenance"]["ranking"]["pick"] == rep["pick"]
     # an existing output is refused before any work: one line, exit code 2
     assert main(["compare", str(src), "--budget", "4", "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_no_blend(tmp_path, capsys):
+    src = tmp_path / "noisy.tif"
+    tifffile.imwrite(src, phantom_2d((96, 96), seed=3).noisy)
+    report = tmp_path / "ranking.json"
+    assert main(["compare", str(src), "--budget", "3", "--cpu-time", "--no-blend", "--quiet",
+                 "--out", str(tmp_path / "o.tif"), "--report", str(report)]) == 0
+    rep = json.loads(report.read_text())
+    assert "blend" not in {c["name"] for c in rep["candidates"]} and rep["blend"] is None
 
 
 def test_missing_input_is_one_line(tmp_path, capsys):

@@ -18,11 +18,16 @@ def test_compare_end_to_end(viewer, dock, qtbot, tmp_path):
     widget.budget.setValue(5)
     widget.clock.setCurrentIndex(widget.clock.findData("cpu"))
     widget.methods.setText("n2s")
+    widget.blend.setChecked(False)
     settings = widget.settings()
     assert settings.compare.methods == ["n2s"] and settings.compare.budget_s == 5
+    assert not settings.compare.blend
     path = widget.save_preset(tmp_path / "cmp.json")
     widget.methods.setText("n2v")
+    widget.blend.setChecked(True)
     assert widget.load_preset(path) == settings and widget.methods.text() == "n2s"
+    assert not widget.blend.isChecked()
+    widget.blend.setChecked(True)
     assert widget.run()
     assert not widget.run_button.isEnabled() and widget.stop_button.isEnabled()
     wait_until(qtbot, lambda: not widget.runner.running, 900)

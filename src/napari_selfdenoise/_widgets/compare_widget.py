@@ -43,9 +43,13 @@ class CompareWidget(DockWidget):
         self.clock.addItem("wall-clock seconds", "wall")
         self.clock.addItem("CPU seconds of this process", "cpu")
         self.methods = QLineEdit(" ".join(CompareConfig().methods))
-        self.methods.setToolTip("Candidate networks, e.g. 'n2s n2v2' (measured default)")
+        self.methods.setToolTip("Candidate networks, e.g. 'n2s' (measured default) or "
+                                "'n2s n2v2'")
         self.filters = QCheckBox("calibrate every classical filter")
         self.filters.setChecked(True)
+        self.blend = QCheckBox("rank the blend of the best network and the best filter")
+        self.blend.setChecked(True)
+        self.blend.setToolTip(CompareConfig.model_fields["blend"].description)
         self.device = QLineEdit("auto")
         self.run_button = QPushButton("Compare")
         self.stop_button = QPushButton("Stop")
@@ -53,7 +57,9 @@ class CompareWidget(DockWidget):
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setToolTip("Score: J-invariant self-supervised loss on one held-out "
                               "region (lower is better, comparable across candidates). "
-                              "Estimated PSNR: against the unknown clean image.")
+                              "Estimated PSNR: of the output each candidate hands out, "
+                              "against the unknown clean image (Stein's estimate where "
+                              "that output is not J-invariant).")
         self.filter_plot = CalibrationPlot()
         self.loss_plot = LossPlot()
         self.result: Any = None
@@ -63,6 +69,7 @@ class CompareWidget(DockWidget):
         form.addRow("clock", self.clock)
         form.addRow("networks", self.methods)
         form.addRow("filters", self.filters)
+        form.addRow("blend", self.blend)
         form.addRow("device", self.device)
         self.build_layout(form, [self.run_button, self.stop_button],
                           [self.table, self.filter_plot, self.loss_plot])
@@ -75,7 +82,7 @@ class CompareWidget(DockWidget):
         return CompareSettings(compare=CompareConfig(
             budget_s=float(self.budget.value()), clock=self.clock.currentData(),
             methods=self.methods.text().split(), filters=self.filters.isChecked(),
-            device=self.device.text().strip() or "auto"))
+            blend=self.blend.isChecked(), device=self.device.text().strip() or "auto"))
 
     def set_settings(self, settings: CompareSettings) -> None:
         c = settings.compare
@@ -83,11 +90,12 @@ class CompareWidget(DockWidget):
         self.clock.setCurrentIndex(max(self.clock.findData(c.clock), 0))
         self.methods.setText(" ".join(c.methods))
         self.filters.setChecked(c.filters)
+        self.blend.setChecked(c.blend)
         self.device.setText(c.device)
 
     def _controls(self) -> list:
         return super()._controls() + [self.budget, self.clock, self.methods, self.filters,
-                                      self.device, self.run_button, self.save_preset_button]
+                                      self.blend, self.device, self.run_button, self.save_preset_button]
 
     def _set_running(self, running: bool) -> None:
         super()._set_running(running)

@@ -2,9 +2,11 @@
 
 Which denoiser for this image? Trains the candidate networks and calibrates every classical
 filter within one total budget, scores all of them on one held-out region through their
-J-invariant form (the self-supervised loss, comparable across candidates), estimates each
-one's PSNR against the unknown clean image, and writes the best one's output (a filter's,
-when a filter is estimated best). The output (.tif or .npy) carries the ranking in its
+J-invariant form (the self-supervised loss, comparable across candidates), estimates the
+PSNR of the output each one hands out against the unknown clean image (Stein's estimate
+where that output is not J-invariant), ranks a Stein-weighted blend of the best network and
+the best filter too, and writes the best one's output (a filter's, when a filter is
+estimated best). The output (.tif or .npy) carries the ranking in its
 provenance; ``--report`` writes it as JSON.
 """
 
@@ -28,8 +30,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--cpu-time", action="store_true",
                         help="count the budget in this process's CPU seconds (shared machines)")
     parser.add_argument("--methods", nargs="+", default=None,
-                        help="candidate networks (default: n2s n2v2, chosen by measurement)")
+                        help="candidate networks (default: n2s, chosen by measurement)")
     parser.add_argument("--no-filters", action="store_true", help="networks only")
+    parser.add_argument("--no-blend", action="store_true",
+                        help="do not rank the Stein-weighted blend of the best network and "
+                             "the best filter")
     parser.add_argument("--out", required=True, type=Path, help="output .tif or .npy")
     parser.add_argument("--report", type=Path, default=None, help="write the ranking as JSON")
     parser.add_argument("--axes", default=None, help="axes of the input, e.g. YX, ZYX")
@@ -46,7 +51,8 @@ def _config(args: argparse.Namespace) -> Any:
 
     extra = {"methods": args.methods} if args.methods else {}
     return CompareConfig(budget_s=args.budget, clock="cpu" if args.cpu_time else "wall",
-                         filters=not args.no_filters, seed=args.seed, device=args.device,
+                         filters=not args.no_filters, blend=not args.no_blend, seed=args.seed,
+                         device=args.device,
                          **extra)
 
 
