@@ -56,6 +56,25 @@ def test_reader_opens_every_level_lazily_with_geometry_and_model(result, b2):
     assert meta[PROVENANCE_KEY]["operation"] == "predict"
 
 
+def test_reader_opens_the_group_once_to_claim_and_once_to_read(result, monkeypatch):
+    """The multiscales metadata is parsed from one open group (was six opens per read)."""
+    opened = []
+    for name in ("open", "open_group", "open_array", "open_consolidated"):
+        real = getattr(zarr, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            opened.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(zarr, name, spy)
+    reader = _reader.get_reader(str(result))
+    assert len(opened) == 1
+    [(data, attrs, _)] = reader(str(result))
+    assert len(opened) == 2, opened
+    assert len(data) == 4 and attrs["axis_labels"] == ["T", "Y", "X"]
+    assert attrs["scale"] == [5.0, 0.5, 0.5] and METADATA_KEY in attrs["metadata"]
+
+
 def test_reader_opens_foreign_ome_zarr_and_keeps_channel_names(tmp_path):
     x = np.random.default_rng(1).random((2, 2, 20, 30)).astype(np.float32)
     _ome_input(tmp_path / "f.ome.zarr", x, "0.4")

@@ -20,6 +20,7 @@ import numpy as np
 from .core import io, ome_zarr
 from .core.bundle import METADATA_KEY, ModelBundle, ModelFileError
 from .core.provenance import PROVENANCE_KEY
+from .core.validation import UserError
 
 AXES_KEY = "napari_selfdenoise_axes"
 #: layer metadata of an OME-Zarr image: its channel names (kept by predictions)
@@ -39,9 +40,9 @@ def get_reader(path: Any) -> Optional[Callable[[Any], list]]:
         p = Path(path)
         if not (io.is_zarr_path(p) or io.is_tiff_path(p)) or not p.exists():
             return None
-        doc = io.read_document(p)
-        if io.is_zarr_path(p) and ome_zarr.is_ome_zarr_store(p):
+        if io.is_zarr_path(p) and ome_zarr.open_ome_group(p) is not None:
             return read_ome_zarr
+        doc = io.read_document(p)
     except (Exception, RecursionError):
         return None
     if not isinstance(doc, dict) or doc.get("format") != io.DOC_FORMAT:
@@ -84,11 +85,13 @@ def read_ome_zarr(path: Any) -> list[tuple[Any, dict, str]]:
     if isinstance(path, (list, tuple)):
         path = path[0]
     p = Path(path)
-    group = zarr.open_group(str(p), mode="r")
-    ms = ome_zarr.multiscales_of(group)
-    levels = [da.from_zarr(group[d["path"]]) for d in ms["datasets"]]
-    found = ome_zarr.read_metadata(p)
-    doc = io.read_document(p) or {}
+    group = zarr.open_group(str(p), mode="r")  # the only open: everything below reads it
+    paths = ome_zarr.level_paths(group, p)
+    if paths is None:
+        raise UserError(f"{p} is not an OME-Zarr image (no multiscales metadata)")
+    levels = [da.from_zarr(group[name]) for name in paths]
+    found = ome_zarr.metadata_of(group)
+    doc = io.document_of(group) or {}
     metadata = _document_metadata(doc, p)
     attrs: dict = {"name": _stem(p)}
     if found is not None and len(found[0]) == levels[0].ndim:

@@ -163,6 +163,30 @@ def test_j_invariant_method_says_what_is_left_out(tmp_path):
     assert any("j-invariant" in n and "one plain pass" in n for n in notes)
 
 
+def test_the_package_files_come_from_one_network(tmp_path, monkeypatch):
+    """The network is built once: its sizes, the architecture check, the weights and
+    the trace all use that instance (it was built twice)."""
+    bundle = make_bundle(*CASES["unet2d"])
+    built = []
+    real = ModelBundle.build_model
+
+    def build(self, *args, **kwargs):
+        built.append(real(self, *args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(ModelBundle, "build_model", build)
+    files, _ = export_mod._write_files(bundle, tmp_path, None, None, "t")
+    assert len(built) == 1
+    net = built[0]
+    saved = torch.load(files.state_dict, weights_only=True)
+    assert saved.keys() == net.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in net.state_dict().items())
+    with torch.no_grad():
+        x = torch.from_numpy(bundle.normalize(np.load(files.test_input), channel_axis=1))
+        y = bundle.denormalize(net(x).numpy(), channel_axis=1)
+    np.testing.assert_array_equal(np.load(files.test_output), y)
+
+
 def test_failing_package_is_refused_and_nothing_written(tmp_path, monkeypatch):
     bundle = make_bundle("n2v", "dncnn", 2, 2)
     real = export_mod.content.our_prediction

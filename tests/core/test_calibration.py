@@ -159,7 +159,7 @@ def test_blockwise_application_matches_whole_image(name, j_inv, monkeypatch, cle
     stack = np.ascontiguousarray(np.transpose(stack, (1, 0, 2)))  # axes "YTX"
     value = DENOISERS[name].default_values(SIGMA, 2)[2]
     whole = cal.apply_denoiser(name, np.transpose(stack, (1, 0, 2)), value, j_invariant=j_inv)
-    monkeypatch.setattr(cal, "BLOCK_VOXELS", 40 * 40)  # force 40 x 40 blocks
+    monkeypatch.setattr(cal.blockwise, "BLOCK_VOXELS", 40 * 40)  # force 40 x 40 blocks
     lazy = CountingArray(stack)
     events = []
     out = run_to_end(cal.denoise_image(lazy, name, value, axes="YTX", j_invariant=j_inv),

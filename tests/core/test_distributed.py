@@ -98,9 +98,12 @@ def test_two_workers_equal_the_single_process_result_exactly(cluster, bundle, so
     # every chunk written by exactly one task
     ids = [c for r in reports for c in r["chunk_ids"]]
     assert sorted(ids) == list(range(SHAPE[0] * 25))
-    # each worker process built the model once for the whole run
+    # each worker process built the model and opened the input once for the whole run
+    # (at its first task), not once per block
+    assert len(reports) > 2
     for pid in {r["pid"] for r in reports}:
         assert len({r["model_loads"] for r in reports if r["pid"] == pid}) == 1
+        assert len({r["input_opens"] for r in reports if r["pid"] == pid}) == 1
     # a complete output: a rerun submits nothing
     again, events = run(bundle, source, out, scheduler=cluster.scheduler_address)
     assert again == out and not [e for e in events if isinstance(e, TileDone)]
@@ -139,6 +142,21 @@ def test_each_task_reads_only_its_own_block(cluster, bundle, source, reference, 
         assert r["tiles"] == len(tiles) and r["elements_read"] == math.prod(box)
         assert r["elements_read"] < 0.7 * SHAPE[1] * SHAPE[2]  # part of one plane
     assert max(r["elements_read"] for r in reports) < math.prod(SHAPE) / 4
+    for pid in {r["pid"] for r in reports}:  # 27 blocks, the input opened at most once
+        assert len({r["input_opens"] for r in reports if r["pid"] == pid}) == 1
+
+
+def test_an_input_replaced_at_the_same_path_is_read_afresh(cluster, bundle, tmp_path):
+    """The workers keep the input open between tasks, keyed by its identity: a new file at
+    the same path is opened again, never served from the old one."""
+    path = tmp_path / "same.zarr"
+    for seed, side in ((1, 50), (2, 40)):  # a stale array would decode with the old chunks
+        img = np.random.default_rng(seed).normal(size=(1, 150, 170)).astype(np.float32)
+        zarr.create_array(str(path), data=img, chunks=(1, side, side), overwrite=True)
+        out, _ = run(bundle, path, tmp_path / f"o{seed}.zarr",
+                     scheduler=cluster.scheduler_address)
+        expected = inference.predict_array(bundle, img, axes="TYX", **CFG)
+        np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], expected)
 
 
 def test_a_worker_killed_mid_run_is_recomputed_and_the_result_is_equal(

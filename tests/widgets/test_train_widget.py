@@ -8,7 +8,9 @@ from conftest import LatencyProbe, wait_until
 
 from napari_selfdenoise._widgets import _common
 from napari_selfdenoise._widgets._view import camera_of
-from napari_selfdenoise._widgets.train_widget import PREVIEW_SUFFIX, TrainWidget
+from napari_selfdenoise._widgets.train_widget import (
+    NOISE_PENDING, PREVIEW_SUFFIX, QUALITY_PENDING, TrainWidget,
+)
 from napari_selfdenoise.core.bundle import METADATA_KEY, ModelBundle
 from napari_selfdenoise.core.inference import predict_array
 from napari_selfdenoise.core.provenance import PROVENANCE_KEY
@@ -96,6 +98,34 @@ def test_stop_keeps_the_model_and_continue_trains_it(viewer, dock, qtbot, traine
     assert widget.bundle.info["stop_reason"] == "steps"
     assert len(widget.loss_plot.steps) > first_steps  # the curve goes on
     assert np.all(np.diff(widget.loss_plot.steps) > 0)
+
+
+def test_a_new_run_resets_the_noise_and_quality_labels(viewer, dock, qtbot, trained_layer):
+    widget = dock("Train")
+    tiny(widget, steps=20)
+    widget.options.preview.setChecked(False)
+    assert widget.start()
+    wait_until(qtbot, lambda: widget.bundle is not None and widget.start_button.isEnabled(), 60)
+    first = widget.bundle
+    assert widget.noise_label.text().startswith("noise model: var = ")
+    assert widget.quality_label.text().startswith("estimated PSNR: ")
+    assert widget.quality_label.text() != QUALITY_PENDING
+    # a continued run keeps the model's noise model; its quality is not known yet
+    noise_text = widget.noise_label.text()
+    assert widget.continue_training()
+    assert widget.quality_label.text() == QUALITY_PENDING
+    assert widget.noise_label.text() == noise_text
+    wait_until(qtbot, lambda: widget.bundle is not first and widget.start_button.isEnabled(),
+               60)
+    assert widget.quality_label.text() != QUALITY_PENDING
+    # a new run estimates both again: the last run's values are not shown meanwhile
+    second = widget.bundle
+    assert widget.start()
+    assert widget.noise_label.text() == NOISE_PENDING
+    assert widget.quality_label.text() == QUALITY_PENDING
+    wait_until(qtbot, lambda: widget.bundle is not second and widget.start_button.isEnabled(),
+               60)
+    assert widget.noise_label.text().startswith("noise model: var = ")
 
 
 def test_user_mistakes_are_messages(viewer, dock):

@@ -25,6 +25,9 @@ from .loss_plot import LossPlot
 from .train_options import TrainOptions
 
 PREVIEW_SUFFIX = " [preview]"
+#: what the noise-model and quality labels say until the run in progress has a value
+NOISE_PENDING = "noise model: (estimated when training starts)"
+QUALITY_PENDING = "estimated PSNR: (at the first validation)"
 #: the live preview follows the view this long after the last pan / zoom / slice change
 VIEW_SETTLE_MS = 300
 
@@ -70,11 +73,11 @@ class TrainWidget(DockWidget):
         self.export_button = QPushButton("Export bioimage.io…")
         self.export_button.setToolTip("Write the model as a tested bioimage.io package (.zip) "
                                       "for the Model Zoo, deepImageJ or Fiji")
-        self.noise_label = QLabel("noise model: (estimated when training starts)")
+        self.noise_label = QLabel(NOISE_PENDING)
         self.noise_label.setToolTip("variance = a * signal + b per channel, estimated from the "
                                     "training image (data units); stored in the model")
         self.noise_label.setWordWrap(True)
-        self.quality_label = QLabel("estimated PSNR: (at the first validation)")
+        self.quality_label = QLabel(QUALITY_PENDING)
         self.quality_label.setToolTip(
             "PSNR against the unknown clean image, estimated without ground truth: the "
             "J-invariant self-supervised loss on a held-out crop minus the estimated noise "
@@ -213,6 +216,7 @@ class TrainWidget(DockWidget):
             self._watch_view(True)
         if init is None:
             self.loss_plot.reset()
+        self._reset_run_labels(init)
         # a continued run counts its steps from 0: plot them after the previous ones
         self._step_offset = self.loss_plot.steps[-1] if self.loss_plot.steps else 0
         self.first_preview_s = None
@@ -228,6 +232,15 @@ class TrainWidget(DockWidget):
 
         label = f"training {settings.train.method} on {source}…"
         return self.launch(make, self._on_event, on_done, label)
+
+    def _reset_run_labels(self, init: Any) -> None:
+        """The labels describe the run starting now: no quality estimate yet, and the noise
+        model of the continued model (a new run estimates its own)."""
+        self.quality_label.setText(QUALITY_PENDING)
+        if init is None:
+            self.noise_label.setText(NOISE_PENDING)
+        else:
+            self._show_noise_model(init.info.get("noise_model"))
 
     def _preview_request(self, layer: Any, axes: str, settings: TrainSettings) -> Any:
         from ..core.training import PreviewRequest

@@ -3,6 +3,8 @@
 Prints ``var = a * signal + b`` per channel (in the image's units), estimated from the
 image alone (:func:`~napari_selfdenoise.core.noise_model.estimate_noise_model`); ``--json``
 prints ``{"a": [...], "b": [...]}``. ``train`` prints and stores the same estimate.
+The image is opened lazily and at most ``--max-pixels`` pixels per channel are read
+(evenly spaced planes, or tiles of planes), so stacks larger than memory work.
 """
 
 from __future__ import annotations
@@ -22,21 +24,27 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("input", type=Path, help="image (.tif, .zarr, .npy)")
     parser.add_argument("--axes", default=None, help="axes of the input, e.g. YX, CYX, ZYX")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--max-pixels", type=int, default=None, metavar="N",
+        help="pixels per channel read for the estimate (default 4000000; a smaller image "
+        "is read whole)")
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Estimate and print the noise model."""
-    import numpy as np
-
     from ..core import io
-    from ..core.axes import infer_axes, to_canonical, validate_axes
-    from ..core.noise_model import estimate_noise_model
+    from ..core.axes import infer_axes, validate_axes
+    from ..core.noise_model import NOISE_PIXELS, estimate_noise_model, read_noise_sample
+    from ..core.validation import UserError
 
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise UserError(f"--max-pixels must be a positive number of pixels, got "
+                        f"{args.max_pixels}")
     data, file_axes = io.open_image(args.input)
     axes = validate_axes(args.axes or file_axes or infer_axes(data.shape), data.shape)
-    canon = np.asarray(to_canonical(np.asarray(data), axes), dtype=np.float32)  # N, C, *S
-    nm = estimate_noise_model(canon, channel_axis=1)
+    sample = read_noise_sample(data, axes, args.max_pixels or NOISE_PIXELS)  # C, P, h, w
+    nm = estimate_noise_model(sample, channel_axis=0)
     print(json.dumps(nm.to_dict()) if args.json else f"noise model: {nm.describe()}")
     return 0

@@ -147,22 +147,12 @@ def _open_zarr(path: Path) -> tuple[Any, Optional[str]]:
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
         return node, _zarr_array_axes(node)
-    attrs = dict(node.attrs)
-    ome = attrs.get("ome", attrs)
-    multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
-    if isinstance(multiscales, list) and multiscales:
-        ms = multiscales[0]
-        datasets = ms.get("datasets") if isinstance(ms, dict) else None
-        first = datasets[0] if isinstance(datasets, list) and datasets else None
-        if not isinstance(first, dict) or not isinstance(first.get("path"), str):
-            from .validation import UserError
+    from .ome_zarr import axis_names, level_paths, multiscales_of
 
-            raise UserError(f"{path}: OME-zarr field multiscales[0].datasets[0].path is missing "
-                            "or not a string; fix the metadata or open the array "
-                            "(path/to/store.zarr/0) directly")
-        arr = node[first["path"]]
-        axes_meta = ms.get("axes") if isinstance(ms.get("axes"), list) else []
-        names = [str(a.get("name", "?")) if isinstance(a, dict) else str(a) for a in axes_meta]
+    paths = level_paths(node, path, levels=1)  # the one multiscales parse (core.ome_zarr)
+    if paths is not None:
+        arr = node[paths[0]]
+        names = axis_names(multiscales_of(node) or {})
         axes = "".join(n[:1] for n in names) if all(len(n) == 1 for n in names) else None
         return arr, _clean_axes(axes, arr.ndim) or _zarr_array_axes(arr)
     arrays = sorted(node.arrays(), key=lambda kv: kv[0])
@@ -172,7 +162,7 @@ def _open_zarr(path: Path) -> tuple[Any, Optional[str]]:
             "open one of its arrays (path/to/store.zarr/NAME) instead"
         )
     arr = arrays[0][1]
-    return arr, _zarr_array_axes(arr) or _clean_axes(attrs.get("axes"), arr.ndim)
+    return arr, _zarr_array_axes(arr) or _clean_axes(dict(node.attrs).get("axes"), arr.ndim)
 
 
 def _zarr_array_axes(arr: Any) -> Optional[str]:
@@ -236,17 +226,25 @@ def read_document(path: str | os.PathLike) -> Optional[dict]:
 
         try:
             node = zarr.open(str(p), mode="r")
-            doc = dict(node.attrs).get(DOC_KEY)
         except (Exception, RecursionError):
             return None
-        from .validation import MAX_JSON_DEPTH, json_depth
-
-        if isinstance(doc, dict) and json_depth(doc) > MAX_JSON_DEPTH:
-            return {"format": DOC_FORMAT, "error": "embedded document is nested too deeply"}
-        return doc if isinstance(doc, dict) else None
+        return document_of(node)
     if is_tiff_path(p):
         return _read_tiff_document(p)
     return None
+
+
+def document_of(node: Any) -> Optional[dict]:
+    """:func:`read_document` of an already opened zarr group or array (its attributes)."""
+    try:
+        doc = dict(node.attrs).get(DOC_KEY)
+    except (Exception, RecursionError):
+        return None
+    from .validation import MAX_JSON_DEPTH, json_depth
+
+    if isinstance(doc, dict) and json_depth(doc) > MAX_JSON_DEPTH:
+        return {"format": DOC_FORMAT, "error": "embedded document is nested too deeply"}
+    return doc if isinstance(doc, dict) else None
 
 
 def _read_tiff_document(path: Path) -> Optional[dict]:

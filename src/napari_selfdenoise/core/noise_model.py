@@ -20,7 +20,9 @@ fitting for single-image raw-data. IEEE TIP 17(10), 2008.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -161,3 +163,76 @@ def estimate_noise_model(image: np.ndarray, *, channel_axis: int | None = None,
         a_out.append(a)
         b_out.append(b)
     return NoiseModel(tuple(a_out), tuple(b_out))
+
+
+# ------------------------------------------------------------ a bounded sample of a lazy image
+#: pixels per channel read for an estimate from a (possibly larger than memory) image
+NOISE_PIXELS = 4_000_000
+#: side of the tiles taken from a plane larger than the budget
+SAMPLE_TILE = 256
+
+
+def _starts(n: int, t: int, k: int) -> list[int]:
+    """``k`` starts of length-``t`` windows spread evenly over ``n`` (centred when one)."""
+    if k <= 1:
+        return [(n - t) // 2]
+    return [int(s) for s in np.linspace(0, n - t, k).round()]
+
+
+def sample_regions(h: int, w: int, max_pixels: int) -> list[tuple[slice, slice]]:
+    """The (Y, X) regions of one plane the estimate reads: the whole plane when it fits in
+    ``max_pixels``, else tiles of side :data:`SAMPLE_TILE` spread evenly over it."""
+    if h * w <= max_pixels:
+        return [(slice(0, h), slice(0, w))]
+    t = max(16, min(SAMPLE_TILE, math.isqrt(max_pixels)))
+    ty, tx = min(h, t), min(w, t)
+    n = max(1, max_pixels // (ty * tx))
+    ky = max(1, min(h // ty, math.isqrt(n)))
+    kx = max(1, min(w // tx, n // ky))
+    return [(slice(y, y + ty), slice(x, x + tx))
+            for y in _starts(h, ty, ky) for x in _starts(w, tx, kx)]
+
+
+def read_noise_sample(image: Any, axes: str, max_pixels: int = NOISE_PIXELS) -> np.ndarray:
+    """A bounded sample of a (lazy) image for :func:`estimate_noise_model`.
+
+    Reads at most about ``max_pixels`` pixels per channel, one region at a time: whole 2D
+    planes (along Y, X; every S, T, Z index is a plane) evenly spaced through the image
+    when a plane fits in the budget, else evenly spread tiles of planes. An image within
+    the budget is read whole (the estimate is then the whole image's).
+
+    Parameters
+    ----------
+    image : array-like
+        numpy, zarr, dask or memory-mapped data; only the sample is read.
+    axes : str
+        Its axes (``C`` for channels; ``Y`` and ``X`` required).
+    max_pixels : int
+        Pixel budget per channel.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``(C, P, h, w)``: estimate with ``channel_axis=0``.
+    """
+    shape = tuple(int(s) for s in np.shape(image))
+    if len(axes) != len(shape) or "Y" not in axes or "X" not in axes:
+        raise ValueError(f"axes {axes!r} do not fit an image of shape {shape}")
+    yi, xi = axes.index("Y"), axes.index("X")
+    plane_dims = [i for i, a in enumerate(axes) if a not in "CYX"]
+    planes = list(np.ndindex(*[shape[i] for i in plane_dims]))
+    regions = sample_regions(shape[yi], shape[xi], max(1, int(max_pixels)))
+    per_plane = sum((r[0].stop - r[0].start) * (r[1].stop - r[1].start) for r in regions)
+    n = max(1, min(len(planes), int(max_pixels) // per_plane))
+    kept = [a for a in axes if a in "CYX"]
+    order = [kept.index(a) for a in "CYX" if a in kept]
+    parts = []
+    for plane in planes[::-(-len(planes) // n)]:
+        index: list[Any] = [slice(None)] * len(shape)
+        for d, i in zip(plane_dims, plane):
+            index[d] = i
+        for ry, rx in regions:
+            index[yi], index[xi] = ry, rx
+            block = np.transpose(np.asarray(image[tuple(index)], dtype=np.float32), order)
+            parts.append(block if "C" in kept else block[None])
+    return np.stack(parts, axis=1)

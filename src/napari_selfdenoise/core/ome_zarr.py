@@ -131,12 +131,48 @@ def _valid_unit(letter: str, unit: Optional[str]) -> bool:
     return unit in known
 
 
-def multiscales_of(node: Any) -> Optional[dict]:
-    """The first ``multiscales`` entry of a zarr group (NGFF 0.4 or 0.5), or None."""
+def _multiscales_list(node: Any) -> Optional[list]:
+    """The raw ``multiscales`` list of a group's attributes (NGFF 0.4 or 0.5), or None."""
     attrs = dict(node.attrs)
     ome = attrs.get("ome", attrs)
     ms = ome.get("multiscales") if isinstance(ome, dict) else None
-    return ms[0] if isinstance(ms, list) and ms and isinstance(ms[0], dict) else None
+    return ms if isinstance(ms, list) and ms else None
+
+
+def multiscales_of(node: Any) -> Optional[dict]:
+    """The first ``multiscales`` entry of a zarr group (NGFF 0.4 or 0.5), or None.
+
+    The one parse of the multiscales metadata: the reader, :func:`read_metadata` and
+    :func:`~napari_selfdenoise.core.io.open_image` all go through it.
+    """
+    ms = _multiscales_list(node)
+    return ms[0] if ms is not None and isinstance(ms[0], dict) else None
+
+
+def level_paths(node: Any, where: Any, levels: Optional[int] = None) -> Optional[list[str]]:
+    """The level arrays' paths of a multiscale group (level 0 first; the first ``levels``
+    only when given); None without multiscales metadata; a one-line
+    :class:`~.validation.UserError` naming ``where`` when the metadata is there but one of
+    those datasets has no path."""
+    if _multiscales_list(node) is None:
+        return None
+    ms = multiscales_of(node) or {}
+    datasets = ms.get("datasets")
+    datasets = datasets if isinstance(datasets, list) else []
+    paths = [d.get("path") if isinstance(d, dict) else None for d in datasets[:levels]]
+    if not paths or not all(isinstance(p, str) for p in paths):
+        i = next((k for k, p in enumerate(paths) if not isinstance(p, str)), 0)
+        raise UserError(f"{where}: OME-zarr field multiscales[0].datasets[{i}].path is "
+                        "missing or not a string; fix the metadata or open the array "
+                        "(path/to/store.zarr/0) directly")
+    return paths
+
+
+def axis_names(ms: dict) -> list[str]:
+    """The axis names of a multiscales entry (NGFF 0.4+: dicts with ``name``; 0.3: str)."""
+    axes = ms.get("axes")
+    return [str(a.get("name", "")) if isinstance(a, dict) else str(a)
+            for a in (axes if isinstance(axes, list) else [])]
 
 
 def _ome_attrs(node: Any) -> dict:
@@ -145,18 +181,26 @@ def _ome_attrs(node: Any) -> dict:
     return ome if isinstance(ome, dict) else attrs
 
 
-def is_ome_zarr_store(path: Any) -> bool:
-    """Whether ``path`` is a zarr group with NGFF multiscales metadata."""
+def open_ome_group(path: Any) -> Any:
+    """The zarr group at ``path`` (opened once) if it has NGFF multiscales metadata, else
+    None (not a group, no metadata, unreadable)."""
     p = Path(path)
     if not p.is_dir() or not any((p / n).exists() for n in ("zarr.json", ".zgroup")):
-        return False
+        return None
     import zarr
 
     try:
         node = zarr.open(str(p), mode="r")
-        return not isinstance(node, zarr.Array) and multiscales_of(node) is not None
+        if isinstance(node, zarr.Array) or multiscales_of(node) is None:
+            return None
+        return node
     except Exception:
-        return False
+        return None
+
+
+def is_ome_zarr_store(path: Any) -> bool:
+    """Whether ``path`` is a zarr group with NGFF multiscales metadata."""
+    return open_ome_group(path) is not None
 
 
 def _transforms(items: Any) -> tuple[Optional[list], Optional[list]]:
@@ -178,17 +222,18 @@ def read_metadata(path: Any) -> Optional[tuple[str, ImageMetadata]]:
     """
     p = Path(path)
     for candidate in (p, p.parent):
-        if is_ome_zarr_store(candidate):
-            p = candidate
-            break
-    else:
-        return None
-    import zarr
+        group = open_ome_group(candidate)
+        if group is not None:
+            return metadata_of(group)
+    return None
 
-    group = zarr.open_group(str(p), mode="r")
+
+def metadata_of(group: Any) -> Optional[tuple[str, ImageMetadata]]:
+    """:func:`read_metadata` of an already opened OME-Zarr group."""
     ms = multiscales_of(group)
-    names = [str(a.get("name", "")) if isinstance(a, dict) else str(a)
-             for a in ms.get("axes", [])]
+    if ms is None:
+        return None
+    names = axis_names(ms)
     letters = "".join(n.upper() for n in names)
     if len(letters) != len(names) or len(set(letters)) != len(letters) or \
             not set(letters) <= set(NGFF_ORDER):

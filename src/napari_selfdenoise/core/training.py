@@ -28,7 +28,7 @@ from .device import (
 from .events import Message, TrainFinished
 from .live_quality import LiveQuality
 from .methods import Method, StepContext, get_method
-from .noise_model import NoiseModel, estimate_noise_model
+from .noise_model import NOISE_PIXELS, NoiseModel, estimate_noise_model
 from .normalization import compute_normalization
 from .patches import PatchSampler, fit_patch_size, split_validation, tile_patches
 from .training_loop import (
@@ -40,8 +40,7 @@ from .validation import UserError, check_array, check_train_args
 #: at most this many fixed validation patches (held-out tiles, repeated with different
 #: fixed masks when there are fewer tiles)
 MAX_VAL_PATCHES = 48
-#: the noise model is estimated on at most about this many pixels per channel
-NOISE_PIXELS = 4_000_000
+# the noise model is estimated on at most about NOISE_PIXELS pixels per channel
 
 
 # ----------------------------------------------------------------------- data

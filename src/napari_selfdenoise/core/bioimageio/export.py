@@ -48,12 +48,12 @@ def inexpressible(bundle: Any) -> list[str]:
     return notes
 
 
-def _net_and_checks(bundle: Any, x: np.ndarray) -> tuple[Any, dict, str, np.ndarray]:
-    """Our network, the builder kwargs, the architecture source and our test output,
-    after proving that the generated architecture reproduces our network exactly."""
+def _net_and_checks(bundle: Any, net: Any, x: np.ndarray) -> tuple[dict, str, np.ndarray]:
+    """The builder kwargs of ``net`` (``bundle``'s network), the architecture source and
+    our test output, after proving that the generated architecture reproduces ``net``
+    exactly."""
     import torch
 
-    net = bundle.build_model()
     try:
         kwargs = architecture.network_kwargs(net)
     except architecture.UnsupportedNetworkError as exc:
@@ -66,7 +66,7 @@ def _net_and_checks(bundle: Any, x: np.ndarray) -> tuple[Any, dict, str, np.ndar
         xt = torch.from_numpy(bundle.normalize(x, channel_axis=1))
         if not torch.equal(twin(xt), net(xt)):
             raise RuntimeError("the generated architecture does not reproduce the network")
-    return net, kwargs, source, content.our_prediction(bundle, net, x)
+    return kwargs, source, content.our_prediction(bundle, net, x)
 
 
 #: how close the TorchScript trace must stay to the network (it may batch the BSN's
@@ -112,13 +112,13 @@ def _write_files(bundle: Any, folder: Path, sample: Optional[tuple[np.ndarray, s
                  sample_name: Optional[str], title: str) -> tuple[PackageFiles, list[str]]:
     import torch
 
-    probe = bundle.build_model()
-    step = int(getattr(probe, "size_multiple", 1))
-    halo, mins = content.size_rule(tuple(probe.halo), step)
+    net = bundle.build_model()  # the one network: sizes, checks, weights and the trace
+    step = int(getattr(net, "size_multiple", 1))
+    halo, mins = content.size_rule(tuple(net.halo), step)
     shape = content.test_shape(mins, step, bundle.spatial_dims)
     x = (content.sample_input(bundle, sample[0], sample[1], shape) if sample is not None
          else content.synthetic_input(bundle, shape))
-    net, kwargs, source, y = _net_and_checks(bundle, x)
+    kwargs, source, y = _net_and_checks(bundle, net, x)
     notes = inexpressible(bundle)
     f = PackageFiles(
         folder=folder, architecture=folder / architecture.FILE_NAME,

@@ -11,6 +11,7 @@ A worker that dies loses only its running blocks: dask runs them again elsewhere
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, Generator
@@ -79,7 +80,8 @@ class DaskBackend:
         spec = BlockSpec(str(Path(job.source).resolve()), out_array, layout,
                          plan, job.config, job.predictor, job.grid, job.mode, job.n_subsets,
                          int(batch), model_hash(weights),
-                         tuple(sorted(cluster.slots_by_host(client).items())), out_axes)
+                         tuple(sorted(cluster.slots_by_host(client).items())), out_axes,
+                         json.dumps(self.identity, sort_keys=True))
         # the weights travel once to every worker; each task gets a reference
         [weights_ref] = client.scatter([weights], broadcast=True, hash=False)
         threads = sum(client.nthreads().values()) or 1

@@ -2,9 +2,11 @@
 
 The client ships the model as its safetensors bytes (scattered once to every worker) with
 their hash; a worker process builds the network once per (model, settings) and keeps it
-(:data:`_CACHE`). Never a pickled torch module: the bytes are weights only. A block task
-opens the input file itself and reads only the tiles of its block, and writes only its
-own chunks straight into the output zarr store. It reads its input region once: the
+(:data:`_CACHE`). Never a pickled torch module: the bytes are weights only. A worker
+process opens the input file once per run and keeps it open for its block tasks
+(:data:`_INPUTS`, keyed by the path and the input's identity: a changed file is opened
+afresh); a block task reads only the tiles of its block, and writes only its own chunks
+straight into the output zarr store. It reads its input region once: the
 bounding box of its tiles (its chunks plus the network's halo, reflected at the image's
 ends).
 """
@@ -34,6 +36,9 @@ _CACHE: dict[tuple, tuple] = {}  # (model hash, settings) -> (bundle, runner, de
 _CACHE_SIZE = 2
 _LOCK = threading.Lock()
 _LOADS = [0]  # models built by this process
+_INPUTS: dict[tuple, Any] = {}  # (path, identity) -> the opened (lazy) input
+_INPUTS_SIZE = 2
+_OPENS = [0]  # inputs opened by this process
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class BlockSpec:
     model_hash: str
     slots_by_host: tuple[tuple[str, int], ...] = ()
     out_axes: str = ""  # axes of the output array ("" : the layout's), e.g. OME-Zarr's
+    input_key: str = ""  # the input's identity (resume record: size, mtime, fingerprint)
 
     @property
     def model_key(self) -> tuple:
@@ -120,6 +126,21 @@ def _model(model_bytes: bytes, spec: BlockSpec) -> tuple:
         _CACHE[spec.model_key] = hit
         _LOADS[0] += 1
         return hit
+
+
+def _input(spec: BlockSpec) -> Any:
+    """The input of ``spec``, opened lazily once per worker process and kept (the readers
+    are thread-safe: zarr, memory maps, tifffile's locked store)."""
+    key = (spec.source, spec.input_key)
+    with _LOCK:
+        data = _INPUTS.get(key)
+        if data is None:
+            data, _ = io.open_image(spec.source)
+            while len(_INPUTS) >= _INPUTS_SIZE:
+                _INPUTS.pop(next(iter(_INPUTS)))
+            _INPUTS[key] = data
+            _OPENS[0] += 1
+        return data
 
 
 def worker_setup(config: PredictConfig) -> tuple[str, float, dict]:
@@ -223,7 +244,7 @@ def run_block(model_bytes: bytes, spec: BlockSpec, block: Block) -> dict:
     import zarr
 
     bundle, runner, device = _model(model_bytes, spec)
-    data, _ = io.open_image(spec.source)
+    data = _input(spec)
     reader = read_block(data, spec.layout, spec.plan, block)
     sink = BlockSink(spec.layout, spec.plan, zarr.open_array(spec.out, mode="r+"), block,
                      spec.out_axes)
@@ -251,4 +272,4 @@ def run_block(model_bytes: bytes, spec: BlockSpec, block: Block) -> dict:
         raise RuntimeError(f"block of sample {block.sample}: chunks {left} were not completed")
     return {"chunk_ids": list(block.chunk_ids), "nonfinite": sink.nonfinite,
             "elements_read": reader.elements, "tiles": len(tiles), "pid": os.getpid(),
-            "model_loads": _LOADS[0]}
+            "model_loads": _LOADS[0], "input_opens": _OPENS[0]}

@@ -84,114 +84,147 @@ def make_runner(job: Job, device: Any, dtype: Any, channels_last: bool) -> Runne
 
 
 def pipeline(work, batch, plan, layout, data, bundle, runner, device, stitcher, sink, stop,
-              total, skipped) -> Generator[Any, None, Any]:
+             total, skipped) -> Generator[Any, None, Any]:
     """Reader thread -> device (this generator) -> writer thread; yields a TileDone per
     batch, returns ``sink.finish(...)``."""
-    import torch
+    pipe = _Pipeline(work, batch, plan, layout, data, bundle, runner, device, stitcher, sink)
+    pipe.start()
+    ok = False
+    try:
+        stopped, done_tiles = yield from pipe.compute(stop, total, skipped)
+        ok = True
+    finally:
+        pipe.shut_down(ok)
+    result = sink.finish(bool(sink.done.all()))
+    if stopped:
+        yield Message(f"stopped after {skipped + done_tiles} of {total} tiles"
+                      + ("; run again with the same output to resume" if sink.resumable
+                         else ""), "warning")
+    return result
 
-    halt = threading.Event()
-    to_compute: queue.Queue = queue.Queue(maxsize=2)
-    to_write: queue.Queue = queue.Queue(maxsize=2)
-    errors: list[BaseException] = []
-    pin = device.type == "cuda"
 
-    def reader() -> None:
+class _Pipeline:
+    """The three stages of :func:`pipeline` and the bounded queues between them: read
+    (:meth:`read`, a thread), compute (:meth:`compute`, the caller's thread), stitch and
+    write (:meth:`write`, a thread); the first error of any stage halts the others."""
+
+    def __init__(self, work, batch, plan, layout, data, bundle, runner, device, stitcher,
+                 sink) -> None:
+        self.work, self.batch, self.plan, self.layout = work, batch, plan, layout
+        self.data, self.bundle, self.runner, self.device = data, bundle, runner, device
+        self.stitcher, self.sink = stitcher, sink
+        self.halt = threading.Event()
+        self.to_compute: queue.Queue = queue.Queue(maxsize=2)
+        self.to_write: queue.Queue = queue.Queue(maxsize=2)
+        self.errors: list[BaseException] = []
+        self.threads = [
+            threading.Thread(target=self.read, daemon=True, name="predict-reader"),
+            threading.Thread(target=self.write, daemon=True, name="predict-writer")]
+
+    def start(self) -> None:
+        """Start the reader and writer threads."""
+        for th in self.threads:
+            th.start()
+
+    def read(self) -> None:
+        """Reader thread: each batch of tiles, prepared for the device, into the queue."""
         try:
-            for start in range(0, len(work), batch):
-                if halt.is_set():
+            for start in range(0, len(self.work), self.batch):
+                if self.halt.is_set():
                     break
-                items = work[start : start + batch]
-                arr = np.stack([read_tile(data, layout, plan, bundle, s, t) for s, t in items])
-                bad = validation.fill_nonfinite(arr)  # NaN policy: see docs/reliability.md
-                if bad is not None:
-                    sink.count_nan = True
-                x = torch.from_numpy(arr)
-                phase = None
-                if runner.j_invariant:
-                    phase = torch.from_numpy(np.stack(
-                        [phase_ids(plan, t, runner) for _, t in items]))
-                if pin:
-                    x = x.pin_memory()
-                _put(to_compute, (items, x, phase, bad), halt)
+                _put(self.to_compute, self.prepare(self.work[start : start + self.batch]),
+                     self.halt)
         except BaseException as exc:  # surfaced in the main thread
-            errors.append(exc)
+            self.errors.append(exc)
         finally:
-            _put(to_compute, None, None)
+            _put(self.to_compute, None, None)
 
-    def writer() -> None:
+    def prepare(self, items: list) -> tuple:
+        """``(items, tiles, phase ids or None, non-finite mask or None)`` of one batch:
+        read, non-finite pixels filled, pinned on CUDA."""
+        import torch
+
+        plan, runner = self.plan, self.runner
+        arr = np.stack([read_tile(self.data, self.layout, plan, self.bundle, s, t)
+                        for s, t in items])
+        bad = validation.fill_nonfinite(arr)  # NaN policy: see docs/reliability.md
+        if bad is not None:
+            self.sink.count_nan = True
+        x = torch.from_numpy(arr)
+        phase = None
+        if runner.j_invariant:
+            phase = torch.from_numpy(np.stack([phase_ids(plan, t, runner) for _, t in items]))
+        if self.device.type == "cuda":
+            x = x.pin_memory()
+        return items, x, phase, bad
+
+    def write(self) -> None:
+        """Writer thread: stitch each computed batch and record the finished chunks."""
         try:
             while True:
-                item = to_write.get()
+                item = self.to_write.get()
                 if item is None:
                     break
                 items, y = item
                 for (s, t), yi in zip(items, y):
-                    stitcher.add(s, t, yi)
-                sink.record()
+                    self.stitcher.add(s, t, yi)
+                self.sink.record()
         except BaseException as exc:
-            errors.append(exc)
-            halt.set()
-            while to_write.get() is not None:  # drain so the producer never blocks
+            self.errors.append(exc)
+            self.halt.set()
+            while self.to_write.get() is not None:  # drain so the producer never blocks
                 pass
 
-    threads = [threading.Thread(target=reader, daemon=True, name="predict-reader"),
-               threading.Thread(target=writer, daemon=True, name="predict-writer")]
-    for th in threads:
-        th.start()
-    t0 = time.perf_counter()
-    done_tiles = 0
-    voxels_per_tile = math.prod(plan.shape) * layout.n_samples / max(total, 1)
-    stopped = ok = False
-    try:
+    def compute(self, stop: Optional[threading.Event], total: int, skipped: int
+                ) -> Generator[TileDone, None, tuple[bool, int]]:
+        """The device loop: a TileDone per batch; returns ``(stopped, tiles computed)``."""
+        import torch
+
+        t0 = time.perf_counter()
+        done_tiles = 0
+        voxels_per_tile = math.prod(self.plan.shape) * self.layout.n_samples / max(total, 1)
         with torch.inference_mode():
             while True:
-                item = to_compute.get()
-                if item is None:
-                    break
-                if errors:
+                item = self.to_compute.get()
+                if item is None or self.errors:
                     break
                 items, x, phase, bad = item
                 if phase is not None:
-                    phase = phase.to(device, non_blocking=True)
-                y = runner(x.to(device, non_blocking=True), phase).cpu().numpy()
+                    phase = phase.to(self.device, non_blocking=True)
+                y = self.runner(x.to(self.device, non_blocking=True), phase).cpu().numpy()
                 if bad is not None:
                     y[bad] = np.nan  # back at the input's non-finite pixels
-                to_write.put((items, y))
+                self.to_write.put((items, y))
                 done_tiles += len(items)
                 elapsed = time.perf_counter() - t0
                 rate = done_tiles / elapsed if elapsed > 0 else 0.0
-                left = len(work) - done_tiles
+                left = len(self.work) - done_tiles
                 yield TileDone(
                     tiles_done=skipped + done_tiles, tiles_total=total,
                     voxels_per_s=rate * voxels_per_tile, elapsed_s=elapsed,
                     eta_s=left / rate if rate > 0 else None, skipped=skipped,
                 )
                 if stop is not None and stop.is_set() and left > 0:
-                    stopped = True
-                    break
-        ok = True
-    finally:
-        halt.set()
-        while threads[0].is_alive():  # unblock the reader
+                    return True, done_tiles
+        return False, done_tiles
+
+    def shut_down(self, ok: bool) -> None:
+        """Stop the threads; after an error, or when the caller closed the generator
+        (``ok`` false), close the sink as incomplete and raise the first error."""
+        self.halt.set()
+        while self.threads[0].is_alive():  # unblock the reader
             try:
-                to_compute.get(timeout=0.05)
+                self.to_compute.get(timeout=0.05)
             except queue.Empty:
                 pass
-        to_write.put(None)
-        threads[1].join()
-        if errors or not ok:  # an error, or the caller closed the generator
+        self.to_write.put(None)
+        self.threads[1].join()
+        if self.errors or not ok:
             try:
-                sink.finish(complete=False)
+                self.sink.finish(complete=False)
             finally:
-                if errors:
-                    raise errors[0]
-    complete = bool(sink.done.all())
-    result = sink.finish(complete)
-    if stopped:
-        yield Message(f"stopped after {skipped + done_tiles} of {total} tiles"
-                      + ("; run again with the same output to resume" if sink.resumable
-                         else ""), "warning")
-    return result
+                if self.errors:
+                    raise self.errors[0]
 
 
 def _put(q: queue.Queue, item: Any, halt: Optional[threading.Event]) -> None:
