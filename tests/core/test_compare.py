@@ -121,3 +121,15 @@ def test_bad_inputs_are_one_clear_error():
     with pytest.raises(UserError, match="second acquisition"):
         run_to_end(compare(np.random.rand(128, 128).astype(np.float32),
                            CompareConfig(methods=["n2n"])))
+
+
+def test_a_3d_stack_is_compared_and_its_network_estimated_by_stein():
+    from napari_selfdenoise.core.samples import phantom_3d
+
+    ph = phantom_3d((8, 96, 64), seed=2)
+    cfg = CompareConfig(budget_s=4, clock="cpu", filters=False)  # 3D filters: slow here
+    res = run_to_end(compare(ph.noisy, cfg, axes="ZYX"))
+    assert res.image.shape == ph.noisy.shape and res.pick == "n2s"
+    net = res.ranking[0]
+    assert not net.delivered_is_scored and np.isfinite(net.delivered.psnr)
+    assert net.delivered.psnr != net.quality.psnr and res.blend is None
