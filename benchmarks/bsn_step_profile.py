@@ -97,8 +97,12 @@ def parts(cfg, net, amp, repeats: int) -> dict:
     blocks["branch bottom"] = bsn.branch.bottom
     blocks.update({f"branch dec{i}": m for i, m in enumerate(bsn.branch.dec)})
     blocks["merge (1x1 convs)"] = bsn.merge
-    hooks = [m.register_forward_pre_hook(lambda m, a, k=k: shapes.setdefault(k, a[0].shape))
-             for k, m in blocks.items()]
+    def record(name: str):
+        def hook(module, args) -> None:
+            shapes.setdefault(name, args[0].shape)
+        return hook
+
+    hooks = [m.register_forward_pre_hook(record(k)) for k, m in blocks.items()]
     with torch.no_grad():
         bsn(x)
     for h in hooks:
