@@ -46,6 +46,10 @@ class BSNParams(PixelShuffleParams):
                            "variance, data units (noise_source=given).")
     separate_z: bool = Field(False, description="3D: the two Z branches get their own "
                              "weights (anisotropic Z).")
+    nll_beta: float = Field(1.0, ge=0.0, le=1.0, description="beta-NLL (Seitzer et al. "
+                            "2022): each pixel's NLL gradient weighted by its predicted "
+                            "variance**beta; 0: plain NLL (the paper's), 1: the prior mean "
+                            "learns as fast as with MSE.")
 
 
 def normalised_noise(params: BSNParams, noise: Optional["NoiseModel"], n_channels: int,
@@ -96,7 +100,8 @@ class BSN(Method):
         return BSNDenoiser(spatial_dims, n_channels, depth=network.depth,
                            filters=network.base_filters, noise_model=p.noise_model,
                            learn_noise=p.noise_source == "learn",
-                           pd_infer=p.factors()[1], separate_z=p.separate_z)
+                           pd_infer=p.factors()[1], separate_z=p.separate_z,
+                           nll_beta=p.nll_beta)
 
     def prepare_network(self, net: Any, config: "TrainConfig", noise: Optional["NoiseModel"],
                         offsets: list[float], scales: list[float]) -> None:
