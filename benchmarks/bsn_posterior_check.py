@@ -7,7 +7,7 @@ model's noise variance and prior variance with the true noise variance (noisy - 
 truth, the many-frame average) in the model's normalised units::
 
     python benchmarks/bsn_posterior_check.py --image BPAE_B --seconds 60 \
-        --set 'network={"base_filters":8}' batch_size=4
+        --set 'params={"method":"bsn","nll_beta":0}'     # plain NLL (before beta-NLL)
 """
 
 from __future__ import annotations
