@@ -5,7 +5,8 @@ channels-last, the resolved autocast precision, the patch sampler, augmentation 
 ``make_batch``) on one thread and reports, in process CPU time: the phases of a step
 (data, forward + loss, backward, optimiser), the parts of the network timed alone
 (the four rotated branches as one batch, the 1 x 1 merge, the posterior head) and the
-torch profiler's heaviest operators. ``--set`` passes TrainConfig fields as in
+torch profiler's heaviest operators (its times are wall-clock: on a loaded machine read
+them as shares only). ``--set`` passes TrainConfig fields as in
 ``quality_methods.py``::
 
     python benchmarks/bsn_step_profile.py --steps 20
@@ -34,7 +35,8 @@ def build(extra: dict):
     cfg = default_config("bsn", seed=0, **extra)
     method = METHODS["bsn"]
     net = method.build_network(cfg.network, 2, 1, cfg.params)
-    net.set_noise([0.05], [0.1]) if cfg.params.noise_model != "none" else None
+    if cfg.params.noise_model != "none":
+        net.set_noise([0.05], [0.1])
     net.to(memory_format=torch.channels_last).train()
     return cfg, method, net
 
