@@ -10,7 +10,8 @@ them as shares only). ``--set`` passes TrainConfig fields as in
 ``quality_methods.py``::
 
     python benchmarks/bsn_step_profile.py --steps 20
-    python benchmarks/bsn_step_profile.py --steps 20 --set 'network={"base_filters":8}'
+    python benchmarks/bsn_step_profile.py --steps 20 --set 'network={"base_filters":16}' \
+        batch_size=16                                   # the old default
 """
 
 from __future__ import annotations
