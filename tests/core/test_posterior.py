@@ -76,3 +76,38 @@ def test_training_sets_the_estimated_noise_in_normalised_units():
             (nm["a"][0] * x + nm["b"][0]) / scale**2, rel=1e-4)
     out = predict_array(bundle, img, axes="YX")
     assert out.shape == img.shape and np.isfinite(out).all()
+
+
+def test_beta_nll_keeps_the_value_and_reweights_the_gradient():
+    """beta-NLL: the loss value is the NLL for every beta; beta = 1 gives the mean the MSE
+    gradient and the variance the gradient ``1 - (y - mu)**2 / var`` (zero at the squared
+    residual); beta = 0 is plain NLL, its mean gradient divided by the variance."""
+    y = torch.tensor([[[[2.0, -1.0, 0.5]]]])
+    vn = torch.tensor([[[[0.5, 1.0, 2.0]]]])
+    grads = {}
+    for beta in (0.0, 1.0):
+        mu = torch.tensor([[[[1.0, 0.0, 0.5]]]], requires_grad=True)
+        vx = torch.tensor([[[[1.5, 3.0, 2.0]]]], requires_grad=True)
+        loss = posterior.nll(y, mu, vx, vn, beta)
+        torch.testing.assert_close(loss, posterior.nll(y, mu, vx, vn))
+        loss.backward()
+        grads[beta] = (mu.grad, vx.grad)
+    var = torch.tensor([[[[2.0, 4.0, 4.0]]]])
+    r = y - torch.tensor([[[[1.0, 0.0, 0.5]]]])
+    n = 3
+    torch.testing.assert_close(grads[1.0][0], -2 * r / n)  # MSE's
+    torch.testing.assert_close(grads[1.0][1], (1 - r**2 / var) / n)
+    torch.testing.assert_close(grads[0.0][0], -2 * r / var / n)
+    torch.testing.assert_close(grads[0.0][1], (1 / var - r**2 / var**2) / n)
+
+
+def test_bsn_trains_with_the_beta_of_its_params():
+    from napari_selfdenoise.core.methods import METHODS
+    from napari_selfdenoise.core.config import NetworkConfig
+
+    bsn = METHODS["bsn"]
+    for beta in (0.0, 0.5):
+        p = bsn.Params(nll_beta=beta)
+        net = bsn.build_network(NetworkConfig(depth=1, base_filters=4), 2, 1, p)
+        assert net.nll_beta == beta
+    assert bsn.Params().nll_beta == 1.0

@@ -49,13 +49,16 @@ class BSNDenoiser(nn.Module):
         Pixel-shuffle factor at inference (1: none).
     separate_z : bool
         3D: own weights for the Z branches.
+    nll_beta : float
+        beta-NLL training (:func:`~napari_selfdenoise.core.posterior.nll`; 0: plain NLL).
     """
 
     def __init__(self, spatial_dims: int, channels: int, *, depth: int = 2, filters: int = 16,
                  noise_model: str = "poisson-gaussian", learn_noise: bool = False,
-                 pd_infer: int = 1, separate_z: bool = False):
+                 pd_infer: int = 1, separate_z: bool = False, nll_beta: float = 1.0):
         super().__init__()
         self.spatial_dims = spatial_dims
+        self.nll_beta = float(nll_beta)
         self.channels = channels
         self.noise_model = noise_model
         self.pd_infer = int(pd_infer)
@@ -99,7 +102,7 @@ class BSNDenoiser(nn.Module):
         if self.noise_model == "none":
             return ((self.net(x).float() - x.float()) ** 2).mean()
         mu, var_x, var_n = self._prior(x)
-        return posterior.nll(x.float(), mu, var_x, var_n)
+        return posterior.nll(x.float(), mu, var_x, var_n, self.nll_beta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.pd_infer
