@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -85,6 +86,9 @@ def score(gt: np.ndarray, x: np.ndarray) -> float:
 CPU_TIME = False
 #: average the network over the 8 dihedral transforms at inference (``--tta``)
 TTA = False
+#: with ``--cpu-time``: stop from outside and give the loop no budget, so the learning rate
+#: never decays (``--constant-lr``; how every --cpu-time run before 2026-12-02 trained)
+CONSTANT_LR = False
 
 
 def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
@@ -95,14 +99,35 @@ def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
     # decay follows it (before 2026-12-02 a stop event ended CPU-time runs and the rate
     # stayed at its peak: section 7's first tables were trained that way)
     budget = {"time_budget_s": seconds, "clock": "cpu" if CPU_TIME else "wall"}
+    stop, start = threading.Event(), time.process_time()
+    if CPU_TIME and CONSTANT_LR:  # the old way: stopped from outside, the loop sees no budget
+        budget = {"log_every": 1}
     name, params, predict_kw = VARIANTS.get(method, (method, {}, {}))
     if params:
         extra = {**extra, "params": {"method": name, **params}}
-    cfg = default_config(name, steps=10**9, seed=0, **budget, **extra)
+    cfg = default_config(name, **{"steps": 10**9, "seed": 0, **budget, **extra})
+
+    def watch(event) -> None:
+        if CPU_TIME and CONSTANT_LR and time.process_time() - start >= seconds:
+            stop.set()
+
     t = time.perf_counter()
-    bundle = run_to_end(train(noisy, cfg, axes=axes, target=target), None)
+    bundle = run_to_end(train(noisy, cfg, axes=axes, target=target, stop=stop), watch)
     out = predict_array(bundle, noisy, axes=axes, tta=TTA, **predict_kw)
     return out, bundle, time.perf_counter() - t
+
+
+def run_ensemble(method: str, noisy: np.ndarray, seconds: float, extra: dict,
+                 n: int) -> tuple:
+    """``n`` networks (seeds 0 .. n-1), each trained ``seconds / n``, their outputs
+    averaged (``--ensemble``): ``(output, steps of all, s)``; ``n = 1`` is one run."""
+    outs, steps, total = [], 0, 0.0
+    for i in range(n):
+        out, bundle, s = run_method(method, noisy, seconds / n,
+                                    {**extra, "seed": i} if n > 1 else extra)
+        outs.append(out)
+        steps, total = steps + bundle.info["steps"], total + s
+    return np.mean(outs, axis=0), steps, total
 
 
 def run_classical(noisy: np.ndarray) -> tuple:
@@ -203,6 +228,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="training budget per run")
     add_clock_options(ap, "the training budget")
     ap.add_argument("--tta", action="store_true", help="8-fold dihedral test-time averaging")
+    ap.add_argument("--constant-lr", action="store_true",
+                    help="with --cpu-time: the loop sees no budget and its learning rate "
+                    "never decays (how --cpu-time runs trained before 2026-12-02)")
+    ap.add_argument("--ensemble", type=int, default=1, metavar="N",
+                    help="N networks (seeds 0..N-1) sharing the budget, outputs averaged")
     ap.add_argument("--no-classical", action="store_true", help="skip calibrate --denoiser auto")
     ap.add_argument("--n2n", action="store_true", help="also the Noise2Noise cases")
     ap.add_argument("--n2n-figure", default=None, metavar="PNG",
@@ -213,18 +243,19 @@ def main() -> None:
                     help="extra TrainConfig settings, e.g. precision='\"fp32\"'")
     ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
     args = ap.parse_args()
-    global CPU_TIME, TTA
-    CPU_TIME, TTA = args.cpu_time, args.tta
+    global CPU_TIME, TTA, CONSTANT_LR
+    CPU_TIME, TTA, CONSTANT_LR = args.cpu_time, args.tta, args.constant_lr
     apply_clock_options(args)
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     print_header(engine_precision(precision=extra.get("precision", "auto")))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.seconds:g} {'CPU' if args.cpu_time else 'wall-clock'} s per run, "
-          f"tta={args.tta}, extra={extra}", flush=True)
+          f"tta={args.tta}, constant_lr={args.constant_lr}, extra={extra}", flush=True)
     rows: list[dict] = []
 
     def emit(row: dict) -> None:
-        row = {**row, "load_avg": os.getloadavg()[0], "extra": extra}
+        row = {**row, "load_avg": os.getloadavg()[0], "extra": extra,
+               "constant_lr": args.constant_lr}
         rows.append(row)
         rate = (f", {row['steps'] / row['train_s']:.1f} steps/s" if row.get("steps")
                 and row.get("train_s") else "")
@@ -237,9 +268,9 @@ def main() -> None:
     for dataset, name, noisy, gt in images(args):
         base = {"dataset": dataset, "image": name, "noisy_psnr": score(gt, noisy)}
         for method in args.methods:
-            out, bundle, s = run_method(method, noisy, args.seconds, extra)
-            emit({**base, "method": method, "psnr": score(gt, out),
-                  "steps": bundle.info["steps"], "train_s": s})
+            out, steps, s = run_ensemble(method, noisy, args.seconds, extra, args.ensemble)
+            emit({**base, "method": method, "psnr": score(gt, out), "steps": steps,
+                  "train_s": s, "ensemble": args.ensemble})
         if not args.no_classical:
             out, den, value, s = run_classical(noisy)
             emit({**base, "method": "classical", "denoiser": den, "value": value,

@@ -58,3 +58,20 @@ def test_quality_methods_bsn_variants_and_correlated_phantom(monkeypatch, capsys
     out = capsys.readouterr().out
     assert "| data | image | noisy | bsn | bsn:mean:pd | ams:pd+r3 |" in out
     assert "| correlated | phantom_correlated |" in out and "nan" not in out
+
+
+def test_quality_methods_cpu_time_ensemble(monkeypatch, capsys, one_torch_thread, shared_data,
+                                           tmp_path):
+    """``--cpu-time --ensemble 2``: two seeds share the CPU budget, one averaged row."""
+    out_json = tmp_path / "rows.jsonl"
+    args = ["--datasets", "w2s", "--images", "010_0", "--methods", "n2s", "--seconds", "2",
+            "--cpu-time", "--no-classical", "--ensemble", "2", "--json", str(out_json),
+            "--set", 'patch_size=[32, 32]', "batch_size=2",
+            'network={"base_filters": 4, "depth": 1}']
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert "constant_lr=False" in capsys.readouterr().out
+    (row,) = [json.loads(line) for line in out_json.read_text().splitlines()]
+    assert row["ensemble"] == 2 and row["steps"] > 2 and row["constant_lr"] is False
+    assert row["psnr"] > row["noisy_psnr"]
