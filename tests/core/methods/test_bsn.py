@@ -31,13 +31,17 @@ def test_blind_spot_by_gradients(dims, shape, depth):
     torch.manual_seed(0)
     net = BlindSpotNet(dims, 1, 2, depth=depth, filters=4)
     assert not any(s % net.size_multiple for s in shape), "a valid input size"
-    g = per_pixel_gradients(net, shape)
+    assert_blind_spot(per_pixel_gradients(net, shape), shape)
+
+
+def assert_blind_spot(g, shape):
+    """``g[p, *q]``: d output p / d input q. No pixel sees itself (exactly, through pooling
+    too) and every direct neighbour is seen (all branches together)."""
     own = g.reshape(g.shape[0], -1).diagonal()
-    assert torch.all(own == 0)  # exactly: no pixel sees itself, through pooling too
-    # every direct neighbour (all branches together) is seen
+    assert torch.all(own == 0)
     for p in range(g.shape[0]):
         idx = np.unravel_index(p, shape)
-        for axis in range(dims):
+        for axis in range(len(shape)):
             for step in (-1, 1):
                 q = list(idx)
                 q[axis] += step
