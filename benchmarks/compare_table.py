@@ -59,6 +59,14 @@ def main(paths: list[str]) -> None:
             print(f"| {r['dataset']} | {r['image']} | {x['name']}{' (pick)' if x['name'] == r['pick'] else ''} "
                   f"| {x['score']:.4g} | {x['est_psnr']:.2f} | {x['true_region_psnr']:.2f} | "
                   f"{est(x):.2f} [{lo:.2f}, {hi:.2f}] | {true(x):.2f} | {x['psnr']:.2f} |")
+    for ds in sorted({r["dataset"] for r in comps}):
+        e = [abs(est(x) - true(x)) for r in comps if r["dataset"] == ds
+             for x in r["candidates"]]
+        e_nw = [abs(est(x) - true(x)) for r in comps if r["dataset"] == ds
+                for x in r["candidates"] if x["name"] != "wavelet"]
+        print(f"- {ds}: within 1 dB {sum(v <= 1 for v in e)}/{len(e)}; without the wavelet "
+              f"{sum(v <= 1 for v in e_nw)}/{len(e_nw)}; median abs error "
+              f"{sorted(e)[len(e) // 2]:.2f} dB")
     n = len(errs)
     if n:
         ok = sum(e <= 1.0 for e in errs)

@@ -123,3 +123,26 @@ def test_blend_weights_match_the_oracle_and_beat_both_parts():
     assert _true_psnr(out, clean, peak) > best_part
     q = scoring.estimate_quality(y, out, ref, peak, divergence=mix.divergence([div, None]))
     assert abs(q.psnr - _true_psnr(out, clean, peak)) < 0.5
+
+
+def test_blend_weights_are_never_negative():
+    """Parts ``x + e`` and ``x + 2e`` (a fixed error pattern ``e``): the unconstrained
+    optimum ``2 * first - second`` extrapolates with a negative weight; the fit drops that
+    part and refits the rest."""
+    from napari_selfdenoise.core.blend import fit_blend
+
+    ph = phantom_2d((128, 128), seed=12)
+    y, x = ph.noisy[None].astype(np.float32), ph.clean[None].astype(np.float32)
+    ramp = np.linspace(-1.0, 1.0, 128, dtype=np.float32)[None, :, None] * np.ones((1, 1, 128))
+    e = 0.5 * float(x.std()) * ramp * np.sin(np.arange(128) / 9.0)[None, None, :]
+    first, second = x + e, x + 2 * e
+    cols = [o[..., 1:-1, 1:-1].ravel() for o in (first, second)]
+    a = np.stack(cols + [np.ones_like(cols[0])], axis=1).astype(np.float64)
+    free = np.linalg.lstsq(a, y[..., 1:-1, 1:-1].ravel().astype(np.float64), rcond=None)[0]
+    assert free[1] < 0  # the unconstrained blend would extrapolate
+    ref = scoring.invariant_filter("gaussian", 1.5, y)
+    mix = fit_blend(y, ("first", "second"), [first, second], [None, None], ref)
+    assert mix.weights[1] == 0.0 and mix.weights[0] > 0
+    alone = fit_blend(y, ("first",), [first], [None], ref)
+    assert mix.weights[0] == pytest.approx(alone.weights[0])
+    assert mix.offset == pytest.approx(alone.offset)
