@@ -113,6 +113,14 @@ def test_network_scoring_forms_are_j_invariant(method):
     assert not np.allclose(after, base)  # the poke does reach the other pixels
 
 
+def test_a_stack_too_thin_for_the_filters_says_how_to_compare_without_them():
+    from napari_selfdenoise.core.samples import phantom_3d
+
+    ph = phantom_3d((4, 96, 64), seed=2)
+    with pytest.raises(UserError, match="no-filters"):
+        run_to_end(compare(ph.noisy, CompareConfig(budget_s=2, clock="cpu"), axes="ZYX"))
+
+
 def test_bad_inputs_are_one_clear_error():
     with pytest.raises(UserError, match="one-channel"):
         run_to_end(compare(np.zeros((2, 128, 128), np.float32), axes="CYX"))

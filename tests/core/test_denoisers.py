@@ -142,3 +142,13 @@ def test_median_network_is_exact():
     # windows larger than the network's limit are sorted
     big = D.median(_t(IMG3), [4])[0, 0].numpy()
     np.testing.assert_array_equal(big, ndi.median_filter(IMG3, footprint=ball(4), mode="nearest"))
+
+
+def test_wavelet_levels_follow_the_largest_side():
+    """A band cropped from an image is decomposed as deeply as the image (compare scores
+    the band's crop and hands out the whole image's output), within the small side's
+    maximum."""
+    assert D.wavelet_levels((135, 512)) == D.wavelet_levels((512, 512)) == 3
+    assert D.wavelet_levels((8, 135, 512)) == D.wavelet_levels((8, 512, 512))
+    assert D.wavelet_levels((20, 4096)) == 1  # capped by the 20-pixel side
+    assert D.wavelet_levels((8, 8)) == 1

@@ -121,8 +121,13 @@ def _filters(arr: np.ndarray, sp: str, band: int, crop: np.ndarray, clock: _Cloc
 
     start = clock.used()
     img, ax = _axes_of(arr[..., : arr.shape[-2] - band, :], sp)
-    res = yield from calibrate(np.ascontiguousarray(img), CalibrateConfig(
-        denoiser="auto", j_invariant_output=True, device=config.device), axes=ax)
+    try:
+        res = yield from calibrate(np.ascontiguousarray(img), CalibrateConfig(
+            denoiser="auto", j_invariant_output=True, device=config.device), axes=ax)
+    except ValueError as exc:  # e.g. too few planes for the 3D filters
+        raise UserError(f"the classical filters cannot be calibrated here: {exc}; compare "
+                        "the networks alone (--no-filters, or untick the widget's filters "
+                        "box)") from None
     per = (clock.used() - start) / max(len(res.curves), 1)
     for name, curve in res.curves.items():
         t = clock.used()
