@@ -66,7 +66,8 @@ class Blend:
 
 def fit_blend(y: np.ndarray, parts: Sequence[str], outputs: Sequence[np.ndarray],
               divergences: Sequence[Optional[np.ndarray]], reference: np.ndarray) -> Blend:
-    """The weights minimising Stein's estimate of the blend's error on region ``y``.
+    """The weights minimising Stein's estimate of the blend's error on region ``y``; the
+    returned blend holds only the parts with a positive weight (possibly none).
 
     Parameters
     ----------
@@ -98,7 +99,10 @@ def fit_blend(y: np.ndarray, parts: Sequence[str], outputs: Sequence[np.ndarray]
         if not negative:
             break
         keep.remove(min(negative, key=lambda k: w[k]))
-    return Blend(tuple(parts), tuple(float(x) for x in w[:-1]), float(w[-1]))
+    # only the parts it weights: a dropped part is not computed on the whole image
+    kept = keep[:-1]
+    return Blend(tuple(parts[k] for k in kept), tuple(float(w[k]) for k in kept),
+                 float(w[-1]))
 
 
 __all__ = ["Blend", "fit_blend"]

@@ -312,13 +312,15 @@ def _blend(y: np.ndarray, found: dict, rows: list, peak: float) -> Optional[tupl
     filt = next((r.name for r in rows if r.kind == "filter"), None)
     if net is None or filt is None:
         return None
-    parts = [found[net], found[filt]]
-    outs = [c["out"] if c["same"] else c["delivered"] for c in parts]
-    divs = [None if c["same"] else c["div"] for c in parts]
+    outs = {k: found[k]["out"] if found[k]["same"] else found[k]["delivered"]
+            for k in (net, filt)}
+    divs = {k: None if found[k]["same"] else found[k]["div"] for k in (net, filt)}
     ref = _reference(found)
-    mix = fit_blend(y, (net, filt), outs, divs, ref)
-    out = mix.apply(outs)
-    q = estimate_quality(y, out, ref, peak, divergence=mix.divergence(divs))
+    mix = fit_blend(y, (net, filt), list(outs.values()), list(divs.values()), ref)
+    if not mix.parts:  # every weight negative: nothing to blend
+        return None
+    out = mix.apply([outs[k] for k in mix.parts])
+    q = estimate_quality(y, out, ref, peak, divergence=mix.divergence([divs[k] for k in mix.parts]))
     row = CandidateScore("blend", "blend", mix.describe(), "Stein-weighted blend (SURE-LET)",
                          False, q, 0.0, (), q)
     return mix, row, out

@@ -11,7 +11,6 @@ weights, logs, and previews.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Generator, Optional
 
 import numpy as np
@@ -33,7 +32,7 @@ from .normalization import compute_normalization
 from .patches import PatchSampler, fit_patch_size, split_validation, tile_patches
 from .training_loop import (
     Checkpoint, LivePreview, Log, Preview, PreviewRequest, Run, TrainingDataError,
-    run_loop, to_memory_format,
+    budget_clock, run_loop, to_memory_format,
 )
 from .validation import UserError, check_array, check_train_args
 
@@ -240,8 +239,8 @@ def train(
         The weights with the best validation loss (training loss when no region could be
         held out), with the logged history and provenance in ``info``.
     """
-    t0 = time.perf_counter()
     check_train_args(data, config)  # paths, dicts: one clear error (core.validation)
+    t0 = budget_clock(config)()  # the time budget counts from the call
     config = resolve_config(config)
     method = get_method(config.method)
     if init is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Generator, Optional, Sequence
 
 import numpy as np
@@ -52,11 +52,12 @@ class Run:
     seed: int = 0
     val_batch: Optional[dict] = None
     quality: Any = None  # core.live_quality.LiveQuality (estimated PSNR at validation)
-    t0: float = field(default_factory=time.perf_counter)
+    t0: Optional[float] = None  # the budget's start on its clock (None: now)
 
     def __post_init__(self) -> None:
         self.now = budget_clock(self.config)
-        self.t0 = self.now()
+        if self.t0 is None:
+            self.t0 = self.now()
 
     @property
     def n_val(self) -> int:
