@@ -49,12 +49,15 @@ def single(method: str, noisy: np.ndarray, seconds: float, cpu: bool) -> tuple[f
     return predict_array(bundle, noisy, axes="YX"), bundle.info["steps"]
 
 
-def region_truth(noisy: np.ndarray, gt: np.ndarray, rows: tuple, frames: int):
-    """The clean region in the noisy image's units, and the MSE offset of its own noise."""
+def region_truth(noisy: np.ndarray, gt: np.ndarray, hold, frames: int):
+    """The clean scoring bands (stacked as ``hold.region``; ``hold`` None: the whole
+    image) in the noisy image's units, and the MSE offset of the average's own noise."""
     a = np.stack([gt.ravel(), np.ones(gt.size)], 1).astype(np.float64)
     alpha, beta = np.linalg.lstsq(a, noisy.ravel().astype(np.float64), rcond=None)[0]
-    clean = (alpha * gt.astype(np.float64) + beta)[rows[0]:rows[1]]
-    y = noisy[rows[0]:rows[1]].astype(np.float64)
+    clean = (alpha * gt.astype(np.float64) + beta)[None]
+    y = noisy.astype(np.float64)[None]
+    if hold is not None:
+        clean, y = hold.region(clean), hold.region(y)
     noise_var = float(np.mean((y - clean) ** 2)) / (1.0 + 1.0 / frames)
     return clean, noise_var / frames, noise_var
 
@@ -99,8 +102,8 @@ def main() -> None:
         t = time.process_time()
         res = run_to_end(compare(noisy, cfg, axes="YX"))
         used = time.process_time() - t
-        rows = res.region_rows
-        clean, gt_noise, true_var = region_truth(noisy, gt, rows, FRAMES[dataset])
+        hold = res.holdout
+        clean, gt_noise, true_var = region_truth(noisy, gt, hold, FRAMES[dataset])
         cands = []
         delivered: dict = {}
 
@@ -118,10 +121,10 @@ def main() -> None:
                 out = res.blend.apply([output(p) for p in res.blend.parts])
             else:
                 out = output(r.name)
-            f = res.region_outputs[r.name][0].astype(np.float64)
+            f = res.region_outputs[r.name].astype(np.float64)
             true_region = region_psnr(f, clean, gt_noise, r.quality.peak)
-            # the delivered output on the region (rows of the whole-image output)
-            fd = np.asarray(out, np.float64)[rows[0]:rows[1]]
+            # the delivered output on the bands (rows of the whole-image output)
+            fd = hold.region(np.asarray(out, np.float64)[None])
             d = r.best
             cands.append({"name": r.name, "kind": r.kind, "detail": r.detail,
                           "score": r.quality.score, "est_psnr": r.quality.psnr,

@@ -1,11 +1,14 @@
 """Stein's correction at low photon counts: which per-pixel variance map? (issue #14)
 
 A phantom at ``PHOTONS`` photons (argv 1) with Poisson (``poisson``) or Gaussian noise of
-the same per-pixel variance (``gauss``) (argv 2); n2s trained 60 CPU-s on the top 80 %;
-the plain pass's estimate on the bottom band with several variance maps for the
-``2 v_i div_i`` term, against the truth. Usage::
+the same per-pixel variance (``gauss``) (argv 2), or a real image (``w2s 030_2``, ``fmd
+BPAE_B``: its many-frame average mapped to the noisy units as in ``compare_quality.py``);
+n2s trained 60 CPU-s on the top 80 %; the plain pass's estimate on the bottom band with
+several variance maps for the ``2 v_i div_i`` term, against the truth, and the J-invariant
+form's estimate (no Stein term) for reference. Usage::
 
     PYTHONPATH=src python benchmarks/sure_variance_check.py 10 poisson
+    PYTHONPATH=src python benchmarks/sure_variance_check.py w2s 030_2 [arrays.npz]
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from napari_selfdenoise.core.samples import add_poisson_gaussian, render_clean
 from napari_selfdenoise.core.training import train
 
 READ_NOISE = 0.5
-BAND = 103
 
 
 def phantom(photons: float, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -38,11 +40,30 @@ def phantom(photons: float, kind: str) -> tuple[np.ndarray, np.ndarray]:
     return noisy, expected
 
 
+def real(dataset: str, name: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(noisy, expected, gt_noise)``: the average mapped to the noisy image's units by an
+    affine fit, and the MSE offset of its own residual noise."""
+    import tifffile
+    from compare_quality import FRAMES, region_truth
+    from quality_methods import DATASETS
+
+    folder = DATASETS[dataset][0]
+    noisy = tifffile.imread(folder / "noisy" / f"{name}.tif").astype(np.float32)
+    gt = tifffile.imread(folder / "gt" / f"{name}.tif").astype(np.float32)
+    clean, gt_noise, _ = region_truth(noisy, gt, None, FRAMES[dataset])
+    return noisy, clean[0], gt_noise
+
+
 def main() -> None:
     torch.set_num_threads(1)
-    photons, kind = float(sys.argv[1]), sys.argv[2]
-    noisy, expected = phantom(photons, kind)
-    y0 = noisy.shape[0] - BAND
+    gt_noise, read = 0.0, READ_NOISE**2
+    if sys.argv[1] in ("w2s", "fmd"):
+        noisy, expected, gt_noise = real(sys.argv[1], sys.argv[2])
+        kind, photons, read = f"{sys.argv[1]} {sys.argv[2]}", float("nan"), float("nan")
+    else:
+        photons, kind = float(sys.argv[1]), sys.argv[2]
+        noisy, expected = phantom(photons, kind)
+    y0 = noisy.shape[0] - int(np.ceil(0.2 * noisy.shape[0]))
     cfg = default_config("n2s", steps=10**9, seed=0, time_budget_s=60, clock="cpu")
     bundle = run_to_end(train(noisy[:y0], cfg, axes="YX"))
     crop = noisy[None, y0 - 32:].astype(np.float32)
@@ -56,17 +77,33 @@ def main() -> None:
     def psnr(mse: float) -> float:
         return float(10 * np.log10(peak**2 / mse))
 
-    true = psnr(float(np.mean((out[inner] - x[inner]) ** 2)))
+    true = psnr(float(np.mean((out[inner] - x[inner]) ** 2)) - gt_noise)
+    true_j = psnr(float(np.mean((jinv[inner] - x[inner]) ** 2)) - gt_noise)
+    est_j = scoring.estimate_quality(y, jinv, jinv, peak).psnr
     per_pixel = (scoring.residual(y) ** 2 - scoring.residual(jinv) ** 2) / RESIDUAL_GAIN
     base = (out[inner] - y[inner]) ** 2 - per_pixel
     nm = estimate_noise_model(noisy)
-    maps = {"window 9 (today)": sure.local_variance(per_pixel),
+    maps = {"window 9": sure.local_variance(per_pixel),
             "window 3": sure.local_variance(per_pixel, 3),
             "noise model": np.maximum(nm.a[0] * jinv + nm.b[0], 0)[inner],
-            "true": (np.maximum(x, 0) + READ_NOISE**2)[inner],
             "constant": np.full(base.shape, per_pixel.mean())}
+    if not np.isnan(read):
+        maps["true"] = (np.maximum(x, 0) + read)[inner]
     print(f"{kind}, {photons:g} photons, mean {expected.mean():.2f} counts: plain pass "
-          f"true {true:.2f} dB")
+          f"true {true:.2f} dB; J-invariant form true {true_j:.2f}, est {est_j:.2f} "
+          f"({est_j - true_j:+.2f}); true gain of the plain pass {true - true_j:+.2f}")
+    e = (y - x)[inner]  # the noise (plus the ground truth's own, 1/frames of it)
+    cross = float(np.mean(e * (out[inner] - x[inner])))
+    print(f"  Stein's term mean(v div) against its truth mean((y - x)(f - x)) = {cross:.3f}; "
+          f"mean((y - x)^2 div) = {float(np.mean(e * e * div[inner])):.3f}; "
+          f"J-invariant mean((y - x)(g - x)) = {float(np.mean(e * (jinv[inner] - x[inner]))):.3f}; "
+          f"noise variance: estimate {per_pixel.mean():.2f}, truth {float(np.mean(e * e)):.2f}",
+          flush=True)
+    if len(sys.argv) > 3:  # keep the arrays for a closer look
+        np.savez(sys.argv[3], y=y[inner], x=x[inner], out=out[inner], jinv=jinv[inner],
+                 div=div[inner], per_pixel=per_pixel, gt_noise=gt_noise)
+    for label, v in maps.items():
+        print(f"  mean(v div), {label}: {float(np.mean(v * div[inner])):.3f}")
     for label, v in maps.items():
         est = psnr(float(np.mean(base + 2 * v * div[inner])))
         print(f"  {label:18s} {est:.2f} ({est - true:+.2f})", flush=True)

@@ -9,7 +9,7 @@ import pytest
 
 from napari_selfdenoise.core import scoring
 from napari_selfdenoise.core.calibration import denoise_image
-from napari_selfdenoise.core.compare import CONTEXT, compare, deliver
+from napari_selfdenoise.core.compare import compare, deliver
 from napari_selfdenoise.core.config import CompareConfig, default_config
 from napari_selfdenoise.core.events import CompareRanking, CompareTraining, run_to_end
 from napari_selfdenoise.core.samples import phantom_2d
@@ -19,7 +19,7 @@ from napari_selfdenoise.core.validation import UserError
 
 @pytest.fixture(scope="module")
 def compared():
-    ph = phantom_2d((128, 128), seed=7)
+    ph = phantom_2d((288, 96), seed=7)  # tall enough for two scoring bands
     seen: list = []
     cfg = CompareConfig(budget_s=6, clock="cpu", methods=["n2s"])
     res = run_to_end(compare(ph.noisy, cfg), seen.append)
@@ -52,16 +52,17 @@ def test_ranking_covers_every_candidate_sorted_by_delivered_estimate(compared):
 
 def test_every_candidate_scored_on_the_same_region(compared):
     ph, res, _ = compared
-    y0, y1 = res.region_rows
-    region = ph.noisy[None, y0:y1]
-    crop = ph.noisy[None, y0 - CONTEXT:y1]
+    hold = res.holdout
+    assert len(hold.bands) == 2 and tuple(res.region_rows) == hold.bands
+    region, crops = hold.region(ph.noisy[None]), hold.crops(ph.noisy[None])
+    assert region.shape == (2, hold.band_rows, 96)
     for r in res.ranking:
         assert r.quality.score == pytest.approx(scoring.score_of(region, res.region_outputs[r.name]))
         if r.kind == "filter":
             value = res.candidates[r.name][1]
             np.testing.assert_array_equal(
                 res.region_outputs[r.name],
-                scoring.invariant_filter(r.name, value, crop)[:, CONTEXT:])
+                hold.strip(scoring.invariant_filter(r.name, value, crops)))
 
 
 def test_the_pick_is_what_is_returned(compared):

@@ -1,9 +1,9 @@
 """Which denoiser for this image? Rank networks and classical filters on the user's data.
 
-:func:`compare` holds out one region (a band at the end of Y, ``region_fraction`` of it),
-calibrates every classical filter on the rest (Noise2Self calibration,
+:func:`compare` holds out ``region_fraction`` of the image's rows as thin bands spread
+over it (:mod:`~napari_selfdenoise.core.holdout`), calibrates every classical filter on the rest (Noise2Self calibration,
 :mod:`~napari_selfdenoise.core.calibration`) and trains the candidate networks on the rest
-within one total budget, scores every candidate on the held-out region through its
+within one total budget, scores every candidate on the held-out bands through its
 J-invariant form with the same masks (:mod:`~napari_selfdenoise.core.scoring`), estimates
 the error of the output each candidate *delivers* (the same estimate for a J-invariant
 output; Stein's unbiased risk estimate for a network's plain pass or posterior,
@@ -22,7 +22,6 @@ after the budget, as prediction comes after training.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from typing import Any, Callable, Generator, Optional
@@ -32,6 +31,7 @@ import numpy as np
 from .axes import spatial_axes, to_canonical
 from .config import CalibrateConfig, CompareConfig, PredictConfig, default_config
 from .events import CompareRanking, CompareTraining, Message
+from .holdout import CONTEXT, Holdout, HoldoutError, plan
 from .methods import get_method
 from .ranking import CandidateScore, CompareResult
 from .scoring import (
@@ -39,14 +39,6 @@ from .scoring import (
     invariant_network, noise_correlation, score_of, scored_as,
 )
 from .validation import UserError, check_array, resolve_axes
-
-#: rows of image above the scoring region given to every J-invariant form as context
-CONTEXT = 32
-#: the scoring region is at least this many rows
-MIN_REGION = 32
-#: the part left for training is at least this many rows
-MIN_TRAIN = 64
-
 
 class _Clock:
     """The budget's clock: wall-clock or this process's CPU time."""
@@ -64,7 +56,7 @@ class _Clock:
 
 
 def _prepare(image: Any, axes: Optional[str], config: CompareConfig) -> tuple:
-    """``(arr (N, *S) float32, axes, spatial letters, band rows)``."""
+    """``(arr (N, *S) float32, axes, spatial letters, the scoring bands)``."""
     check_array(image, "the image", purpose="compare")
     axes = resolve_axes(np.shape(image), axes)
     canon = np.asarray(to_canonical(np.asarray(image), axes), dtype=np.float32)
@@ -74,15 +66,14 @@ def _prepare(image: Any, axes: Optional[str], config: CompareConfig) -> tuple:
     if not np.isfinite(canon).all():
         raise UserError("the image contains NaN or infinite values; replace them first")
     arr = canon[:, 0]
-    y = arr.shape[-2]
-    band = max(int(math.ceil(config.region_fraction * y)), MIN_REGION)
-    if y - band < MIN_TRAIN:
-        raise UserError(f"the image is only {y} pixels along Y; compare needs at least "
-                        f"{MIN_TRAIN + MIN_REGION} (a training part and a scoring region)")
+    try:
+        hold = plan(arr.shape[-2], config.region_fraction)
+    except HoldoutError as exc:
+        raise UserError(str(exc)) from None
     for m in config.methods:
         if get_method(m).needs_target:
             raise UserError(f"{m} needs a second acquisition; compare single-image methods")
-    return arr, axes, spatial_axes(axes), band
+    return arr, axes, spatial_axes(axes), hold
 
 
 def _axes_of(arr: np.ndarray, sp: str) -> tuple[Any, str]:
@@ -115,12 +106,12 @@ def _rank(y: np.ndarray, found: dict, peak: float) -> tuple[list[CandidateScore]
     return rows, rows[0].quality.noise_variance, noise_correlation(y, ref)
 
 
-def _filters(arr: np.ndarray, sp: str, band: int, crop: np.ndarray, clock: _Clock,
+def _filters(arr: np.ndarray, sp: str, hold: Holdout, clock: _Clock,
              config: CompareConfig, found: dict) -> Generator[Any, None, None]:
     from .calibration import calibrate
 
     start = clock.used()
-    img, ax = _axes_of(arr[..., : arr.shape[-2] - band, :], sp)
+    img, ax = _axes_of(hold.joined(arr), sp)
     try:
         res = yield from calibrate(np.ascontiguousarray(img), CalibrateConfig(
             denoiser="auto", j_invariant_output=True, device=config.device), axes=ax)
@@ -129,9 +120,10 @@ def _filters(arr: np.ndarray, sp: str, band: int, crop: np.ndarray, clock: _Cloc
                         "the networks alone (--no-filters, or untick the widget's filters "
                         "box)") from None
     per = (clock.used() - start) / max(len(res.curves), 1)
+    crops = hold.crops(arr)
     for name, curve in res.curves.items():
         t = clock.used()
-        out = invariant_filter(name, curve.best_value, crop)[..., CONTEXT:, :]
+        out = hold.strip(invariant_filter(name, curve.best_value, crops))
         found[name] = {"name": name, "kind": "filter", "detail": f"{curve.parameter} {curve.best_value:.4g}",
                        "scored_as": "calibrated J-invariant form", "same": True,
                        "out": out, "score": None, "value": curve.best_value,
@@ -139,13 +131,14 @@ def _filters(arr: np.ndarray, sp: str, band: int, crop: np.ndarray, clock: _Cloc
                        "curve": tuple(zip(curve.values, curve.losses))}
 
 
-def _train(method: str, arr: np.ndarray, sp: str, band: int, seconds: float,
+def _train(method: str, arr: np.ndarray, sp: str, hold: Holdout, seconds: float,
            clock: _Clock, config: CompareConfig, init: Any = None,
            stop: Optional[threading.Event] = None) -> Generator[Any, None, Any]:
-    """Train ``method`` on the training part for ``seconds`` of the budget's clock."""
+    """Train ``method`` on the training pieces for ``seconds`` of the budget's clock."""
     from .training import train
 
-    img, ax = _axes_of(arr[..., : arr.shape[-2] - band, :], sp)
+    pieces = [_axes_of(np.ascontiguousarray(p), sp) for p in hold.pieces(arr)]
+    ax = pieces[0][1]
     # the run's own time budget on the comparison's clock, so that its learning rate
     # decays over its share (a stop event alone would keep the rate at its peak)
     cfg = default_config(method, steps=10**9, seed=config.seed, log_every=5,
@@ -158,7 +151,7 @@ def _train(method: str, arr: np.ndarray, sp: str, band: int, seconds: float,
         if clock.used() >= end or (stop is not None and stop.is_set()):
             halt.set()
 
-    gen = train(np.ascontiguousarray(img), cfg, axes=ax, stop=halt, init=init)
+    gen = train([p for p, _ in pieces], cfg, axes=ax, stop=halt, init=init)
     bundle = None
     while True:
         try:
@@ -171,19 +164,21 @@ def _train(method: str, arr: np.ndarray, sp: str, band: int, seconds: float,
     return bundle
 
 
-def _score_network(name: str, bundle: Any, crop: np.ndarray, found: dict, seconds: float,
-                   sp: str, config: CompareConfig) -> None:
+def _score_network(name: str, bundle: Any, hold: Holdout, arr: np.ndarray, found: dict,
+                   seconds: float, sp: str, config: CompareConfig) -> None:
     from .sure import network_delivered
 
     text, same = scored_as(bundle)
-    device = config.device
-    out = invariant_network(bundle, crop, "cpu" if device == "auto" else device)[..., CONTEXT:, :]
+    device, crops = config.device, hold.crops(arr)
+    out = hold.strip(invariant_network(bundle, crops, "cpu" if device == "auto" else device))
     delivered, div = out, None
     if not same:  # what it hands out, and the divergence its estimate needs
-        full, dfull = network_delivered(bundle, crop, sp, tta=config.tta, device=device)
-        delivered, div = full[..., CONTEXT:, :], dfull[..., CONTEXT:, :]
-    hist = tuple((h["step"], h["val_loss"]) for h in bundle.history
-                 if h.get("val_loss") is not None)
+        full, dfull = network_delivered(bundle, crops, sp, tta=config.tta, device=device)
+        delivered, div = hold.strip(full), hold.strip(dfull)
+    # the validation loss; the training loss where the pieces were too small to hold out
+    # a validation band (a 512-row image's pieces are under two patches)
+    hist = tuple((h["step"], h["val_loss"] if h.get("val_loss") is not None else h["loss"])
+                 for h in bundle.history)
     prev = found.get(name)
     steps = bundle.info.get("steps", 0) + (prev["steps"] if prev else 0)
     found[name] = {"name": name, "kind": "network", "detail": f"{steps} steps", "scored_as": text,
@@ -218,14 +213,12 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
     """
     config = config if config is not None else CompareConfig()
     clock = _Clock(config)
-    arr, axes, sp, band = _prepare(image, axes, config)
-    y0 = arr.shape[-2] - band
-    crop = arr[..., y0 - CONTEXT:, :]
-    region = arr[..., y0:, :]
+    arr, axes, sp, hold = _prepare(image, axes, config)
+    region = hold.region(arr)
     peak = data_range(arr)
     found: dict[str, dict] = {}
-    yield Message(f"scoring region: rows {y0}-{arr.shape[-2]} (held out from every "
-                  f"candidate); budget {config.budget_s:g} {config.clock} s")
+    yield Message(f"scoring region: {len(hold.bands)} band(s), {hold.describe()} (held out "
+                  f"from every candidate); budget {config.budget_s:g} {config.clock} s")
 
     def ranking() -> CompareRanking:
         for c in found.values():
@@ -235,7 +228,7 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
                               correlation_warning(rho))
 
     if config.filters:
-        yield from _filters(arr, sp, band, crop, clock, config, found)
+        yield from _filters(arr, sp, hold, clock, config, found)
         yield ranking()
     methods = list(dict.fromkeys(config.methods))
     explore = config.explore_fraction if len(methods) > 1 else 1.0
@@ -245,9 +238,9 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
             break
         share = min(pool / (len(methods) - i), clock.left())
         t = clock.used()
-        bundle = yield from _train(m, arr, sp, band, max(share - 2.0, 1.0), clock, config,
+        bundle = yield from _train(m, arr, sp, hold, max(share - 2.0, 1.0), clock, config,
                                    stop=stop)
-        _score_network(m, bundle, crop, found, clock.used() - t, sp, config)
+        _score_network(m, bundle, hold, arr, found, clock.used() - t, sp, config)
         pool -= clock.used() - t
         yield ranking()
     nets = [k for k in methods if k in found]
@@ -256,9 +249,9 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
         lead = min(nets, key=lambda k: _delivered(region, found[k], ref, peak).mse)
         before = dict(found[lead])
         t = clock.used()
-        bundle = yield from _train(lead, arr, sp, band, clock.left() - 2.0, clock, config,
+        bundle = yield from _train(lead, arr, sp, hold, clock.left() - 2.0, clock, config,
                                    init=before["bundle"], stop=stop)
-        _score_network(lead, bundle, crop, found, clock.used() - t, sp, config)
+        _score_network(lead, bundle, hold, arr, found, clock.used() - t, sp, config)
         found[lead]["score"] = score_of(region, found[lead]["out"])
         ref = _reference(found)
         if (_delivered(region, found[lead], ref, peak).mse
@@ -298,8 +291,8 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
         pick.name, pick.kind, out, rows, final.noise_variance,
         noise_correlation(region, region_outs[pick.name]), final.warning,
         network, {k: c.get("bundle", (k, c.get("value"))) for k, c in found.items()},
-        region_outs, (y0, arr.shape[-2]), clock.used(),
-        blend[0] if blend is not None else None)
+        region_outs, hold.bands, clock.used(),
+        blend[0] if blend is not None else None, hold)
 
 
 def _blend(y: np.ndarray, found: dict, rows: list, peak: float) -> Optional[tuple]:
@@ -341,4 +334,4 @@ def deliver(candidate: dict, image: Any, axes: str,
                                      j_invariant=True, device=config.device))
 
 
-__all__ = ["CandidateScore", "CompareResult", "compare", "deliver"]
+__all__ = ["CONTEXT", "CandidateScore", "CompareResult", "compare", "deliver"]

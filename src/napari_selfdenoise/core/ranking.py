@@ -69,8 +69,10 @@ class CompareResult:
     input's axes and shape); ``bundle`` the picked model (None for a filter; the blend's
     network for the blend, whose weights are ``blend``);
     ``candidates`` holds every candidate's model or ``(filter, value)``; ``region_outputs``
-    every candidate's J-invariant output on the scoring region (``region`` is its slice
-    of the canonical ``(N, *S)`` image).
+    every candidate's J-invariant output on the scoring bands, stacked as
+    ``holdout.region`` stacks the canonical ``(N, *S)`` image's bands
+    (:class:`~napari_selfdenoise.core.holdout.Holdout`); ``region_rows`` the bands'
+    ``(start, stop)`` rows.
     """
 
     pick: str
@@ -86,6 +88,7 @@ class CompareResult:
     region_rows: tuple = ()
     elapsed_s: float = 0.0
     blend: Any = None  # the fitted core.blend.Blend (handed out when the pick is "blend")
+    holdout: Any = None  # the core.holdout.Holdout the candidates were scored on
 
     def report(self) -> dict:
         """The comparison as a JSON-safe dict (CLI ``--report``, provenance)."""
@@ -99,10 +102,10 @@ class CompareResult:
                 "best_filter": best_filter.name if best_filter else None,
                 "noise_variance": self.noise_variance,
                 "noise_correlation": self.noise_correlation, "warning": self.warning,
-                "scoring_region_rows": list(self.region_rows),
+                "scoring_region_rows": [list(b) for b in self.region_rows],
                 "blend": self.blend.to_dict() if self.blend is not None else None,
                 "elapsed_s": self.elapsed_s,
-                "note": "score: J-invariant self-supervised loss on one held-out region "
+                "note": "score: J-invariant self-supervised loss on held-out bands "
                         "with one fixed set of masks; estimated PSNR = score minus the "
                         "estimated noise variance against the unknown clean image; "
                         "delivered estimated PSNR: the same for the output handed out "
