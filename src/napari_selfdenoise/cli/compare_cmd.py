@@ -1,7 +1,7 @@
 """``napari-selfdenoise compare IMAGE --budget SECONDS --out OUTPUT [--report REPORT.json]``.
 
 Which denoiser for this image? Trains the candidate networks and calibrates every classical
-filter within one total budget, scores all of them on one held-out region through their
+filter within one total budget, scores all of them on held-out bands of the image through their
 J-invariant form (the self-supervised loss, comparable across candidates), estimates the
 PSNR of the output each one hands out against the unknown clean image (Stein's estimate
 where that output is not J-invariant), ranks a Stein-weighted blend of the best network and

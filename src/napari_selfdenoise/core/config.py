@@ -305,8 +305,9 @@ class CompareConfig(StrictModel):
         "splits the budget, and n2v2 never was the best candidate).")
     filters: bool = Field(True, description="Calibrate every classical filter as candidates.")
     region_fraction: float = Field(
-        0.2, gt=0.0, lt=0.5, description="Fraction of Y held out at the end of the image: "
-        "the one scoring region no candidate trains or calibrates on.")
+        0.2, gt=0.0, lt=0.5, description="Fraction of Y held out as the scoring region no "
+        "candidate trains or calibrates on: up to four thin bands spread over the image "
+        "(core.holdout).")
     explore_fraction: float = Field(
         0.5, gt=0.0, le=1.0, description="Share of the networks' budget split equally "
         "between them; the leader by score then trains on with the rest.")
