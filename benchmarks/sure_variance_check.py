@@ -86,6 +86,9 @@ def main() -> None:
     maps = {"window 9": sure.local_variance(per_pixel),
             "window 3": sure.local_variance(per_pixel, 3),
             "noise model": np.maximum(nm.a[0] * jinv + nm.b[0], 0)[inner],
+            # first-order PURE (Hudson's identity for the Poisson part): the noise model
+            # evaluated at the noisy pixel instead of the signal
+            "noise model at y (PURE)": nm.a[0] * y[inner] + nm.b[0],
             "constant": np.full(base.shape, per_pixel.mean())}
     if not np.isnan(read):
         maps["true"] = (np.maximum(x, 0) + read)[inner]
