@@ -11,6 +11,7 @@ from skimage.morphology import ball, disk
 from skimage.restoration import denoise_tv_chambolle
 
 from napari_selfdenoise.core import denoisers as D
+from napari_selfdenoise.core.denoisers.median import _network_median
 
 RNG = np.random.default_rng(0)
 IMG2 = RNG.random((37, 45)).astype(np.float32)
@@ -137,7 +138,7 @@ def test_median_network_is_exact():
         vals = [torch.randint(0, 5, (300,), generator=gen).float() for _ in range(n)]
         s = torch.stack(vals).sort(dim=0).values
         ref = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
-        torch.testing.assert_close(D._network_median(vals), ref, rtol=0, atol=0)
+        torch.testing.assert_close(_network_median(vals), ref, rtol=0, atol=0)
     assert len(D.median_network(13)) < 13 * 12 // 2  # fewer than a full bubble sort
     # windows larger than the network's limit are sorted
     big = D.median(_t(IMG3), [4])[0, 0].numpy()
@@ -152,3 +153,27 @@ def test_wavelet_levels_follow_the_largest_side():
     assert D.wavelet_levels((8, 135, 512)) == D.wavelet_levels((8, 512, 512))
     assert D.wavelet_levels((20, 4096)) == 1  # capped by the 20-pixel side
     assert D.wavelet_levels((8, 8)) == 1
+
+
+def test_one_module_per_denoiser_and_the_registry_lists_them_all():
+    """Every module of ``core/denoisers/`` but the shared ones defines exactly one
+    :class:`Denoiser` (its ``DENOISER``, named as the module, whose function lives there),
+    and :data:`DENOISERS` holds exactly those, each under its own name."""
+    import importlib
+    import pkgutil
+
+    shared = {"base", "helpers"}
+    found = {}
+    for info in pkgutil.iter_modules(D.__path__):
+        if info.name in shared:
+            continue
+        mod = importlib.import_module(f"{D.__name__}.{info.name}")
+        entries = [v for v in vars(mod).values() if isinstance(v, D.Denoiser)]
+        assert entries == [mod.DENOISER], info.name
+        assert mod.DENOISER.name == info.name
+        assert mod.DENOISER.fn.__module__ == mod.__name__
+        found[info.name] = mod.DENOISER
+    assert set(shared) <= {info.name for info in pkgutil.iter_modules(D.__path__)}
+    assert found == D.DENOISERS
+    assert all(name == d.name for name, d in D.DENOISERS.items())
+    assert all(getattr(D, name) is d.fn for name, d in D.DENOISERS.items())  # re-exported
