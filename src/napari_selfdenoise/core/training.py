@@ -27,6 +27,7 @@ from .device import (
 from .events import Message, TrainFinished
 from .live_quality import LiveQuality
 from .methods import Method, StepContext, get_method
+from .methods.pd_option import sampling_patch
 from .noise_model import NOISE_PIXELS, NoiseModel, estimate_noise_model
 from .normalization import compute_normalization
 from .patches import PatchSampler, fit_patch_size, split_validation, tile_patches
@@ -262,6 +263,12 @@ def train(
     if note:
         yield Message(note, "warning")
     config = config.model_copy(update={"axes": axes, "patch_size": patch})
+    # pixel shuffle: patches pd_train times larger, so each sub-image is a patch
+    cut = sampling_patch(config.params, patch, [a.shape[2:] for a in arrays],
+                         int(net.size_multiple), config.val_fraction)
+    if cut != patch:
+        yield Message(f"pixel shuffle: training patches of {cut}, cut into sub-images "
+                      f"(a step keeps {config.batch_size} patches' worth of {patch})")
     if init is not None:
         _load_init(net, init, config)
         offsets, scales = list(init.norm_offset), list(init.norm_scale)
@@ -274,7 +281,7 @@ def train(
     if targets is not None:
         normed = pair_data(normed, _normalised(targets, offsets, scales))
     del arrays, targets
-    run = yield from _start(config, method, net, normed, patch, seed, device, amp,
+    run = yield from _start(config, method, net, normed, cut, seed, device, amp,
                             channels_last, t0)
     norm_only = ModelBundle(config, axes, spatial_dims, n_channels, offsets, scales, {},
                             info={"noise_model": noise.to_dict() if noise else None})

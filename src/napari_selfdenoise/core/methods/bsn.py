@@ -115,7 +115,8 @@ class BSN(Method):
 
     def make_batch(self, x: "torch.Tensor", config: "TrainConfig",
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
-        return {"x": shuffled_patches(x, config.params, 2**config.network.depth)}
+        return {"x": shuffled_patches(x, config.params, 2**config.network.depth,
+                                     config.patch_size, generator)}
 
     def loss(self, net: Any, batch: Batch, config: "TrainConfig",
              ctx: StepContext) -> "torch.Tensor":

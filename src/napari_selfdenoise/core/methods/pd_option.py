@@ -7,7 +7,8 @@ and the helpers cut training patches into sub-images and wrap the network for in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import math
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from pydantic import Field
 
@@ -34,14 +35,57 @@ class PixelShuffleParams(MethodParams):
         return (self.pd_train, self.pd_infer) if self.pixel_shuffle else (1, 1)
 
 
-def shuffled_patches(x: "torch.Tensor", params: Any, multiple: int) -> "torch.Tensor":
-    """Training patches ``x`` as their ``pd_train**2`` sub-images (cropped to fit)."""
+def sampling_patch(params: Any, patch: Sequence[int], shapes: Sequence[Sequence[int]],
+                   multiple: int, val_fraction: float) -> tuple[int, ...]:
+    """The patch to cut from the images: ``patch`` itself, or with pixel shuffle
+    ``pd_train`` times it in Y and X, so each sub-image is as large as a patch.
+
+    Sub-images of a plain patch (64 / 5: 12 x 12) are smaller than the network's
+    receptive field: it learns only border-dominated views and fails on the far larger
+    sub-images of inference (issue #13: the mean-only ``bsn`` with pixel shuffle fell
+    below the noisy input). The larger patch is cut down to fit the smallest image (Y:
+    half of it when a validation band is held out, so the band fits too) in multiples of
+    ``pd_train * multiple``; never below ``patch``.
+    """
+    s = params.factors()[0] if hasattr(params, "factors") else 1
+    patch = tuple(int(p) for p in patch)
+    if s == 1:
+        return patch
+    m = s * int(multiple)
+    out = list(patch)
+    for axis in (-2, -1):
+        limit = min(int(shape[axis]) for shape in shapes)
+        if axis == -2 and val_fraction > 0:
+            limit //= 2
+        out[axis] = max(patch[axis], (min(patch[axis] * s, limit) // m) * m)
+    return tuple(out)
+
+
+def shuffled_patches(x: "torch.Tensor", params: Any, multiple: int,
+                     patch: Optional[Sequence[int]] = None,
+                     generator: Optional["torch.Generator"] = None) -> "torch.Tensor":
+    """Training patches ``x`` as their ``pd_train**2`` sub-images (cropped to fit).
+
+    With ``patch`` (the configured patch size) only a random subset of the sub-images is
+    kept, as many as hold ``len(x)`` patches' worth of pixels: patches cut
+    ``pd_train`` times larger (:func:`sampling_patch`) cost a step what plain patches do.
+    """
+    import torch
+
     from ..pixel_shuffle import crop_to_multiple, shuffle_down
 
     s = params.factors()[0]
     if s == 1:
         return x
-    return shuffle_down(crop_to_multiple(x, s * int(multiple)), s)
+    y = shuffle_down(crop_to_multiple(x, s * int(multiple)), s)
+    if patch is None:
+        return y
+    keep = math.ceil(len(x) * math.prod(patch) / math.prod(y.shape[2:]))
+    if keep >= len(y):
+        return y
+    pick = torch.randperm(len(y), generator=generator, device=generator.device
+                          if generator is not None else y.device)[:keep]
+    return y[pick.to(y.device)]
 
 
 def wrap_for_inference(net: "torch.nn.Module", params: Any) -> "torch.nn.Module":
