@@ -263,12 +263,6 @@ def train(
     if note:
         yield Message(note, "warning")
     config = config.model_copy(update={"axes": axes, "patch_size": patch})
-    # pixel shuffle: patches pd_train times larger, so each sub-image is a patch
-    cut = sampling_patch(config.params, patch, [a.shape[2:] for a in arrays],
-                         int(net.size_multiple), config.val_fraction)
-    if cut != patch:
-        yield Message(f"pixel shuffle: training patches of {cut}, cut into sub-images "
-                      f"(a step keeps {config.batch_size} patches' worth of {patch})")
     if init is not None:
         _load_init(net, init, config)
         offsets, scales = list(init.norm_offset), list(init.norm_scale)
@@ -281,7 +275,7 @@ def train(
     if targets is not None:
         normed = pair_data(normed, _normalised(targets, offsets, scales))
     del arrays, targets
-    run = yield from _start(config, method, net, normed, cut, seed, device, amp,
+    run = yield from _start(config, method, net, normed, patch, seed, device, amp,
                             channels_last, t0)
     norm_only = ModelBundle(config, axes, spatial_dims, n_channels, offsets, scales, {},
                             info={"noise_model": noise.to_dict() if noise else None})
@@ -293,6 +287,14 @@ def _start(config: TrainConfig, method: Method, net: torch.nn.Module, normed: li
            channels_last: bool, t0: float) -> Generator[Any, None, Run]:
     """Validation split, device placement, patch sampler and the validation batch."""
     train_regions, val_regions = split_validation(normed, patch[-2], config.val_fraction)
+    # pixel shuffle: patches pd_train times larger, so each sub-image is a patch
+    multiple = int(net.size_multiple)
+    cut = sampling_patch(config.params, patch, [r.shape[2:] for r in train_regions], multiple)
+    val_cut = sampling_patch(config.params, patch, [r.shape[2:] for r in val_regions],
+                             multiple) if val_regions else patch
+    if cut != patch:
+        yield Message(f"pixel shuffle: training patches of {cut} (validation {val_cut}), "
+                      f"a step keeps {config.batch_size} patches' worth of sub-images")
     sample = np.concatenate([r.reshape(-1)[:: max(1, r.size // 100_000)] for r in train_regions])
     struct_range = tuple(float(v) for v in np.percentile(sample, [1, 99]))
     net.to(device)
@@ -301,12 +303,12 @@ def _start(config: TrainConfig, method: Method, net: torch.nn.Module, normed: li
                else torch.channels_last_3d)
     net.train()
     sampler = PatchSampler([torch.from_numpy(np.ascontiguousarray(r)).to(device)
-                            for r in train_regions], patch, seed)
+                            for r in train_regions], cut, seed)
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     run = Run(config, method, net, sampler, gen, device, amp, channels_last, struct_range,
               seed=seed, t0=t0)
-    run.val_batch = _validation_batch(run, val_regions, patch)
+    run.val_batch = _validation_batch(run, val_regions, val_cut)
     if run.val_batch is not None:
         run.quality = LiveQuality.from_regions(train_regions, val_regions, device, amp,
                                                paired=method.needs_target)

@@ -22,15 +22,13 @@ from napari_selfdenoise.core.training import train
 PD = BSNParams(pixel_shuffle=True)  # 5 in training
 
 
-def test_sampling_patch_is_pd_train_times_larger_within_the_images():
-    assert sampling_patch(BSNParams(), (64, 64), [(512, 512)], 8, 0.1) == (64, 64)
-    assert sampling_patch(PD, (64, 64), [(1000, 1000)], 8, 0.1) == (320, 320)
-    # Y: half the image, so the validation band (one patch high) fits; X: the image
-    assert sampling_patch(PD, (64, 64), [(256, 256)], 8, 0.1) == (120, 240)
-    assert sampling_patch(PD, (64, 64), [(256, 256)], 8, 0.0) == (240, 240)
-    assert sampling_patch(PD, (64, 64), [(512, 300), (400, 700)], 4, 0.1) == (200, 300)
-    assert sampling_patch(PD, (64, 64), [(100, 100)], 8, 0.1) == (64, 80)  # Y: never smaller
-    assert sampling_patch(PD, (8, 64, 64), [(8, 512, 512)], 4, 0.1) == (8, 240, 320)
+def test_sampling_patch_is_pd_train_times_larger_within_the_regions():
+    assert sampling_patch(BSNParams(), (64, 64), [(512, 512)], 8) == (64, 64)
+    assert sampling_patch(PD, (64, 64), [(1000, 1000)], 8) == (320, 320)
+    assert sampling_patch(PD, (64, 64), [(192, 256)], 8) == (160, 240)  # multiples of 40
+    assert sampling_patch(PD, (64, 64), [(512, 300), (400, 700)], 4) == (320, 300)
+    assert sampling_patch(PD, (64, 64), [(40, 100)], 8) == (64, 80)  # never below patch
+    assert sampling_patch(PD, (8, 64, 64), [(8, 512, 512)], 4) == (8, 320, 320)  # Z: as is
 
 
 def test_a_step_keeps_a_patch_batch_worth_of_exact_sub_images():
@@ -50,11 +48,11 @@ def test_a_step_keeps_a_patch_batch_worth_of_exact_sub_images():
 @pytest.mark.parametrize("noise_model", ["none", "poisson-gaussian"])
 def test_training_sub_images_are_as_large_as_the_image_allows(noise_model):
     """Before the fix the network trained and validated on 12 x 12 sub-images."""
-    seen: list = []
+    seen: dict = {True: set(), False: set()}  # training (with gradient), validation
 
     def record(module, args):
-        if isinstance(module, BlindSpotNet) and torch.is_grad_enabled():
-            seen.append(tuple(args[0].shape[-2:]))
+        if isinstance(module, BlindSpotNet):
+            seen[torch.is_grad_enabled()].add(tuple(args[0].shape[-2:]))
 
     ph = phantom_correlated((256, 256), seed=0)
     cfg = TrainConfig(method="bsn", steps=1, batch_size=16, seed=0, precision="fp32",
@@ -66,6 +64,9 @@ def test_training_sub_images_are_as_large_as_the_image_allows(noise_model):
         bundle = run_to_end(train(ph.noisy, cfg, axes="YX"))
     finally:
         handle.remove()
-    assert seen and set(seen) == {(24, 48)}  # 120 x 240 patches (Y: half the image) / 5
+    # a 192-row training region (the last 64 rows are the validation band): 160 x 240
+    # patches, 32 x 48 sub-images; the band gives 60 x 240 tiles, 12 x 48 sub-images
+    assert seen[True] == {(32, 48)}
+    assert (12, 48) in seen[False] and (12, 12) not in seen[False]  # (+ live quality)
     assert tuple(bundle.config.patch_size) == (64, 64)  # the configured patch is kept
     assert bundle.info["validation_patches"] > 0 and np.isfinite(bundle.info["best_loss"])

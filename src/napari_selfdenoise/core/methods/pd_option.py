@@ -36,16 +36,16 @@ class PixelShuffleParams(MethodParams):
 
 
 def sampling_patch(params: Any, patch: Sequence[int], shapes: Sequence[Sequence[int]],
-                   multiple: int, val_fraction: float) -> tuple[int, ...]:
-    """The patch to cut from the images: ``patch`` itself, or with pixel shuffle
-    ``pd_train`` times it in Y and X, so each sub-image is as large as a patch.
+                   multiple: int) -> tuple[int, ...]:
+    """The patch to cut from regions of spatial ``shapes``: ``patch`` itself, or with
+    pixel shuffle ``pd_train`` times it in Y and X, so each sub-image is as large as a
+    patch.
 
     Sub-images of a plain patch (64 / 5: 12 x 12) are smaller than the network's
     receptive field: it learns only border-dominated views and fails on the far larger
     sub-images of inference (issue #13: the mean-only ``bsn`` with pixel shuffle fell
-    below the noisy input). The larger patch is cut down to fit the smallest image (Y:
-    half of it when a validation band is held out, so the band fits too) in multiples of
-    ``pd_train * multiple``; never below ``patch``.
+    below the noisy input). The larger patch is cut down to fit the smallest region, in
+    multiples of ``pd_train * multiple``, never below ``patch``.
     """
     s = params.factors()[0] if hasattr(params, "factors") else 1
     patch = tuple(int(p) for p in patch)
@@ -55,8 +55,6 @@ def sampling_patch(params: Any, patch: Sequence[int], shapes: Sequence[Sequence[
     out = list(patch)
     for axis in (-2, -1):
         limit = min(int(shape[axis]) for shape in shapes)
-        if axis == -2 and val_fraction > 0:
-            limit //= 2
         out[axis] = max(patch[axis], (min(patch[axis] * s, limit) // m) * m)
     return tuple(out)
 
