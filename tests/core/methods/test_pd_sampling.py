@@ -1,5 +1,5 @@
-"""Pixel shuffle in training: patches are cut pd_train times larger so each sub-image is
-as large as a patch (issue #13: 12 x 12 sub-images of 64 x 64 patches, smaller than the
+"""Pixel shuffle in training (bsn): patches are cut pd_train times larger so each
+sub-image is as large as a patch (issue #13: 12 x 12 sub-images of 64 x 64 patches, smaller than the
 network's reach, made the mean-only ``bsn`` with pixel shuffle fall below the noisy
 input), and a step keeps a patch batch's worth of exact sub-images."""
 
@@ -13,7 +13,9 @@ import torch
 
 from napari_selfdenoise.core.config import NetworkConfig, TrainConfig
 from napari_selfdenoise.core.events import run_to_end
+from napari_selfdenoise.core.methods.ams import AMSParams
 from napari_selfdenoise.core.methods.bsn import BSNParams
+from napari_selfdenoise.core.methods.n2s import N2SParams
 from napari_selfdenoise.core.methods.pd_option import sampling_patch, shuffled_patches
 from napari_selfdenoise.core.models.bsn import BlindSpotNet
 from napari_selfdenoise.core.samples import phantom_correlated
@@ -29,6 +31,9 @@ def test_sampling_patch_is_pd_train_times_larger_within_the_regions():
     assert sampling_patch(PD, (64, 64), [(512, 300), (400, 700)], 4) == (320, 300)
     assert sampling_patch(PD, (64, 64), [(40, 100)], 8) == (64, 80)  # never below patch
     assert sampling_patch(PD, (8, 64, 64), [(8, 512, 512)], 4) == (8, 320, 320)  # Z: as is
+    # the masking methods keep plain patches (measured better for ams)
+    for params in (AMSParams(pixel_shuffle=True), N2SParams(pixel_shuffle=True)):
+        assert sampling_patch(params, (64, 64), [(1000, 1000)], 8) == (64, 64)
 
 
 def test_a_step_keeps_a_patch_batch_worth_of_exact_sub_images():
