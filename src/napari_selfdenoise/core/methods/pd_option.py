@@ -1,7 +1,8 @@
 """The pixel-shuffle option shared by the methods that offer it (``bsn``, ``ams``).
 
 Not a method: its :class:`PixelShuffleParams` fields join a method's own parameter model,
-and the helpers cut training patches into sub-images and wrap the network for inference
+and the helpers cut training patches into sub-images (``bsn``: from patches ``pd_train``
+times larger, :func:`sampling_patch`) and wrap the network for inference
 (:mod:`napari_selfdenoise.core.pixel_shuffle`).
 """
 
