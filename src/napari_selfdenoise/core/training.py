@@ -27,6 +27,7 @@ from .device import (
 from .events import Message, TrainFinished
 from .live_quality import LiveQuality
 from .methods import Method, StepContext, get_method
+from .methods.pd_option import sampling_patch
 from .noise_model import NOISE_PIXELS, NoiseModel, estimate_noise_model
 from .normalization import compute_normalization
 from .patches import PatchSampler, fit_patch_size, split_validation, tile_patches
@@ -286,6 +287,14 @@ def _start(config: TrainConfig, method: Method, net: torch.nn.Module, normed: li
            channels_last: bool, t0: float) -> Generator[Any, None, Run]:
     """Validation split, device placement, patch sampler and the validation batch."""
     train_regions, val_regions = split_validation(normed, patch[-2], config.val_fraction)
+    # pixel shuffle: patches pd_train times larger, so each sub-image is a patch
+    multiple = int(net.size_multiple)
+    cut = sampling_patch(config.params, patch, [r.shape[2:] for r in train_regions], multiple)
+    val_cut = sampling_patch(config.params, patch, [r.shape[2:] for r in val_regions],
+                             multiple) if val_regions else patch
+    if cut != patch:
+        yield Message(f"pixel shuffle: training patches of {cut} (validation {val_cut}), "
+                      f"a step keeps {config.batch_size} patches' worth of sub-images")
     sample = np.concatenate([r.reshape(-1)[:: max(1, r.size // 100_000)] for r in train_regions])
     struct_range = tuple(float(v) for v in np.percentile(sample, [1, 99]))
     net.to(device)
@@ -294,12 +303,12 @@ def _start(config: TrainConfig, method: Method, net: torch.nn.Module, normed: li
                else torch.channels_last_3d)
     net.train()
     sampler = PatchSampler([torch.from_numpy(np.ascontiguousarray(r)).to(device)
-                            for r in train_regions], patch, seed)
+                            for r in train_regions], cut, seed)
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     run = Run(config, method, net, sampler, gen, device, amp, channels_last, struct_range,
               seed=seed, t0=t0)
-    run.val_batch = _validation_batch(run, val_regions, patch)
+    run.val_batch = _validation_batch(run, val_regions, val_cut)
     if run.val_batch is not None:
         run.quality = LiveQuality.from_regions(train_regions, val_regions, device, amp,
                                                paired=method.needs_target)

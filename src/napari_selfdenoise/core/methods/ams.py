@@ -60,7 +60,8 @@ class AMS(PixelShuffleOption, Method):
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
         import torch
 
-        x = shuffled_patches(x, config.params, pd_multiple(config))
+        x = shuffled_patches(x, config.params, pd_multiple(config), config.patch_size,
+                             generator)
         m = config.params.n_masks
         assign = random_assignment(x, m, generator)
         pick = torch.randint(0, m, (x.shape[0],) + (1,) * (x.ndim - 1), generator=generator,

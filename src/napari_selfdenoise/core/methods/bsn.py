@@ -13,7 +13,7 @@ sub-images for training and the image into ``pd_infer**2`` at inference.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional
 
 from pydantic import Field
 
@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
 class BSNParams(PixelShuffleParams):
     """The noise model of the posterior, its parameters, and pixel shuffle."""
 
+    #: the shifted U-Net's reach exceeds a plain patch's 12 x 12 sub-images: cut the
+    #: training patches pd_train times larger (issue #13)
+    sub_image_patches: ClassVar[bool] = True
     method: Literal["bsn"] = "bsn"
     noise_model: Literal["none", "gaussian", "poisson-gaussian"] = Field(
         "poisson-gaussian", description="none: mean only (MSE); gaussian or "
@@ -115,7 +118,8 @@ class BSN(Method):
 
     def make_batch(self, x: "torch.Tensor", config: "TrainConfig",
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
-        return {"x": shuffled_patches(x, config.params, 2**config.network.depth)}
+        return {"x": shuffled_patches(x, config.params, 2**config.network.depth,
+                                     config.patch_size, generator)}
 
     def loss(self, net: Any, batch: Batch, config: "TrainConfig",
              ctx: StepContext) -> "torch.Tensor":

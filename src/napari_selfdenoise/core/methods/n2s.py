@@ -44,7 +44,8 @@ class N2S(PixelShuffleOption, Method):
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
         from ..masking import apply_grid_mask, random_grid_mask
 
-        x = shuffled_patches(x, config.params, pd_multiple(config))
+        x = shuffled_patches(x, config.params, pd_multiple(config), config.patch_size,
+                             generator)
         mask = random_grid_mask(x, config.masking.grid, generator)
         return {"x": x, "x_in": apply_grid_mask(x, mask, self.replacement_of(config)),
                 "mask": mask}

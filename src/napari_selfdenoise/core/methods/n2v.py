@@ -48,7 +48,8 @@ class N2V(PixelShuffleOption, Method):
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
         from ..masking import n2v_mask
 
-        x = shuffled_patches(x, config.params, pd_multiple(config))
+        x = shuffled_patches(x, config.params, pd_multiple(config), config.patch_size,
+                             generator)
         m = config.masking
         x_in, mask = n2v_mask(
             x, masked_fraction=m.masked_fraction, neighbourhood=m.neighbourhood,
