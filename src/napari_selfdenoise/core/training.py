@@ -314,8 +314,8 @@ def _start(config: TrainConfig, method: Method, net: torch.nn.Module, normed: li
                                                paired=method.needs_target)
     if run.val_batch is None:
         yield Message(
-            "the images are too small to hold out a validation region; the model with the "
-            "lowest training loss is kept", "warning"
+            "the images are too small to hold out a validation region; the final weights "
+            "are kept", "warning"
         )
     else:
         n_tiles = run.val_batch.pop("n_tiles")
@@ -338,6 +338,8 @@ def _finish(run: Run, normed: list, norm_only: ModelBundle, stop: Optional[threa
     state = checkpoint.final(run.net)
     elapsed = run.now() - run.t0
     has_val = run.val_batch is not None
+    if not has_val:
+        checkpoint.step = step  # the final weights
     best_loss = checkpoint.loss
     best_val = best_loss if (has_val and np.isfinite(best_loss)) else None
     bundle = ModelBundle(
@@ -348,7 +350,7 @@ def _finish(run: Run, normed: list, norm_only: ModelBundle, stop: Optional[threa
         info={
             "stop_reason": reason, "steps": step, "best_step": checkpoint.step,
             "best_loss": best_loss if np.isfinite(best_loss) else None,
-            "selected_by": "validation loss" if has_val else "training loss",
+            "selected_by": "validation loss" if has_val else "final weights",
             "elapsed_s": elapsed, "device": str(run.device),
             "precision": precision_name(run.amp), "channels_last": run.channels_last,
             "execution": execution_record(run.device, run.amp, run.channels_last),
