@@ -262,3 +262,27 @@ def test_method_defaults_respect_explicit_settings():
 def test_bad_inputs_give_clear_errors(data, axes, error, words):
     with pytest.raises(error, match=words):
         run_to_end(train(data, default_config("n2v", steps=2, batch_size=2), axes=axes))
+
+
+def test_without_validation_the_final_weights_are_kept(phantom):
+    """No validation region: the model handed back is the final one, not the one with the
+    lowest (noisy) training-loss window, and the run says so."""
+    from napari_selfdenoise.core.training_loop import Checkpoint
+
+    net = torch.nn.Conv2d(1, 1, 3)
+    ck = Checkpoint()
+    ck.follow(0.5, 3)
+    with torch.no_grad():
+        net.weight.add_(1.0)  # training goes on after the last log window
+    state = ck.final(net)
+    assert torch.equal(state["weight"], net.weight.detach())
+    cfg = default_config("n2s", steps=12, seed=0, val_fraction=0.0, **{**SMALL, "log_every": 4})
+    seen = []
+    bundle = run_to_end(train(phantom.noisy, cfg), seen.append)
+    assert bundle.info["selected_by"] == "final weights"
+    assert bundle.info["best_step"] == bundle.info["steps"] == 12
+    assert any(isinstance(e, Message) and "final weights are kept" in e.text for e in seen)
+    # and the same run again gives the same model (no state from an earlier window)
+    again = run_to_end(train(phantom.noisy, cfg))
+    for k, v in bundle.state_dict.items():
+        assert torch.equal(v, again.state_dict[k])
