@@ -69,3 +69,16 @@ def test_ctrl_c_stops_and_saves(stack, tmp_path):
     assert proc.returncode == 0, stderr
     assert "finished (stopped)" in stderr and "saved n2v model" in stdout
     assert ModelBundle.load(out).info["stop_reason"] == "stopped"
+
+
+def test_ema_option_reaches_the_model_and_a_bad_decay_is_one_clear_error(stack, tmp_path,
+                                                                         capsys):
+    out = tmp_path / "ema.sdmodel"
+    assert main(["train", str(stack), "--axes", "TYX", "--out", str(out), "--steps", "4",
+                 "--ema", "0.9", "--quiet", *FAST]) == 0
+    assert ModelBundle.load(out).config.ema == 0.9
+    capsys.readouterr()
+    rc = main(["train", str(stack), "--axes", "TYX", "--out", str(tmp_path / "bad"),
+               "--steps", "4", "--ema", "1.5", *FAST])
+    err = capsys.readouterr().err
+    assert rc == 2 and "ema" in err and "Traceback" not in err

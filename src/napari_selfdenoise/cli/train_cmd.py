@@ -55,6 +55,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="convolutions of the DnCNN network (default 17)")
     parser.add_argument("--depth", type=int, default=None, help="U-Net depth")
     parser.add_argument("--filters", type=int, default=None, help="base filters")
+    parser.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                        help="moving average of the weights, decay per step in [0, 1) "
+                        "(0: off; e.g. 0.99); the model holds the averaged weights")
     parser.add_argument("--struct-axis", choices=["x", "y"], default=None,
                         help="structN2V: also mask a line along this axis (n2v, 2D)")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'mps', ...")
@@ -77,7 +80,7 @@ def build_config(args: argparse.Namespace) -> Any:
                                 "precision": args.precision, "seed": args.seed,
                                 "params": method_params(args)}
     optional = {"steps": args.steps, "time_budget_s": args.time_budget,
-                "batch_size": args.batch, "learning_rate": args.lr,
+                "batch_size": args.batch, "learning_rate": args.lr, "ema": args.ema,
                 "patch_size": tuple(args.patch) if args.patch else None}
     settings.update({k: v for k, v in optional.items() if v is not None})
     if args.time_budget is not None and args.steps is None:

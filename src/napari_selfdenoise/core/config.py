@@ -112,6 +112,14 @@ class TrainConfig(StrictModel):
         "learning rate's cosine decay follows the budget on this clock.",
     )
     learning_rate: float = Field(4e-4, gt=0, lt=1)
+    ema: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Exponential moving average of the weights (Polyak averaging): decay "
+        "per step, 0 = off. Validation, the kept checkpoint, the live preview and the "
+        "model file use the averaged weights; the average is the plain mean of the steps "
+        "so far until 1 / (1 - ema) steps, then exponential (half-life about "
+        "0.69 / (1 - ema) steps: 69 at 0.99). See core.ema.",
+    )
     lambda_inv: float = Field(2.0, ge=0, description="Noise2Same invariance weight.")
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="Held out by region.")
     augment: bool = Field(True, description="Random flips and 90-degree rotations in YX.")

@@ -238,7 +238,9 @@ def train(
     -------
     ModelBundle
         The weights with the best validation loss (training loss when no region could be
-        held out), with the logged history and provenance in ``info``.
+        held out), with the logged history and provenance in ``info``. With
+        ``config.ema > 0`` they are the weights' moving average (:mod:`.ema`): validation,
+        the checkpoint and the preview all see the averaged network.
     """
     check_train_args(data, config)  # paths, dicts: one clear error (core.validation)
     t0 = budget_clock(config)()  # the time budget counts from the call
@@ -335,7 +337,7 @@ def _finish(run: Run, normed: list, norm_only: ModelBundle, stop: Optional[threa
     checkpoint = Checkpoint()
     log = Log(run, checkpoint)
     step, reason = yield from run_loop(run, stop, viewer, checkpoint, log)
-    state = checkpoint.final(run.net)
+    state = checkpoint.final(run.net, run.eval_net)
     elapsed = run.now() - run.t0
     has_val = run.val_batch is not None
     if not has_val:
@@ -362,8 +364,8 @@ def _finish(run: Run, normed: list, norm_only: ModelBundle, stop: Optional[threa
         },
     )
     yield TrainFinished(step, reason, elapsed, best_val)
-    if viewer is not None:
-        yield from viewer.events(run, step)
+    if viewer is not None:  # the kept weights, now in run.net
+        yield from viewer.events(run, step, run.net)
     return bundle
 
 

@@ -21,6 +21,7 @@ from .axes import AxesError, from_canonical, to_canonical
 from .bundle import ModelBundle
 from .config import TrainConfig
 from .device import autocast
+from .ema import WeightAverage
 from .events import Message, TrainPreview, TrainStep
 from .methods import Method, StepContext
 from .models import apply_padded
@@ -53,6 +54,7 @@ class Run:
     val_batch: Optional[dict] = None
     quality: Any = None  # core.live_quality.LiveQuality (estimated PSNR at validation)
     t0: Optional[float] = None  # the budget's start on its clock (None: now)
+    average: Optional[WeightAverage] = None  # the weights' EMA (``config.ema > 0``)
 
     def __post_init__(self) -> None:
         self.now = budget_clock(self.config)
@@ -62,6 +64,12 @@ class Run:
     @property
     def n_val(self) -> int:
         return 0 if self.val_batch is None else len(self.val_batch["x"])
+
+    @property
+    def eval_net(self) -> torch.nn.Module:
+        """The network validation, checkpoints and previews see: the weights' moving
+        average when ``config.ema > 0``, else the trained network itself."""
+        return self.net if self.average is None else self.average.net
 
 
 def budget_clock(config: TrainConfig) -> Callable[[], float]:
@@ -85,8 +93,9 @@ def lr_factor(step: int, progress: float) -> float:
 
 
 def validate(run: Run) -> float:
-    """Mean loss of the fixed validation batch (method step without gradient)."""
-    net, cfg, batch = run.net, run.config, run.val_batch
+    """Mean loss of the fixed validation batch (method step without gradient), of
+    :attr:`Run.eval_net`."""
+    net, cfg, batch = run.eval_net, run.config, run.val_batch
     assert batch is not None
     ctx = StepContext(run.struct_range, 1.0)
     net.eval()
@@ -120,10 +129,13 @@ class Checkpoint:
         below the final weights (docs/training.md)."""
         self.loss, self.step = loss, step
 
-    def final(self, net: torch.nn.Module) -> dict:
-        """The best state (the current one when none was kept), loaded into ``net``."""
+    def final(self, net: torch.nn.Module,
+              current: Optional[torch.nn.Module] = None) -> dict:
+        """The best state, loaded into ``net``; when none was kept, the state of
+        ``current`` (default ``net``: the averaged network's when training with EMA)."""
         if self.state is None:
-            self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            source = net if current is None else current
+            self.state = {k: v.detach().clone() for k, v in source.state_dict().items()}
         net.load_state_dict(self.state)
         return {k: v.detach().to("cpu").contiguous() for k, v in self.state.items()}
 
@@ -148,7 +160,7 @@ class Log:
         left = (cfg.steps - step) * (now - self.t_train) / max(step, 1)
         if cfg.time_budget_s is not None:
             left = min(left, max(cfg.time_budget_s - elapsed, 0.0))
-        if run.val_batch is None:
+        if run.val_batch is None:  # the final (averaged, with EMA) weights are kept
             self.checkpoint.follow(loss, step)
         best = self.checkpoint.loss if run.val_batch is not None else None
         psnr = None if estimate is None else estimate.psnr
@@ -265,13 +277,15 @@ class Preview:
     def due(self) -> bool:
         return time.perf_counter() - self.last >= self.request.every_s
 
-    def events(self, run: Run, step: int) -> Generator[Any, None, None]:
-        """Refresh the region, denoise it, yield the preview (and a note, if any)."""
+    def events(self, run: Run, step: int,
+               net: Optional[torch.nn.Module] = None) -> Generator[Any, None, None]:
+        """Refresh the region, denoise it with ``net`` (default :attr:`Run.eval_net`),
+        yield the preview (and a note, if any)."""
         note = self.refresh()
         if note is not None:
             yield note
-        out = denoise_normalised(run.net, self.normalised, run.device, run.amp,
-                                 run.channels_last)
+        out = denoise_normalised(run.eval_net if net is None else net, self.normalised,
+                                 run.device, run.amp, run.channels_last)
         b = self.norm_only
         yield TrainPreview(step, _denormalised(out, b.norm_offset, b.norm_scale, self.request),
                            self.request.region)
@@ -296,6 +310,8 @@ def run_loop(run: Run, stop: Optional[threading.Event], preview: Optional[Previe
     """
     cfg, net, method = run.config, run.net, run.method
     opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+    if cfg.ema > 0:
+        run.average = WeightAverage(net, cfg.ema)
     budget = cfg.time_budget_s
     step, reason, validated_at = 0, "steps", -1
     while True:
@@ -325,6 +341,8 @@ def run_loop(run: Run, stop: Optional[threading.Event], preview: Optional[Previe
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if run.average is not None:
+            run.average.update(net)
         log.window.append(loss.detach())
         step += 1
         val_loss, estimate = None, None
@@ -332,7 +350,7 @@ def run_loop(run: Run, stop: Optional[threading.Event], preview: Optional[Previe
             val_loss = validate(run)
             validated_at = step
             estimate = _estimate(run)
-            checkpoint.offer(net, val_loss, step)
+            checkpoint.offer(run.eval_net, val_loss, step)
             if run.quality is not None and checkpoint.step == step:
                 run.quality.keep()
         if step % cfg.log_every == 0 or val_loss is not None:
@@ -344,7 +362,7 @@ def run_loop(run: Run, stop: Optional[threading.Event], preview: Optional[Previe
     if step > 0 and run.val_batch is not None and validated_at != step:
         final_val = validate(run)
         estimate = _estimate(run)
-        checkpoint.offer(net, final_val, step)
+        checkpoint.offer(run.eval_net, final_val, step)
         if run.quality is not None and checkpoint.step == step:
             run.quality.keep()
         if not log.window:  # this step was logged already: complete its record
@@ -358,4 +376,4 @@ def _estimate(run: Run) -> Any:
     """The live estimated quality of the current weights (None without a region)."""
     if run.quality is None:
         return None
-    return run.quality.update(run.net, run.method, run.config)
+    return run.quality.update(run.eval_net, run.method, run.config)
