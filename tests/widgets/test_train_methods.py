@@ -74,3 +74,18 @@ def test_noise2noise_trains_towards_a_second_layer(viewer, dock, qtbot, noisy2d)
     bundle = ModelBundle.from_metadata(viewer.layers["first [n2n]"].metadata[METADATA_KEY])
     assert bundle.method == "n2n"
     assert np.isfinite(viewer.layers["first [n2n]"].data).all()
+
+
+def test_a_preset_keeps_the_settings_the_form_has_no_control_for(viewer, dock):
+    """The weight average has a control; clock, channels_last and val_every have none, and
+    a loaded preset's values for them survive a round trip through the form."""
+    widget = dock("Train")
+    base = widget.settings()
+    train = base.train.model_copy(update={"ema": 0.99, "clock": "cpu", "val_every": 7,
+                                          "channels_last": False})
+    widget.set_settings(base.model_copy(update={"train": train}))
+    assert widget.options.ema.value() == 0.99
+    back = widget.settings().train
+    assert (back.ema, back.clock, back.val_every, back.channels_last) == (0.99, "cpu", 7, False)
+    widget.options.ema.setValue(0.0)
+    assert widget.settings().train.ema == 0.0

@@ -114,6 +114,9 @@ class TrainOptions(QWidget):
         self.depth = spin(1, 5, d.network.depth, tip="U-Net levels")
         self.filters = spin(4, 256, d.network.base_filters, tip="Filters at the top level")
         self.lr = spin(1e-6, 0.5, d.learning_rate, decimals=6, step=1e-4)
+        self.ema = spin(0.0, 0.9999, d.ema, decimals=4, step=0.01,
+                        tip=TrainConfig.model_fields["ema"].description)
+        self._hidden = d  # a loaded preset's settings the form does not show, kept
         self.replacement = combo({None: "method default", "random": "random neighbour",
                                   "median": "median", "interpolate": "interpolate",
                                   "zero": "zero"})
@@ -172,7 +175,7 @@ class TrainOptions(QWidget):
         for label, widget in [
             ("patch size", self.patch), ("batch size", self.batch), ("network", self.arch),
             ("depth", self.depth), ("filters", self.filters), ("learning rate", self.lr),
-            ("masking", self.replacement), ("intensities", self.scaling),
+            ("weight average (EMA)", self.ema), ("masking", self.replacement), ("intensities", self.scaling),
             ("augmentation", self.augment),
             ("validation fraction", self.val_fraction), ("precision", self.precision),
             ("device", self.device), ("seed", self.seed), ("log every", self.log_every),
@@ -231,7 +234,7 @@ class TrainOptions(QWidget):
         if self.arch.currentData() not in get_method(method).networks:
             raise ValueError(f"{METHOD_NAMES[method]} trains the networks "
                              f"{', '.join(get_method(method).networks)} only")
-        train = TrainConfig(
+        shown = dict(
             method=method,
             params=self.params(),
             axes=axes,
@@ -256,7 +259,13 @@ class TrainOptions(QWidget):
                      "grid": self.grid.value(),
                      "replacement": self.replacement.currentData()},
             normalization={**self._normalization.model_dump(), "kind": self.scaling.currentData()},
+            ema=self.ema.value(),
         )
+        # fields the form has no control for (clock, channels_last, val_every...) keep a
+        # loaded preset's values instead of silently falling back to the defaults
+        hidden = {k: v for k, v in self._hidden.model_dump().items()
+                  if k not in shown}
+        train = TrainConfig(**{**hidden, **shown})
         return TrainSettings(
             train=train,
             budget_unit="minutes" if minutes else "steps",
@@ -280,6 +289,8 @@ class TrainOptions(QWidget):
         self.depth.setValue(t.network.depth)
         self.filters.setValue(t.network.base_filters)
         self.lr.setValue(t.learning_rate)
+        self.ema.setValue(t.ema)
+        self._hidden = t
         self.lambda_inv.setValue(t.lambda_inv)
         self.val_fraction.setValue(t.val_fraction)
         self.augment.setChecked(t.augment)
