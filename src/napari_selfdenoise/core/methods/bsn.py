@@ -53,6 +53,9 @@ class BSNParams(PixelShuffleParams):
                             "2022): each pixel's NLL gradient weighted by its predicted "
                             "variance**beta; 0: plain NLL (the paper's), 1: the prior mean "
                             "learns as fast as with MSE.")
+    padding: Literal["zeros", "replicate"] = Field(
+        "zeros", description="Padding of the shifted convolutions: zeros, or the edge "
+        "values replicated (both keep the blind spot).")
 
 
 def normalised_noise(params: BSNParams, noise: Optional["NoiseModel"], n_channels: int,
@@ -104,7 +107,7 @@ class BSN(Method):
                            filters=network.base_filters, noise_model=p.noise_model,
                            learn_noise=p.noise_source == "learn",
                            pd_infer=p.factors()[1], separate_z=p.separate_z,
-                           nll_beta=p.nll_beta)
+                           nll_beta=p.nll_beta, padding=p.padding)
 
     def prepare_network(self, net: Any, config: "TrainConfig", noise: Optional["NoiseModel"],
                         offsets: list[float], scales: list[float]) -> None:
