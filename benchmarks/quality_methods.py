@@ -117,8 +117,8 @@ def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
     if CPU_TIME and CONSTANT_LR:  # the old way: stopped from outside, the loop sees no budget
         budget = {"log_every": 1}
     name, params, predict_kw = VARIANTS.get(method, (method, {}, {}))
-    if params:
-        extra = {**extra, "params": {"method": name, **params}}
+    if params:  # --set params=... adds to (and overrides) the column's own
+        extra = {**extra, "params": {"method": name, **params, **extra.get("params", {})}}
     cfg = default_config(name, **{"steps": 10**9, "seed": 0, **budget, **extra})
 
     def watch(event) -> None:
