@@ -1,6 +1,7 @@
 """Replicate padding in the blind-spot network (``params.padding``): the blind spot still
 holds (by gradients, through pooling, pixel shuffle and the 3D branches), the option is
-really used, a model file keeps it, and a model stored without it predicts with zeros."""
+really used, a model file keeps it, a model stored without it predicts with zeros, and
+new models get replicate."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from test_bsn import assert_blind_spot, bsn_bundle, per_pixel_gradients
 from napari_selfdenoise.core import inference
 from napari_selfdenoise.core.bioimageio import architecture
 from napari_selfdenoise.core.bundle import ModelBundle
+from napari_selfdenoise.core.config import TrainConfig, default_config, resolve_config
 from napari_selfdenoise.core.methods.bsn import BSNParams
 from napari_selfdenoise.core.models.bsn import BlindSpotNet, HalfPlaneUNet
 from napari_selfdenoise.core.models.bsn_denoiser import BSNDenoiser
@@ -60,9 +62,18 @@ def test_padding_changes_the_output_and_nothing_else():
         BlindSpotNet(2, 1, 1, padding="reflect")
 
 
-def test_default_is_zeros():
+def test_new_models_replicate_and_the_stored_default_is_zeros():
+    """The field's default (what a model file without it means) is zeros; a new
+    configuration gets replicate from the method's defaults unless it says otherwise."""
     assert BSNParams().padding == "zeros"
     assert BlindSpotNet(2, 1, 1).padding == "zeros"
+    assert TrainConfig(method="bsn").params.padding == "zeros"  # not resolved: as stored
+    assert default_config("bsn").params.padding == "replicate"
+    shuffled = default_config("bsn", params={"method": "bsn", "pixel_shuffle": True})
+    assert shuffled.params.padding == "replicate" and shuffled.params.pixel_shuffle
+    given = default_config("bsn", params={"method": "bsn", "padding": "zeros"})
+    assert given.params.padding == "zeros"
+    assert resolve_config(given).params.padding == "zeros"
 
 
 def test_model_file_keeps_replicate_padding(tmp_path):
