@@ -12,6 +12,8 @@ Variants of a method's parameters are columns of their own (``VARIANTS``): ``bsn
 posterior blind-spot network (Poisson-Gaussian noise model estimated from the image),
 ``bsn:mean`` its mean-only (MSE) mode, ``:pd`` adds pixel-shuffle down-sampling (5 in
 training, 2 at inference) and ``:pd+r3`` also R3 refinement at inference.
+``--also-predict r3 pd1 pd3 ...``: each network trained on the correlated phantom predicts
+again with R3 and / or another inference pixel-shuffle factor (same weights, paired).
 
 ``--correlated``: the correlated-noise phantom (``samples.phantom_correlated``, 256 x 256,
 noise convolved with a 3 x 3 binomial kernel), PSNR against its clean image.
@@ -30,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import threading
@@ -69,10 +72,21 @@ VARIANTS = {
     "bsn:pd": ("bsn", _PD, {}),
     "bsn:mean:pd": ("bsn", {"noise_model": "none", **_PD}, {}),
     "bsn:pd+r3": ("bsn", _PD, {"r3": True}),
+    "bsn:mean:pd+r3": ("bsn", {"noise_model": "none", **_PD}, {"r3": True}),
     "ams:pd": ("ams", _PD, {}),
     "ams:pd+r3": ("ams", _PD, {"r3": True}),
 }
 CHOICES = SINGLE_IMAGE + list(VARIANTS)
+#: ``--also-predict``: more predictions of each network trained on the correlated phantom,
+#: name -> (method params changed in the trained model, prediction settings); a paired
+#: comparison free of the training's run-to-run spread
+INFER_VARIANTS = {
+    "r3": ({}, {"r3": True}),
+    "pd1": ({"pd_infer": 1}, {}),
+    "pd3": ({"pd_infer": 3}, {}),
+    "pd1+r3": ({"pd_infer": 1}, {"r3": True}),
+    "pd3+r3": ({"pd_infer": 3}, {"r3": True}),
+}
 
 
 def score(gt: np.ndarray, x: np.ndarray) -> float:
@@ -103,8 +117,8 @@ def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
     if CPU_TIME and CONSTANT_LR:  # the old way: stopped from outside, the loop sees no budget
         budget = {"log_every": 1}
     name, params, predict_kw = VARIANTS.get(method, (method, {}, {}))
-    if params:
-        extra = {**extra, "params": {"method": name, **params}}
+    if params:  # --set params=... adds to (and overrides) the column's own
+        extra = {**extra, "params": {"method": name, **params, **extra.get("params", {})}}
     cfg = default_config(name, **{"steps": 10**9, "seed": 0, **budget, **extra})
 
     def watch(event) -> None:
@@ -209,14 +223,34 @@ def lysosome_figure(stack: np.ndarray, bundle, path: Path) -> None:
     print(f"figure: {path}", flush=True)
 
 
+def repredict(bundle, noisy: np.ndarray, variant: str, predict_kw: dict) -> np.ndarray:
+    """``bundle`` predicting ``noisy`` with :data:`INFER_VARIANTS` ``variant`` on top of
+    its column's own prediction settings (the trained weights unchanged)."""
+    params, kw = INFER_VARIANTS[variant]
+    if params:
+        if not hasattr(bundle.config.params, "pd_infer"):
+            raise SystemExit(f"--also-predict {variant}: {bundle.method} has no pixel shuffle")
+        new = bundle.config.params.model_copy(update=params)
+        bundle = dataclasses.replace(bundle, config=bundle.config.model_copy(
+            update={"params": new}))
+    return predict_array(bundle, noisy, axes="YX", tta=TTA, **{**predict_kw, **kw})
+
+
 def correlated_case(args: argparse.Namespace, extra: dict, emit) -> None:
-    """Every chosen method on the correlated-noise phantom (PSNR against the clean image)."""
+    """Every chosen method on the correlated-noise phantom (PSNR against the clean image);
+    with ``--also-predict`` each trained network predicts again in those variants."""
     ph = phantom_correlated((256, 256), seed=0)
     for method in args.methods:
         out, bundle, s = run_method(method, ph.noisy, args.seconds, extra)
-        emit({"dataset": "correlated", "image": "phantom_correlated", "method": method,
-              "psnr": psnr(ph.clean, out), "noisy_psnr": psnr(ph.clean, ph.noisy),
-              "steps": bundle.info["steps"], "train_s": s})
+        row = {"dataset": "correlated", "image": "phantom_correlated", "method": method,
+               "psnr": psnr(ph.clean, out), "noisy_psnr": psnr(ph.clean, ph.noisy),
+               "steps": bundle.info["steps"], "train_s": s,
+               "out_mean": float(out.mean()), "out_std": float(out.std())}
+        emit(row)
+        for variant in args.also_predict:
+            out = repredict(bundle, ph.noisy, variant, VARIANTS.get(method, ("", {}, {}))[2])
+            emit({**row, "method": f"{method}|{variant}", "psnr": psnr(ph.clean, out),
+                  "out_mean": float(out.mean()), "out_std": float(out.std())})
 
 
 def main() -> None:
@@ -239,6 +273,9 @@ def main() -> None:
                     help="with --n2n: save the lysosome frame and its n2n prediction here")
     ap.add_argument("--correlated", action="store_true",
                     help="also the correlated-noise phantom (every chosen method)")
+    ap.add_argument("--also-predict", nargs="+", default=[], choices=list(INFER_VARIANTS),
+                    help="with --correlated: each trained network also predicts with R3 "
+                    "and / or another inference pixel-shuffle factor (same weights)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
                     help="extra TrainConfig settings, e.g. precision='\"fp32\"'")
     ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")

@@ -50,13 +50,15 @@ def test_quality_table_merges_runs_and_summarises(tmp_path, monkeypatch):
 def test_quality_methods_bsn_variants_and_correlated_phantom(monkeypatch, capsys,
                                                             one_torch_thread):
     args = ["--datasets", "fmd", "--images", "none", "--methods", "bsn", "bsn:mean:pd",
-            "ams:pd+r3", "--seconds", "1", "--correlated", "--no-classical", "--set",
+            "ams:pd+r3", "--seconds", "1", "--correlated", "--no-classical",
+            "--also-predict", "r3", "pd3", "--set",
             'patch_size=[40, 40]', "batch_size=2", 'network={"base_filters": 4, "depth": 1}']
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     runpy.run_path(str(SCRIPT), run_name="__main__")
     out = capsys.readouterr().out
-    assert "| data | image | noisy | bsn | bsn:mean:pd | ams:pd+r3 |" in out
+    assert ("| data | image | noisy | bsn | bsn|r3 | bsn|pd3 | bsn:mean:pd | bsn:mean:pd|r3 "
+            "| bsn:mean:pd|pd3 | ams:pd+r3 | ams:pd+r3|r3 | ams:pd+r3|pd3 |") in out
     assert "| correlated | phantom_correlated |" in out and "nan" not in out
 
 

@@ -50,6 +50,8 @@ def test_method_list_and_generated_rows(viewer, dock):
     o.method_params["bsn"]["pixel_shuffle"].setChecked(True)
     params = widget.settings().train.params
     assert (params.noise_model, params.factors()) == ("gaussian", (5, 2))
+    # the method's own defaults are shown (and run): new bsn models replicate the edge
+    assert params.padding == "replicate"
 
 
 def test_noise2noise_trains_towards_a_second_layer(viewer, dock, qtbot, noisy2d):

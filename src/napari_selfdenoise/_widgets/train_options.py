@@ -208,6 +208,8 @@ class TrainOptions(QWidget):
         for name, widgets in self.method_params.items():
             for widget in widgets.values():
                 self._form.setRowVisible(widget, name == method)
+        for name, widget in self.method_params[method].items():  # e.g. bsn's padding
+            set_widget_value(widget, getattr(defaults.params, name))
 
     def set_target_layers(self, names: list) -> None:
         """The layers a method that needs a target can use (first: interlace one stack)."""

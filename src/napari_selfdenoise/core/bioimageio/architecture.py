@@ -36,8 +36,8 @@ _SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("napari_selfdenoise.core.posterior",
      ("MIN_VARIANCE", "prior", "noise_variance", "nll", "posterior_mean")),
     ("napari_selfdenoise.core.models.bsn",
-     ("shift_down", "ShiftConv", "ShiftPool", "_act", "HalfPlaneUNet", "rotate_views",
-      "BlindSpotNet")),
+     ("shift_down", "PADDINGS", "ShiftConv", "ShiftPool", "_act", "HalfPlaneUNet",
+      "rotate_views", "BlindSpotNet")),
     ("napari_selfdenoise.core.models.bsn_denoiser", ("_PriorMean", "BSNDenoiser")),
 )
 #: modules our code uses by attribute (``posterior.prior``): their functions are in the
@@ -177,7 +177,8 @@ def _bsn_kwargs(net: Any) -> dict:
     return {"network": "BSNDenoiser", "depth": int(branch.depth),
             "filters": int(branch.enc[0][0].conv.out_channels),
             "noise_model": str(net.noise_model), "pd_infer": int(net.pd_infer),
-            "separate_z": net.net.z_branch is not None}
+            "separate_z": net.net.z_branch is not None,
+            "padding": str(net.net.padding)}
 
 
 #: network class name -> its builder kwargs read from a built network

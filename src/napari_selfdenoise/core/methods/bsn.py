@@ -53,6 +53,12 @@ class BSNParams(PixelShuffleParams):
                             "2022): each pixel's NLL gradient weighted by its predicted "
                             "variance**beta; 0: plain NLL (the paper's), 1: the prior mean "
                             "learns as fast as with MSE.")
+    #: "zeros" here is what a model stored before the option means; new models get
+    #: "replicate" from the method's defaults (:attr:`BSN.defaults`)
+    padding: Literal["zeros", "replicate"] = Field(
+        "zeros", description="Padding of the shifted convolutions: the edge values "
+        "replicated (new models) or zeros (models saved before 2026-12-02); both keep "
+        "the blind spot.")
 
 
 def normalised_noise(params: BSNParams, noise: Optional["NoiseModel"], n_channels: int,
@@ -90,8 +96,14 @@ class BSN(Method):
     # step than the common 16 x 16, and better at a fixed CPU budget on FMD (BPAE_B /
     # BPAE_G, 60 CPU-s, bf16, TTA: posterior +1.4 / +1.6 dB, mean only +1.9 / +0.6 dB;
     # docs/benchmarks.md section 7, "bsn per-step cost").
+    # New models pad the shifted convolutions by replicating the edge; the field's own
+    # default stays "zeros", which is what a model file stored without it was trained
+    # with (correlated phantom, mean only with pixel shuffle, 60 CPU-s, 2 seeds: +0.65 /
+    # +1.20 dB; FMD BPAE_B posterior with TTA level; docs/benchmarks.md section 7,
+    # "Pixel shuffle after the fix").
     defaults = {**_COMMON, "batch_size": 4,
-                "network": {**_COMMON["network"], "base_filters": 8}}
+                "network": {**_COMMON["network"], "base_filters": 8},
+                "params": {"padding": "replicate"}}
     settings = ("network.depth", "network.base_filters")
     networks = ("unet",)
 
@@ -104,7 +116,7 @@ class BSN(Method):
                            filters=network.base_filters, noise_model=p.noise_model,
                            learn_noise=p.noise_source == "learn",
                            pd_infer=p.factors()[1], separate_z=p.separate_z,
-                           nll_beta=p.nll_beta)
+                           nll_beta=p.nll_beta, padding=p.padding)
 
     def prepare_network(self, net: Any, config: "TrainConfig", noise: Optional["NoiseModel"],
                         offsets: list[float], scales: list[float]) -> None:

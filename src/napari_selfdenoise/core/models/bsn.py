@@ -9,6 +9,11 @@ predicted from all four half-planes and never from itself, so every pixel can en
 loss. In 3D two more branches make Z the "up" axis (six half-spaces; with
 ``separate_z`` they have their own weights, for anisotropic Z).
 
+Padding (``padding``): each shifted convolution pads its input with zeros (the default)
+or by replicating the edge (``"replicate"``: the top padding repeats the top row, which
+every output row's half-plane already holds, so the blind spot is kept; the shifts
+before pooling and at the end always bring in zeros).
+
 Non-square tiles: the branches with the same spatial shape run as one batch (0 and 180
 degrees; 90 and 270 degrees), so no padding to a square is needed (``rotate_views``).
 
@@ -35,15 +40,19 @@ def shift_down(x: torch.Tensor, rows: int = 1) -> torch.Tensor:
     return F.pad(x, pad)[..., : x.shape[-2], :]
 
 
+#: padding of the shifted convolutions -> ``F.pad`` mode
+PADDINGS = {"zeros": "constant", "replicate": "replicate"}
+
+
 class ShiftConv(nn.Module):
     """A ``k``-wide convolution whose output row ``i`` sees input rows ``i - k + 1 .. i``.
 
-    Zero-pads ``k - 1`` rows at the top and ``k // 2`` on both sides of the other axes,
-    then convolves without padding (the same as pad ``k // 2``, convolve, shift down by
-    ``k // 2``).
+    Pads ``k - 1`` rows at the top and ``k // 2`` on both sides of the other axes (zeros,
+    or the edge values replicated: ``padding``), then convolves without padding (the same
+    as pad ``k // 2``, convolve, shift down by ``k // 2``).
     """
 
-    def __init__(self, dims: int, c_in: int, c_out: int, k: int = 3):
+    def __init__(self, dims: int, c_in: int, c_out: int, k: int = 3, padding: str = "zeros"):
         super().__init__()
         cls = nn.Conv2d if dims == 2 else nn.Conv3d
         self.conv = cls(c_in, c_out, k)
@@ -51,9 +60,10 @@ class ShiftConv(nn.Module):
         pad = [p, p] * dims
         pad[2], pad[3] = 2 * p, 0
         self.pad = tuple(pad)
+        self.mode = PADDINGS[padding]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, self.pad))
+        return self.conv(F.pad(x, self.pad, mode=self.mode))
 
 
 class ShiftPool(nn.Module):
@@ -75,26 +85,29 @@ def _act() -> nn.Module:
 class HalfPlaneUNet(nn.Module):
     """The shifted U-Net: output pixel ``(i, j)`` sees input rows ``<= i - 1`` only."""
 
-    def __init__(self, dims: int, c_in: int, depth: int, filters: int):
+    def __init__(self, dims: int, c_in: int, depth: int, filters: int,
+                 padding: str = "zeros"):
         super().__init__()
         self.depth = depth
+
+        def block(c0: int, c1: int) -> nn.Sequential:
+            return nn.Sequential(ShiftConv(dims, c0, c1, padding=padding), _act(),
+                                 ShiftConv(dims, c1, c1, padding=padding), _act())
+
         self.enc = nn.ModuleList()
         c = c_in
         for level in range(depth):
             f = filters * 2**level
-            self.enc.append(nn.Sequential(ShiftConv(dims, c, f), _act(),
-                                          ShiftConv(dims, f, f), _act()))
+            self.enc.append(block(c, f))
             c = f
         self.pool = ShiftPool(dims)
         fb = filters * 2**depth
-        self.bottom = nn.Sequential(ShiftConv(dims, c, fb), _act(), ShiftConv(dims, fb, fb),
-                                    _act())
+        self.bottom = block(c, fb)
         self.dec = nn.ModuleList()
         c = fb
         for level in reversed(range(depth)):
             f = filters * 2**level
-            self.dec.append(nn.Sequential(ShiftConv(dims, c + f, f), _act(),
-                                          ShiftConv(dims, f, f), _act()))
+            self.dec.append(block(c + f, f))
             c = f
         self.out_channels = c
 
@@ -160,6 +173,8 @@ class BlindSpotNet(nn.Module):
         Levels of the shifted U-Net and its filters at the top level.
     separate_z : bool
         3D: the two Z branches get their own weights (anisotropic Z).
+    padding : str
+        ``"zeros"`` or ``"replicate"``: the shifted convolutions' padding.
 
     Attributes
     ----------
@@ -168,13 +183,17 @@ class BlindSpotNet(nn.Module):
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, *,
-                 depth: int = 2, filters: int = 16, separate_z: bool = False):
+                 depth: int = 2, filters: int = 16, separate_z: bool = False,
+                 padding: str = "zeros"):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {sorted(PADDINGS)}, got {padding!r}")
         self.spatial_dims = spatial_dims
-        self.branch = HalfPlaneUNet(spatial_dims, in_channels, depth, filters)
-        self.z_branch = (HalfPlaneUNet(spatial_dims, in_channels, depth, filters)
+        self.padding = padding
+        self.branch = HalfPlaneUNet(spatial_dims, in_channels, depth, filters, padding)
+        self.z_branch = (HalfPlaneUNet(spatial_dims, in_channels, depth, filters, padding)
                          if separate_z and spatial_dims == 3 else None)
         self.views = rotate_views(spatial_dims)
         f = self.branch.out_channels

@@ -51,11 +51,14 @@ class BSNDenoiser(nn.Module):
         3D: own weights for the Z branches.
     nll_beta : float
         beta-NLL training (:func:`~napari_selfdenoise.core.posterior.nll`; 0: plain NLL).
+    padding : str
+        The shifted convolutions' padding, ``"zeros"`` or ``"replicate"``.
     """
 
     def __init__(self, spatial_dims: int, channels: int, *, depth: int = 2, filters: int = 16,
                  noise_model: str = "poisson-gaussian", learn_noise: bool = False,
-                 pd_infer: int = 1, separate_z: bool = False, nll_beta: float = 1.0):
+                 pd_infer: int = 1, separate_z: bool = False, nll_beta: float = 1.0,
+                 padding: str = "zeros"):
         super().__init__()
         self.spatial_dims = spatial_dims
         self.nll_beta = float(nll_beta)
@@ -64,7 +67,7 @@ class BSNDenoiser(nn.Module):
         self.pd_infer = int(pd_infer)
         out = channels if noise_model == "none" else 2 * channels
         self.net = BlindSpotNet(spatial_dims, channels, out, depth=depth, filters=filters,
-                                separate_z=separate_z)
+                                separate_z=separate_z, padding=padding)
         learn = learn_noise and noise_model != "none"
         self.noise_a = nn.Parameter(torch.zeros(channels), requires_grad=learn)
         self.noise_b = nn.Parameter(torch.ones(channels), requires_grad=learn)
