@@ -21,7 +21,7 @@ import torch
 from napari_selfdenoise.core import scoring, sure
 from napari_selfdenoise.core.config import default_config
 from napari_selfdenoise.core.events import run_to_end
-from napari_selfdenoise.core.noise_model import RESIDUAL_GAIN, estimate_noise_model
+from napari_selfdenoise.core.noise_model import estimate_noise_model
 from napari_selfdenoise.core.samples import add_poisson_gaussian, render_clean
 from napari_selfdenoise.core.training import train
 
@@ -80,7 +80,7 @@ def main() -> None:
     true = psnr(float(np.mean((out[inner] - x[inner]) ** 2)) - gt_noise)
     true_j = psnr(float(np.mean((jinv[inner] - x[inner]) ** 2)) - gt_noise)
     est_j = scoring.estimate_quality(y, jinv, jinv, peak).psnr
-    per_pixel = (scoring.residual(y) ** 2 - scoring.residual(jinv) ** 2) / RESIDUAL_GAIN
+    per_pixel = scoring.per_pixel_noise(y, jinv)
     base = (out[inner] - y[inner]) ** 2 - per_pixel
     nm = estimate_noise_model(noisy)
     maps = {"window 9": sure.local_variance(per_pixel),
@@ -92,12 +92,20 @@ def main() -> None:
             "constant": np.full(base.shape, per_pixel.mean())}
     if not np.isnan(read):
         maps["true"] = (np.maximum(x, 0) + read)[inner]
+    else:  # real image: a line fitted to the ground-truth noise (y - x)^2 against x
+        xi, e2 = x[inner].ravel(), ((y - x)[inner] ** 2).ravel() - gt_noise
+        slope, icpt = np.polyfit(xi, e2, 1)
+        maps["ground-truth noise model"] = slope * x[inner] + icpt
     print(f"{kind}, {photons:g} photons, mean {expected.mean():.2f} counts: plain pass "
           f"true {true:.2f} dB; J-invariant form true {true_j:.2f}, est {est_j:.2f} "
           f"({est_j - true_j:+.2f}); true gain of the plain pass {true - true_j:+.2f}")
     e = (y - x)[inner]  # the noise (plus the ground truth's own, 1/frames of it)
-    cross = float(np.mean(e * (out[inner] - x[inner])))
-    print(f"  Stein's term mean(v div) against its truth mean((y - x)(f - x)) = {cross:.3f}; "
+    # the average's own noise adds gt_noise to the cross term; E[n (f - g)] is the same
+    # expectation with the J-invariant g (E[n g] = 0), another realisation of the truth
+    cross = float(np.mean(e * (out[inner] - x[inner]))) - gt_noise
+    other = float(np.mean(e * (out[inner] - jinv[inner])))
+    print(f"  Stein's term mean(v div) against its truth mean((y - x)(f - x)) = {cross:.3f} "
+          f"(or mean((y - x)(f - g)) = {other:.3f}); "
           f"mean((y - x)^2 div) = {float(np.mean(e * e * div[inner])):.3f}; "
           f"J-invariant mean((y - x)(g - x)) = {float(np.mean(e * (jinv[inner] - x[inner]))):.3f}; "
           f"noise variance: estimate {per_pixel.mean():.2f}, truth {float(np.mean(e * e)):.2f}",

@@ -143,3 +143,14 @@ def test_a_3d_stack_is_compared_and_its_network_estimated_by_stein():
     net = res.ranking[0]
     assert not net.delivered_is_scored and np.isfinite(net.delivered.psnr)
     assert net.delivered.psnr != net.quality.psnr and res.blend is None
+
+
+def test_a_candidates_curve_never_mixes_training_and_validation_losses():
+    from napari_selfdenoise.core.compare import loss_curve
+
+    mixed = [{"step": 5, "loss": 0.9, "val_loss": None}, {"step": 10, "loss": 0.8,
+             "val_loss": 0.7}, {"step": 15, "loss": 0.6, "val_loss": None},
+             {"step": 20, "loss": 0.5, "val_loss": 0.55}]
+    assert loss_curve(mixed) == ((10, 0.7), (20, 0.55))
+    no_val = [{"step": 5, "loss": 0.9, "val_loss": None}, {"step": 10, "loss": 0.8}]
+    assert loss_curve(no_val) == ((5, 0.9), (10, 0.8))

@@ -25,8 +25,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .noise_model import RESIDUAL_GAIN
-from .scoring import residual
+from .scoring import per_pixel_noise
 from .sure import local_variance
 
 #: relative ridge added to the system's diagonal (only against exact collinearity)
@@ -80,8 +79,7 @@ def fit_blend(y: np.ndarray, parts: Sequence[str], outputs: Sequence[np.ndarray]
         :func:`~napari_selfdenoise.core.scoring.estimate_quality`).
     """
     y64 = np.asarray(y, dtype=np.float64)[..., 1:-1, 1:-1].ravel()
-    per_pixel = (residual(y) ** 2 - residual(reference) ** 2) / RESIDUAL_GAIN
-    v = local_variance(per_pixel).ravel()
+    v = local_variance(per_pixel_noise(y, reference)).ravel()
     cols = [np.asarray(o, dtype=np.float64)[..., 1:-1, 1:-1].ravel() for o in outputs]
     cols.append(np.ones_like(y64))
     f = np.stack(cols, axis=1)

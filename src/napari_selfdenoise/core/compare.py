@@ -164,6 +164,14 @@ def _train(method: str, arr: np.ndarray, sp: str, hold: Holdout, seconds: float,
     return bundle
 
 
+def loss_curve(history: list[dict]) -> tuple:
+    """``(step, loss)`` of a training history, one kind per curve: the validation loss;
+    the training loss where the pieces were too small to hold out a validation band (a
+    512-row image's pieces are under two patches)."""
+    key = "val_loss" if any(h.get("val_loss") is not None for h in history) else "loss"
+    return tuple((h["step"], h[key]) for h in history if h.get(key) is not None)
+
+
 def _score_network(name: str, bundle: Any, hold: Holdout, arr: np.ndarray, found: dict,
                    seconds: float, sp: str, config: CompareConfig) -> None:
     from .sure import network_delivered
@@ -175,10 +183,7 @@ def _score_network(name: str, bundle: Any, hold: Holdout, arr: np.ndarray, found
     if not same:  # what it hands out, and the divergence its estimate needs
         full, dfull = network_delivered(bundle, crops, sp, tta=config.tta, device=device)
         delivered, div = hold.strip(full), hold.strip(dfull)
-    # the validation loss; the training loss where the pieces were too small to hold out
-    # a validation band (a 512-row image's pieces are under two patches)
-    hist = tuple((h["step"], h["val_loss"] if h.get("val_loss") is not None else h["loss"])
-                 for h in bundle.history)
+    hist = loss_curve(bundle.history)
     prev = found.get(name)
     steps = bundle.info.get("steps", 0) + (prev["steps"] if prev else 0)
     found[name] = {"name": name, "kind": "network", "detail": f"{steps} steps", "scored_as": text,

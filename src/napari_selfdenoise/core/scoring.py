@@ -68,6 +68,13 @@ def residual(y: np.ndarray) -> np.ndarray:
     return out.reshape(a.shape)[..., 1:-1, 1:-1]
 
 
+def per_pixel_noise(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each interior pixel's noise-variance estimate: ``y``'s squared residual less the
+    ``reference``'s (the signal's own curvature), over :data:`RESIDUAL_GAIN`. Its mean is
+    the region's noise variance; its local mean is Stein's ``v_i`` (:mod:`.sure`)."""
+    return (residual(y) ** 2 - residual(reference) ** 2) / RESIDUAL_GAIN
+
+
 def _interior(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)[..., 1:-1, 1:-1]
 
@@ -200,8 +207,7 @@ def estimate_quality(y: np.ndarray, output: np.ndarray, reference: np.ndarray,
         raise ValueError(f"output shape {f64.shape} differs from the region {y64.shape}")
     score = float(np.mean((f64 - y64) ** 2))
     # per pixel: loss minus the residual noise estimate; noise terms largely cancel
-    ry, rr = residual(y64), residual(reference)
-    per_pixel_var = (ry**2 - rr**2) / RESIDUAL_GAIN
+    per_pixel_var = per_pixel_noise(y64, reference)
     d = (_interior(f64) - _interior(y64)) ** 2 - per_pixel_var
     if divergence is not None:
         from .sure import local_variance

@@ -40,7 +40,6 @@ from .validation import UserError, check_array, check_train_args
 #: at most this many fixed validation patches (held-out tiles, repeated with different
 #: fixed masks when there are fewer tiles)
 MAX_VAL_PATCHES = 48
-# the noise model is estimated on at most about NOISE_PIXELS pixels per channel
 
 
 # ----------------------------------------------------------------------- data
@@ -237,8 +236,8 @@ def train(
     Returns
     -------
     ModelBundle
-        The weights with the best validation loss (training loss when no region could be
-        held out), with the logged history and provenance in ``info``. With
+        The weights with the best validation loss (the final weights when no region
+        could be held out), with the logged history and provenance in ``info``. With
         ``config.ema > 0`` they are the weights' moving average (:mod:`.ema`): validation,
         the checkpoint and the preview all see the averaged network.
     """

@@ -125,7 +125,7 @@ class Checkpoint:
     def follow(self, loss: float, step: int) -> None:
         """No validation region: the model kept is the final one (its learning rate has
         decayed); record the latest training loss and step. The lowest training loss of a
-        log window is a noisy criterion: on W2S 010_0 it kept step 225 of 322, 1.6 dB
+        log window is a noisy criterion: on W2S 010_0 it once kept step 225 of 322, 1.6 dB
         below the final weights (docs/training.md)."""
         self.loss, self.step = loss, step
 
