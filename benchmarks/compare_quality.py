@@ -5,7 +5,9 @@ total budget (``--budget``, default 120 s; ``--cpu-time``: this process's CPU se
 one thread), then, against the many-frame average:
 
 * every candidate's **true PSNR of its delivered output** on the whole image (CSBDeep
-  ``norm_minmse``, as section 7), its score and its estimated PSNR;
+  ``norm_minmse``, as section 7), its score and its estimated PSNR; for a network that
+  hands out its J-invariant form, also its plain pass's (``psnr_plain``), which counts
+  for the true best;
 * the **true PSNR of its scored (J-invariant) form on the scoring region**, the quantity
   the estimate estimates: the average is mapped to the noisy image's units by an affine
   fit (``noisy ~ alpha * gt + beta``), the average's own noise (``1 / frames`` of the
@@ -107,34 +109,47 @@ def main() -> None:
         cands = []
         delivered: dict = {}
 
-        def output(name: str) -> np.ndarray:
-            """A candidate's delivered output on the whole image (cached)."""
-            if name not in delivered:
+        # a network hands out its plain pass, or its J-invariant form where the ranking
+        # estimated that better (CandidateScore.plain set)
+        inv = {r.name: r.delivered_is_scored for r in res.ranking if r.kind == "network"}
+
+        def output(name: str, invariant: bool = False) -> np.ndarray:
+            """A candidate's output on the whole image (cached): a network's plain pass,
+            or its J-invariant form."""
+            if (name, invariant) not in delivered:
                 c = res.candidates[name]
-                entry = ({"kind": "network", "bundle": c} if not isinstance(c, tuple) else
+                entry = ({"kind": "network", "bundle": c, "invariant": invariant}
+                         if not isinstance(c, tuple) else
                          {"kind": "filter", "name": c[0], "value": c[1]})
-                delivered[name] = run_to_end(deliver(entry, noisy, "YX", cfg))
-            return delivered[name]
+                delivered[name, invariant] = run_to_end(deliver(entry, noisy, "YX", cfg))
+            return delivered[name, invariant]
 
         for r in res.ranking:
             if r.kind == "blend":  # the fitted weights on the parts' whole-image outputs
-                out = res.blend.apply([output(p) for p in res.blend.parts])
+                out = res.blend.apply([output(p, inv.get(p, False)) for p in res.blend.parts])
             else:
-                out = output(r.name)
+                out = output(r.name, inv.get(r.name, False))
             f = res.region_outputs[r.name].astype(np.float64)
             true_region = region_psnr(f, clean, gt_noise, r.quality.peak)
             # the delivered output on the bands (rows of the whole-image output)
             fd = hold.region(np.asarray(out, np.float64)[None])
             d = r.best
-            cands.append({"name": r.name, "kind": r.kind, "detail": r.detail,
-                          "score": r.quality.score, "est_psnr": r.quality.psnr,
-                          "est_range": [r.quality.psnr_low, r.quality.psnr_high],
-                          "true_region_psnr": true_region,
-                          "est_delivered_psnr": d.psnr,
-                          "est_delivered_range": [d.psnr_low, d.psnr_high],
-                          "true_region_delivered_psnr": region_psnr(fd, clean, gt_noise,
-                                                                    d.peak),
-                          "psnr": score(gt, out)})
+            cand = {"name": r.name, "kind": r.kind, "detail": r.detail,
+                    "score": r.quality.score, "est_psnr": r.quality.psnr,
+                    "est_range": [r.quality.psnr_low, r.quality.psnr_high],
+                    "true_region_psnr": true_region,
+                    "est_delivered_psnr": d.psnr,
+                    "est_delivered_range": [d.psnr_low, d.psnr_high],
+                    "true_region_delivered_psnr": region_psnr(fd, clean, gt_noise, d.peak),
+                    "delivered_form": "j-invariant" if r.delivered_is_scored else "plain",
+                    "psnr": score(gt, out)}
+            if r.plain is not None:  # the plain pass it did not hand out: its truth too
+                plain = output(r.name, False)
+                fp = hold.region(np.asarray(plain, np.float64)[None])
+                cand.update(est_plain_psnr=r.plain.psnr, psnr_plain=score(gt, plain),
+                            true_region_plain_psnr=region_psnr(fp, clean, gt_noise,
+                                                               r.plain.peak))
+            cands.append(cand)
         row = {"dataset": dataset, "image": name, "noisy_psnr": score(gt, noisy),
                "pick": res.pick, "pick_kind": res.kind, "candidates": cands,
                "noise_var_est": res.noise_variance, "noise_var_true": true_var,
@@ -144,10 +159,14 @@ def main() -> None:
         if args.single:
             out, steps = single(args.single, noisy, args.budget, args.cpu_time)
             row.update(single=args.single, single_psnr=score(gt, out), single_steps=steps)
-        best = max(cands, key=lambda c: c["psnr"])
+        # the true best of everything compare could have handed out (plain passes too)
+        outs = [(c["name"], c["psnr"]) for c in cands] + [
+            (c["name"] + " (plain)", c["psnr_plain"]) for c in cands if "psnr_plain" in c]
+        best = max(outs, key=lambda o: o[1])
         pick = next(c for c in cands if c["name"] == res.pick)
+        row.update(true_best=best[0], true_best_psnr=best[1])
         print(f"{dataset} {name}: pick {res.pick} {pick['psnr']:.2f} dB, true best "
-              f"{best['name']} {best['psnr']:.2f}, single {row.get('single_psnr', 0):.2f}; "
+              f"{best[0]} {best[1]:.2f}, single {row.get('single_psnr', 0):.2f}; "
               + ", ".join(f"{c['name']} est {c['est_psnr']:.2f}/true {c['true_region_psnr']:.2f}"
                           for c in cands), flush=True)
         if args.json:

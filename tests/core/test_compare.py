@@ -38,15 +38,20 @@ def test_ranking_covers_every_candidate_sorted_by_delivered_estimate(compared):
             assert (r.delivered is r.quality) == r.delivered_is_scored
     net = next(r for r in res.ranking if r.kind == "network")
     # the plain pass uses its own pixel: Stein's correction makes it differ from the
-    # naive loss; it is estimated, not assumed equal to its J-invariant form
-    assert net.delivered is not net.quality and net.delivered.score != net.quality.score
+    # naive loss; it is estimated, not assumed equal to its J-invariant form, and the
+    # network hands out whichever of the two is estimated better
+    stein = net.plain if net.plain is not None else net.delivered
+    assert stein is not net.quality and stein.score != net.quality.score
+    assert net.best.mse == min(stein.mse, net.quality.mse)
+    assert net.delivered_is_scored == (net.plain is not None)
     report = res.report()["candidates"]
     assert all("delivered_estimated_psnr" in c for c in report)
     rankings = [e for e in seen if isinstance(e, CompareRanking)]
     assert rankings and rankings[-1].pick == res.pick
     assert any(isinstance(e, CompareTraining) and e.candidate == "n2s" for e in seen)
     net = next(r for r in res.ranking if r.kind == "network")
-    assert "grid-masked" in net.scored_as and not net.delivered_is_scored
+    assert "grid-masked" in net.scored_as
+    assert ("handed out in this form" in net.scored_as) == net.delivered_is_scored
     json.dumps(res.report())
 
 
@@ -89,9 +94,11 @@ def test_the_blend_is_ranked_and_handed_out_as_fitted(compared):
     if res.pick != "blend":
         return
     parts = []
+    invariant = {r.name: r.delivered_is_scored for r in res.ranking}
     for name in res.blend.parts:
         c = res.candidates[name]
-        entry = ({"kind": "network", "bundle": c} if not isinstance(c, tuple) else
+        entry = ({"kind": "network", "bundle": c, "invariant": invariant[name]}
+                 if not isinstance(c, tuple) else
                  {"kind": "filter", "name": c[0], "value": c[1]})
         parts.append(run_to_end(deliver(entry, ph.noisy, "YX", CompareConfig())))
     np.testing.assert_array_equal(res.image, res.blend.apply(parts))
@@ -141,8 +148,9 @@ def test_a_3d_stack_is_compared_and_its_network_estimated_by_stein():
     res = run_to_end(compare(ph.noisy, cfg, axes="ZYX"))
     assert res.image.shape == ph.noisy.shape and res.pick == "n2s"
     net = res.ranking[0]
-    assert not net.delivered_is_scored and np.isfinite(net.delivered.psnr)
-    assert net.delivered.psnr != net.quality.psnr and res.blend is None
+    stein = net.plain if net.plain is not None else net.delivered
+    assert stein is not net.quality and np.isfinite(stein.psnr)
+    assert stein.psnr != net.quality.psnr and res.blend is None
 
 
 def test_a_candidates_curve_never_mixes_training_and_validation_losses():

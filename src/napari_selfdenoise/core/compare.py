@@ -80,28 +80,53 @@ def _axes_of(arr: np.ndarray, sp: str) -> tuple[Any, str]:
     return (arr[0], sp) if arr.shape[0] == 1 else (arr, "T" + sp)
 
 
+INVARIANT_NOTE = ("; handed out in this form (its plain pass is estimated worse, and Stein's "
+                  "estimate of a plain pass can be biased low)")
+
+
 def _reference(found: dict) -> np.ndarray:
     """The best-scoring J-invariant output: the noise estimate's reference."""
     return found[min(found, key=lambda k: found[k]["score"])]["out"]
 
 
+def _form(y: np.ndarray, c: dict, ref: np.ndarray, peak: float,
+          q: Optional[Quality] = None) -> tuple[Quality, Optional[Quality]]:
+    """``(the estimate of what candidate c hands out, the Stein estimate of a plain pass
+    it does not hand out)``.
+
+    A network whose plain pass is not its J-invariant form hands out whichever of the two
+    is estimated better (when its J-invariant form is one :func:`deliver` can produce on
+    the whole image): Stein's estimate of the plain pass is biased under strongly
+    non-Gaussian noise (docs/compare.md, "Known limits"), the J-invariant form's is not.
+    When the J-invariant form is handed out, the first element *is* ``q``.
+    """
+    q = q if q is not None else estimate_quality(y, c["out"], ref, peak)
+    if c["same"]:
+        return q, None
+    d = estimate_quality(y, c["delivered"], ref, peak, divergence=c["div"])
+    if c.get("invertible") and q.mse < d.mse:
+        return q, d
+    return d, None
+
+
 def _delivered(y: np.ndarray, c: dict, ref: np.ndarray, peak: float) -> Quality:
     """The estimated quality of what candidate ``c`` hands out."""
-    if c["same"]:
-        return estimate_quality(y, c["out"], ref, peak)
-    return estimate_quality(y, c["delivered"], ref, peak, divergence=c["div"])
+    return _form(y, c, ref, peak)[0]
 
 
 def _rank(y: np.ndarray, found: dict, peak: float) -> tuple[list[CandidateScore], float, float]:
     """Every candidate's quality against the best one's output as the noise reference,
-    best estimated delivered output first."""
+    best estimated delivered output first. Records in each candidate (``"invariant"``)
+    whether it hands out its J-invariant form (:func:`_form`)."""
     ref = _reference(found)
     rows = []
     for name, c in found.items():
         q = estimate_quality(y, c["out"], ref, peak)
-        d = q if c["same"] else _delivered(y, c, ref, peak)
-        rows.append(CandidateScore(name, c["kind"], c["detail"], c["scored_as"],
-                                   c["same"], q, c["seconds"], c["curve"], d))
+        d, plain = _form(y, c, ref, peak, q)
+        c["invariant"] = c["same"] or plain is not None
+        text = c["scored_as"] + (INVARIANT_NOTE if plain is not None else "")
+        rows.append(CandidateScore(name, c["kind"], c["detail"], text, c["invariant"], q,
+                                   c["seconds"], c["curve"], d, plain))
     rows.sort(key=lambda r: (r.best.mse, r.quality.score))
     return rows, rows[0].quality.noise_variance, noise_correlation(y, ref)
 
@@ -177,6 +202,9 @@ def _score_network(name: str, bundle: Any, hold: Holdout, arr: np.ndarray, found
     from .sure import network_delivered
 
     text, same = scored_as(bundle)
+    # a grid-masked J-invariant form is what predict(j_invariant=True) runs: the network
+    # can hand it out instead of its plain pass (_form)
+    invertible = get_method(bundle.method).scoring_form(bundle.config) == "grid"
     device, crops = config.device, hold.crops(arr)
     out = hold.strip(invariant_network(bundle, crops, "cpu" if device == "auto" else device))
     delivered, div = out, None
@@ -187,7 +215,8 @@ def _score_network(name: str, bundle: Any, hold: Holdout, arr: np.ndarray, found
     prev = found.get(name)
     steps = bundle.info.get("steps", 0) + (prev["steps"] if prev else 0)
     found[name] = {"name": name, "kind": "network", "detail": f"{steps} steps", "scored_as": text,
-                   "same": same, "out": out, "score": None, "bundle": bundle,
+                   "same": same, "invertible": invertible, "out": out, "score": None,
+                   "bundle": bundle,
                    "delivered": delivered, "div": div,
                    "steps": steps, "seconds": seconds + (prev["seconds"] if prev else 0.0),
                    "curve": (prev["curve"] if prev else ()) + hist}
@@ -278,7 +307,9 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
     pick = rows[0]
     text = (f"pick: {pick.name} ({pick.kind}, {pick.best.describe()})"
             + (" - a classical filter is estimated best, so it is returned"
-               if pick.kind == "filter" else ""))
+               if pick.kind == "filter" else "")
+            + (" - in its J-invariant form: its plain pass is estimated worse"
+               if pick.plain is not None else ""))
     yield Message(text)
     if final.warning:
         yield Message(final.warning, "warning")
@@ -302,17 +333,17 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
 
 def _blend(y: np.ndarray, found: dict, rows: list, peak: float) -> Optional[tuple]:
     """The Stein-optimal blend of the best network and the best filter
-    (:mod:`~napari_selfdenoise.core.blend`): ``(Blend, its row, its output on y)``, or
-    None without both kinds."""
+    (:mod:`~napari_selfdenoise.core.blend`), each in the form it hands out (:func:`_form`):
+    ``(Blend, its row, its output on y)``, or None without both kinds."""
     from .blend import fit_blend
 
     net = next((r.name for r in rows if r.kind == "network"), None)
     filt = next((r.name for r in rows if r.kind == "filter"), None)
     if net is None or filt is None:
         return None
-    outs = {k: found[k]["out"] if found[k]["same"] else found[k]["delivered"]
-            for k in (net, filt)}
-    divs = {k: None if found[k]["same"] else found[k]["div"] for k in (net, filt)}
+    inv = {k: found[k].get("invariant", found[k]["same"]) for k in (net, filt)}
+    outs = {k: found[k]["out"] if inv[k] else found[k]["delivered"] for k in (net, filt)}
+    divs = {k: None if inv[k] else found[k]["div"] for k in (net, filt)}
     ref = _reference(found)
     mix = fit_blend(y, (net, filt), list(outs.values()), list(divs.values()), ref)
     if not mix.parts:  # every weight negative: nothing to blend
@@ -327,12 +358,16 @@ def _blend(y: np.ndarray, found: dict, rows: list, peak: float) -> Optional[tupl
 def deliver(candidate: dict, image: Any, axes: str,
             config: CompareConfig) -> Generator[Any, None, Any]:
     """A candidate's output on the whole ``image``: a network's own predictor (its plain
-    pass for masking methods), a filter's calibrated J-invariant form."""
+    pass for masking methods, with ``config.tta``), or its J-invariant form without TTA
+    (exactly the form it was scored through) when the ranking chose that form
+    (``candidate["invariant"]``, :func:`_form`); a filter's calibrated J-invariant form."""
     if candidate["kind"] == "network":
         from .inference import predict
 
-        return (yield from predict(candidate["bundle"], image, axes=axes,
-                                   config=PredictConfig(tta=config.tta, device=config.device)))
+        inv = bool(candidate.get("invariant")) and not candidate.get("same", False)
+        cfg = (PredictConfig(tta=False, j_invariant=True, device=config.device) if inv else
+               PredictConfig(tta=config.tta, device=config.device))
+        return (yield from predict(candidate["bundle"], image, axes=axes, config=cfg))
     from .calibration import denoise_image
 
     return (yield from denoise_image(image, candidate["name"], candidate["value"], axes=axes,

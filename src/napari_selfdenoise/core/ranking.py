@@ -32,6 +32,10 @@ class CandidateScore:
         Budget seconds it used (calibration or training and scoring).
     curve : tuple
         ``(x, y)`` pairs: a network's (step, validation loss), a filter's (parameter, loss).
+    plain : Quality or None
+        Stein's estimate of a network's plain pass when it is *not* handed out: its
+        J-invariant form was estimated better and is handed out instead
+        (``delivered_is_scored`` True, ``delivered is quality``).
     """
 
     name: str
@@ -43,6 +47,7 @@ class CandidateScore:
     seconds: float
     curve: tuple = ()
     delivered: Optional[Quality] = None
+    plain: Optional[Quality] = None
 
     def to_dict(self) -> dict:
         """JSON-safe record (the report and provenance)."""
@@ -53,7 +58,9 @@ class CandidateScore:
                 "estimated_mse": self.quality.mse, "estimated_mse_err": self.quality.mse_err,
                 "delivered_estimated_psnr": self.best.psnr,
                 "delivered_estimated_psnr_range": [self.best.psnr_low, self.best.psnr_high],
-                "delivered_estimated_mse": self.best.mse, "seconds": self.seconds}
+                "delivered_estimated_mse": self.best.mse, "seconds": self.seconds,
+                "plain_pass_estimated_psnr": (self.plain.psnr if self.plain is not None
+                                              else None)}
 
     @property
     def best(self) -> Quality:
