@@ -21,6 +21,14 @@ def true(x: dict) -> float:
     return x.get("true_region_delivered_psnr", x["true_region_psnr"])
 
 
+def best_output(c: dict) -> tuple[str, float]:
+    """The true best of what compare could have handed out: every candidate's delivered
+    output, and a network's plain pass where it handed out its J-invariant form."""
+    outs = [(x["name"], x["psnr"]) for x in c.values()] + [
+        (x["name"] + " (plain)", x["psnr_plain"]) for x in c.values() if "psnr_plain" in x]
+    return max(outs, key=lambda o: o[1])
+
+
 def main(paths: list[str]) -> None:
     rows = [json.loads(line) for p in paths for line in open(p) if line.strip()]
     singles = {(r["dataset"], r["image"]): r for r in rows if "candidates" not in r}
@@ -35,11 +43,11 @@ def main(paths: list[str]) -> None:
         # the pick had there been no blend: the first single candidate of the ranking
         single_pick = next(x for x in r["candidates"] if x["kind"] != "blend")
         no_blend.append(pick["psnr"] - single_pick["psnr"])
-        best = max(c.values(), key=lambda x: x["psnr"])
+        best_name, best_psnr = best_output(c)
         filt = max((x for x in c.values() if x["kind"] == "filter"), key=lambda x: x["psnr"])
         e = [abs(est(x) - true(x)) for x in c.values()]
         errs += e
-        within_best.append(best["psnr"] - pick["psnr"])
+        within_best.append(best_psnr - pick["psnr"])
         above_filter.append(pick["psnr"] - filt["psnr"])
         s = r.get("single_psnr") or singles.get((r["dataset"], r["image"]), {}).get(
             "single_psnr")
@@ -47,7 +55,7 @@ def main(paths: list[str]) -> None:
             vs_single.append(pick["psnr"] - s)
         single = f"{s:.2f}" if s is not None else "-"
         print(f"| {r['dataset']} | {r['image']} | {r['noisy_psnr']:.2f} | {r['pick']} | "
-              f"{pick['psnr']:.2f} | {best['name']} {best['psnr']:.2f} | {filt['name']} "
+              f"{pick['psnr']:.2f} | {best_name} {best_psnr:.2f} | {filt['name']} "
               f"{filt['psnr']:.2f} | {single} | {max(e):.2f} | {r['noise_correlation']:.2f} |")
     print("\n| data | image | candidate | score | est. PSNR, J-inv. form | true, J-inv. form "
           "| est. PSNR, delivered [range] | true, delivered (region) | true, delivered "
@@ -59,6 +67,10 @@ def main(paths: list[str]) -> None:
             print(f"| {r['dataset']} | {r['image']} | {x['name']}{' (pick)' if x['name'] == r['pick'] else ''} "
                   f"| {x['score']:.4g} | {x['est_psnr']:.2f} | {x['true_region_psnr']:.2f} | "
                   f"{est(x):.2f} [{lo:.2f}, {hi:.2f}] | {true(x):.2f} | {x['psnr']:.2f} |")
+            if "psnr_plain" in x:  # handed out its J-invariant form; the plain pass it kept back
+                print(f"| {r['dataset']} | {r['image']} | {x['name']} plain pass (not handed "
+                      f"out) | - | - | - | {x['est_plain_psnr']:.2f} (Stein) | "
+                      f"{x['true_region_plain_psnr']:.2f} | {x['psnr_plain']:.2f} |")
     for ds in sorted({r["dataset"] for r in comps}):
         e = [abs(est(x) - true(x)) for r in comps if r["dataset"] == ds
              for x in r["candidates"]]
