@@ -12,6 +12,9 @@ one thread), then, against the many-frame average:
   the estimate estimates: the average is mapped to the noisy image's units by an affine
   fit (``noisy ~ alpha * gt + beta``), the average's own noise (``1 / frames`` of the
   noise variance) is subtracted from the MSE, and the peak is the estimate's;
+* the same truths against the average registered to the frame by a 3 x 3 least-squares
+  kernel (``*_registered_*``; ``fmd_truth_check.py``: the FMD averages are about half a
+  pixel off their single frames);
 * the pick, the true best, the best filter, and the best single method (``--single``,
   default ``n2s``) trained alone on the whole image with the same budget.
 
@@ -38,6 +41,7 @@ from napari_selfdenoise.core.events import run_to_end
 from napari_selfdenoise.core.inference import predict_array
 from napari_selfdenoise.core.training import train
 from machine import add_clock_options, apply_clock_options, engine_precision, print_header
+from fmd_truth_check import mapped_truth
 from quality_methods import DATASETS, images, score
 
 FRAMES = {"fmd": 50, "w2s": 400}
@@ -51,12 +55,12 @@ def single(method: str, noisy: np.ndarray, seconds: float, cpu: bool) -> tuple[f
     return predict_array(bundle, noisy, axes="YX"), bundle.info["steps"]
 
 
-def region_truth(noisy: np.ndarray, gt: np.ndarray, hold, frames: int):
+def region_truth(noisy: np.ndarray, gt: np.ndarray, hold, frames: int, kernel: int = 0):
     """The clean scoring bands (stacked as ``hold.region``; ``hold`` None: the whole
-    image) in the noisy image's units, and the MSE offset of the average's own noise."""
-    a = np.stack([gt.ravel(), np.ones(gt.size)], 1).astype(np.float64)
-    alpha, beta = np.linalg.lstsq(a, noisy.ravel().astype(np.float64), rcond=None)[0]
-    clean = (alpha * gt.astype(np.float64) + beta)[None]
+    image) in the noisy image's units, the MSE offset of the average's own noise, and the
+    noise variance. ``kernel`` 0: the average mapped by an affine fit; k > 0: by a
+    least-squares (2k+1)^2 kernel (a registration, ``fmd_truth_check.py``)."""
+    clean = mapped_truth(noisy, gt, kernel)[0][None]
     y = noisy.astype(np.float64)[None]
     if hold is not None:
         clean, y = hold.region(clean), hold.region(y)
@@ -106,6 +110,8 @@ def main() -> None:
         used = time.process_time() - t
         hold = res.holdout
         clean, gt_noise, true_var = region_truth(noisy, gt, hold, FRAMES[dataset])
+        # the average registered to the frame (3 x 3 kernel): on FMD it is half a pixel off
+        reg, reg_noise, reg_var = region_truth(noisy, gt, hold, FRAMES[dataset], kernel=1)
         cands = []
         delivered: dict = {}
 
@@ -141,6 +147,10 @@ def main() -> None:
                     "est_delivered_psnr": d.psnr,
                     "est_delivered_range": [d.psnr_low, d.psnr_high],
                     "true_region_delivered_psnr": region_psnr(fd, clean, gt_noise, d.peak),
+                    "true_region_registered_psnr": region_psnr(f, reg, reg_noise,
+                                                               r.quality.peak),
+                    "true_region_delivered_registered_psnr": region_psnr(fd, reg, reg_noise,
+                                                                         d.peak),
                     "delivered_form": "j-invariant" if r.delivered_is_scored else "plain",
                     "psnr": score(gt, out)}
             if r.plain is not None:  # the plain pass it did not hand out: its truth too
@@ -153,6 +163,7 @@ def main() -> None:
         row = {"dataset": dataset, "image": name, "noisy_psnr": score(gt, noisy),
                "pick": res.pick, "pick_kind": res.kind, "candidates": cands,
                "noise_var_est": res.noise_variance, "noise_var_true": true_var,
+               "noise_var_true_registered": reg_var,
                "noise_correlation": res.noise_correlation, "warning": res.warning,
                "compare_cpu_s": used, "budget": args.budget, "clock": cfg.clock,
                "load_avg": os.getloadavg()[0]}

@@ -108,3 +108,28 @@ def test_export_time_reports_a_passed_package(monkeypatch, capsys, one_torch_thr
     row = json.loads(out.strip().splitlines()[-1])
     assert row["dims"] == 2 and row["test_status"] == "passed"
     assert row["export_s"] > 0 and row["package_test_s"] > 0 and row["package_bytes"] > 0
+
+
+def test_the_ground_truth_registration_recovers_a_known_sub_pixel_shift(monkeypatch):
+    """fmd_truth_check.mapped_truth (the registered truth of compare_quality.py): a frame
+    that is the average shifted by half a pixel, plus noise, is fitted by that kernel; k=0
+    is the affine fit."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import numpy as np
+    from fmd_truth_check import mapped_truth
+
+    rng = np.random.default_rng(0)
+    gt = 50 + 40 * rng.random((96, 96))  # texture at the pixel scale: a well-posed fit
+    frame = 0.9 * (0.5 * gt + 0.5 * np.roll(gt, 1, axis=0)) + 3.0
+    noisy = frame + rng.normal(0, 0.5, gt.shape)
+    fitted, kern = mapped_truth(noisy, gt, 1)
+    want = np.zeros((3, 3))
+    want[1, 1] = want[0, 1] = 0.45  # np.roll(gt, 1, 0)[i] = gt[i - 1]: the row above
+    np.testing.assert_allclose(kern, want, atol=0.02)
+    inner = (slice(2, -2), slice(2, -2))
+    assert np.abs(fitted - frame)[inner].max() < 0.5
+    affine, k0 = mapped_truth(noisy, gt, 0)
+    a = np.stack([gt.ravel(), np.ones(gt.size)], 1)
+    coef = np.linalg.lstsq(a, noisy.ravel(), rcond=None)[0]
+    np.testing.assert_allclose(affine, coef[0] * gt + coef[1], rtol=1e-9, atol=1e-9)
+    assert k0.shape == (1, 1)
