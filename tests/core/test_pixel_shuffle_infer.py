@@ -124,3 +124,21 @@ def test_cli_flag_end_to_end(img, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(plain) in err and "without pixel shuffle" in err
     assert not (tmp_path / "x.npy").exists()
+
+
+def test_a_batch_run_records_the_factor_it_ran(img, tmp_path):
+    """A Predict preset with a factor (the Batch run of the widget, ``run``): the written
+    TIFF carries the model that ran and the factors in its provenance."""
+    from napari_selfdenoise.core.events import run_to_end
+    from napari_selfdenoise.core.presets import PredictSettings, run_batch
+
+    b = make_bundle("bsn", {"noise_model": "none", **PD})
+    settings = PredictSettings(predict=PredictConfig(pixel_shuffle_infer=1))
+    report = run_to_end(run_batch(settings, [("a", img, "YX")], tmp_path, model=b))
+    assert not report.failures
+    (path,) = report.outputs.values()
+    np.testing.assert_allclose(np.asarray(io.open_image(path)[0]), inference.predict_array(
+        b, img, axes="YX", pixel_shuffle_infer=1), atol=1e-4)
+    doc = io.read_document(path)
+    assert doc["provenance"]["pixel_shuffle"] == {"train": 5, "inference": 1}
+    assert ModelBundle.from_metadata(doc["model"]).config.params.pd_infer == 1
