@@ -32,7 +32,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import threading
@@ -78,14 +77,14 @@ VARIANTS = {
 }
 CHOICES = SINGLE_IMAGE + list(VARIANTS)
 #: ``--also-predict``: more predictions of each network trained on the correlated phantom,
-#: name -> (method params changed in the trained model, prediction settings); a paired
-#: comparison free of the training's run-to-run spread
+#: name -> prediction settings (``pixel_shuffle_infer``: the same weights on K x K
+#: sub-images); a paired comparison free of the training's run-to-run spread
 INFER_VARIANTS = {
-    "r3": ({}, {"r3": True}),
-    "pd1": ({"pd_infer": 1}, {}),
-    "pd3": ({"pd_infer": 3}, {}),
-    "pd1+r3": ({"pd_infer": 1}, {"r3": True}),
-    "pd3+r3": ({"pd_infer": 3}, {"r3": True}),
+    "r3": {"r3": True},
+    "pd1": {"pixel_shuffle_infer": 1},
+    "pd3": {"pixel_shuffle_infer": 3},
+    "pd1+r3": {"pixel_shuffle_infer": 1, "r3": True},
+    "pd3+r3": {"pixel_shuffle_infer": 3, "r3": True},
 }
 
 
@@ -226,14 +225,10 @@ def lysosome_figure(stack: np.ndarray, bundle, path: Path) -> None:
 def repredict(bundle, noisy: np.ndarray, variant: str, predict_kw: dict) -> np.ndarray:
     """``bundle`` predicting ``noisy`` with :data:`INFER_VARIANTS` ``variant`` on top of
     its column's own prediction settings (the trained weights unchanged)."""
-    params, kw = INFER_VARIANTS[variant]
-    if params:
-        if not hasattr(bundle.config.params, "pd_infer"):
-            raise SystemExit(f"--also-predict {variant}: {bundle.method} has no pixel shuffle")
-        new = bundle.config.params.model_copy(update=params)
-        bundle = dataclasses.replace(bundle, config=bundle.config.model_copy(
-            update={"params": new}))
-    return predict_array(bundle, noisy, axes="YX", tta=TTA, **{**predict_kw, **kw})
+    kw = {**predict_kw, **INFER_VARIANTS[variant]}
+    if not getattr(bundle.config.params, "pixel_shuffle", False):
+        kw.pop("pixel_shuffle_infer", None)  # nothing to change: its own prediction again
+    return predict_array(bundle, noisy, axes="YX", tta=TTA, **kw)
 
 
 def correlated_case(args: argparse.Namespace, extra: dict, emit) -> None:

@@ -353,6 +353,24 @@ def test_ome_zarr_output_equals_the_threaded_one_and_the_client_reads_no_chunk(
                for e in events)
 
 
+def test_a_pixel_shuffle_factor_reaches_the_workers(cluster, source, tmp_path, one_torch_thread):
+    """``pixel_shuffle_infer``: the workers predict with the factor asked for (the model
+    they receive carries it), bit for bit the single-process result at that factor (one
+    torch thread here, as on the workers: the blind-spot network's convolutions round
+    differently with two, at the model's own factor too)."""
+    from test_pixel_shuffle_infer import PD
+    from test_pixel_shuffle_infer import make_bundle as make_pd_bundle
+
+    pd = make_pd_bundle("bsn", {"noise_model": "none", **PD})
+    cfg = dict(tile_shape=(128, 128), pixel_shuffle_infer=1)
+    ref = zarr.open_array(str(inference.predict_array(
+        pd, source, axes="TYX", out=tmp_path / "ref.zarr", **{**CFG, **cfg})), mode="r")[:]
+    out, _ = run(pd, source, tmp_path / "pd.zarr", scheduler=cluster.scheduler_address, **cfg)
+    np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], ref)  # fp32
+    own = inference.predict_array(pd, source, axes="TYX", **{**CFG, "tile_shape": (128, 128)})
+    assert np.abs(own - ref).max() > 1e-3
+
+
 def test_ome_zarr_in_another_axis_order_is_written_in_ngff_order(cluster, bundle, tmp_path):
     """An input whose axes are not in NGFF order (YXT): the workers transpose their chunks
     as the single-process sink does."""

@@ -20,16 +20,8 @@ from napari_selfdenoise.core.training import (
     LivePreview, PreviewRequest, TrainingDataError, default_config, resolve_config, train,
 )
 
-SMALL = dict(batch_size=8, patch_size=(32, 32), log_every=25, val_every=25,
-             network={"base_filters": 8})
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def phantom():
-    return phantom_2d((96, 96), seed=1)
 
 
 def denoise(bundle: ModelBundle, image: np.ndarray) -> np.ndarray:
@@ -49,8 +41,8 @@ def run(data, **settings):
     "method, steps, gain",
     [("n2v", 100, 3.0), ("n2v2", 150, 0.7), ("n2s", 100, 3.0), ("n2same", 100, 3.0)],
 )
-def test_every_method_improves_psnr(phantom, method, steps, gain):
-    bundle, events = run(phantom.noisy, method=method, steps=steps, **SMALL)
+def test_every_method_improves_psnr(small, phantom, method, steps, gain):
+    bundle, events = run(phantom.noisy, method=method, steps=steps, **small)
     before = psnr(phantom.clean, phantom.noisy)
     after = psnr(phantom.clean, denoise(bundle, phantom.noisy))
     assert after > before + gain, (method, before, after)
@@ -59,15 +51,15 @@ def test_every_method_improves_psnr(phantom, method, steps, gain):
     assert len(finished) == 1 and finished[0].step == steps
 
 
-def test_struct_n2v_trains(phantom):
+def test_struct_n2v_trains(small, phantom):
     bundle, _ = run(phantom.noisy, method="n2v", steps=60,
-                    masking={"struct_axis": "x", "struct_span": 3}, **SMALL)
+                    masking={"struct_axis": "x", "struct_span": 3}, **small)
     assert bundle.config.masking.struct_axis == "x"
     assert np.isfinite(denoise(bundle, phantom.noisy)).all()
 
 
-def test_events_history_and_round_trip(phantom, tmp_path):
-    bundle, events = run(phantom.noisy, method="n2s", steps=50, **SMALL)
+def test_events_history_and_round_trip(small, phantom, tmp_path):
+    bundle, events = run(phantom.noisy, method="n2s", steps=50, **small)
     steps = [e for e in events if isinstance(e, TrainStep)]
     assert [e.step for e in steps] == [25, 50]
     assert all(e.val_loss is not None and e.patches_per_s > 0 and e.eta_s >= 0 for e in steps)
@@ -80,18 +72,18 @@ def test_events_history_and_round_trip(phantom, tmp_path):
     assert np.array_equal(denoise(again, phantom.noisy), denoise(bundle, phantom.noisy))
 
 
-def test_seeded_runs_are_reproducible(phantom):
-    a, _ = run(phantom.noisy, method="n2v", steps=20, seed=7, **SMALL)
-    b, _ = run(phantom.noisy, method="n2v", steps=20, seed=7, **SMALL)
-    c, _ = run(phantom.noisy, method="n2v", steps=20, seed=8, **SMALL)
+def test_seeded_runs_are_reproducible(small, phantom):
+    a, _ = run(phantom.noisy, method="n2v", steps=20, seed=7, **small)
+    b, _ = run(phantom.noisy, method="n2v", steps=20, seed=7, **small)
+    c, _ = run(phantom.noisy, method="n2v", steps=20, seed=8, **small)
     assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
     assert not all(torch.equal(a.state_dict[k], c.state_dict[k]) for k in a.state_dict)
 
 
-def test_stop_request_returns_a_usable_model(phantom):
+def test_stop_request_returns_a_usable_model(small, phantom):
     stop = threading.Event()
-    gen = train(phantom.noisy, default_config("n2v", steps=10_000, **{**SMALL, "log_every": 5}),
+    gen = train(phantom.noisy, default_config("n2v", steps=10_000, **{**small, "log_every": 5}),
                 stop=stop)
 
     def on_event(e):
@@ -104,31 +96,31 @@ def test_stop_request_returns_a_usable_model(phantom):
     assert out.shape == phantom.noisy.shape and np.isfinite(out).all()
 
 
-def test_continue_training_keeps_network_and_normalisation(phantom):
-    first, _ = run(phantom.noisy, method="n2s", steps=10, **SMALL)
+def test_continue_training_keeps_network_and_normalisation(small, phantom):
+    first, _ = run(phantom.noisy, method="n2s", steps=10, **small)
     events = []
-    again = run_to_end(train(phantom.noisy * 2, default_config("n2s", steps=10, **SMALL),
+    again = run_to_end(train(phantom.noisy * 2, default_config("n2s", steps=10, **small),
                              init=first), events.append)
     assert again.norm_offset == first.norm_offset and again.norm_scale == first.norm_scale
     assert again.state_dict.keys() == first.state_dict.keys()
     assert not all(torch.equal(again.state_dict[k], first.state_dict[k]) for k in first.state_dict)
     with pytest.raises(TrainingDataError, match="cannot continue"):
-        run_to_end(train(phantom.noisy, default_config("n2v2", steps=2, **SMALL), init=first))
+        run_to_end(train(phantom.noisy, default_config("n2v2", steps=2, **small), init=first))
 
 
-def test_time_budget_is_honoured(phantom):
-    bundle, events = run(phantom.noisy, method="n2v", steps=10**6, time_budget_s=1.5, **SMALL)
+def test_time_budget_is_honoured(small, phantom):
+    bundle, events = run(phantom.noisy, method="n2v", steps=10**6, time_budget_s=1.5, **small)
     assert bundle.info["stop_reason"] == "time"
     assert isinstance(events[-1], TrainFinished) and events[-1].reason == "time"
     assert events[-1].elapsed_s >= 1.5
 
 
-def test_cpu_clock_budget_ends_the_run_and_decays_the_learning_rate(phantom):
+def test_cpu_clock_budget_ends_the_run_and_decays_the_learning_rate(small, phantom):
     """``clock="cpu"``: the budget is this process's CPU time, and the cosine decay of the
     learning rate follows it (a stop event alone would leave the rate at its peak)."""
     t = time.process_time()
     bundle, events = run(phantom.noisy, method="n2s", steps=10**9, time_budget_s=1.0,
-                         clock="cpu", learning_rate=1e-3, **{**SMALL, "log_every": 1})
+                         clock="cpu", learning_rate=1e-3, **{**small, "log_every": 1})
     assert bundle.info["stop_reason"] == "time"
     assert time.process_time() - t >= 1.0
     lrs = [e.learning_rate for e in events if isinstance(e, TrainStep)]
@@ -137,16 +129,16 @@ def test_cpu_clock_budget_ends_the_run_and_decays_the_learning_rate(phantom):
 
 
 @pytest.mark.perf
-def test_time_budget_stops_promptly(phantom):
+def test_time_budget_stops_promptly(small, phantom):
     t = time.perf_counter()
-    run(phantom.noisy, method="n2v", steps=10**6, time_budget_s=1.5, **SMALL)
+    run(phantom.noisy, method="n2v", steps=10**6, time_budget_s=1.5, **small)
     assert time.perf_counter() - t < 4.0
 
 
-def test_preview_is_in_original_units(phantom):
+def test_preview_is_in_original_units(small, phantom):
     region = phantom.noisy[:40, :48]
     events = []
-    run_to_end(train(phantom.noisy, default_config("n2s", steps=30, **SMALL),
+    run_to_end(train(phantom.noisy, default_config("n2s", steps=30, **small),
                      preview=PreviewRequest(region, "YX", every_s=0.0, region=(0, 0))),
                events.append)
     previews = [e for e in events if isinstance(e, TrainPreview)]
@@ -155,12 +147,12 @@ def test_preview_is_in_original_units(phantom):
     assert abs(previews[-1].image.mean() - region.mean()) < 0.5 * region.std()
 
 
-def test_live_preview_follows_the_region_its_owner_updates(phantom):
+def test_live_preview_follows_the_region_its_owner_updates(small, phantom):
     """The viewer replaces the region while training runs; the next preview follows it, and
     a region that does not fit the model is reported and ignored."""
     first, second = phantom.noisy[:40, :48], phantom.noisy[50:82, 10:90]
     live = LivePreview(PreviewRequest(first, "YX", every_s=0.0, region=("first",)))
-    gen = train(phantom.noisy, default_config("n2s", steps=12, **SMALL), preview=live)
+    gen = train(phantom.noisy, default_config("n2s", steps=12, **small), preview=live)
     seen = []
     while True:
         try:
@@ -178,7 +170,7 @@ def test_live_preview_follows_the_region_its_owner_updates(phantom):
     assert last.image.shape == second.shape
     # an update that does not fit is a warning, never an exception in the training thread
     live2 = LivePreview(PreviewRequest(first, "YX", every_s=0.0))
-    gen2 = train(phantom.noisy, default_config("n2s", steps=6, **SMALL), preview=live2)
+    gen2 = train(phantom.noisy, default_config("n2s", steps=6, **small), preview=live2)
     events2 = []
     for event in gen2:
         events2.append(event)
@@ -188,14 +180,14 @@ def test_live_preview_follows_the_region_its_owner_updates(phantom):
     assert warnings
 
 
-def test_several_images_of_different_sizes_and_lazy_arrays(phantom):
+def test_several_images_of_different_sizes_and_lazy_arrays(small, phantom):
     import dask.array as da
     import zarr
 
     z = zarr.create_array(store={}, shape=(2, 64, 80), dtype="float32")
     z[:] = np.stack([phantom.noisy[:64, :80], phantom.noisy[32:, 16:]])
     lazy = da.from_array(phantom.noisy[None, :, :72], chunks=32)
-    bundle, events = run([z, lazy], method="n2v", axes="TYX", steps=10, **SMALL)
+    bundle, events = run([z, lazy], method="n2v", axes="TYX", steps=10, **small)
     assert bundle.axes == "TYX" and bundle.n_channels == 1
     assert bundle.info["data_shapes"] == [[2, 1, 64, 80], [1, 1, 96, 72]]
 
@@ -264,7 +256,7 @@ def test_bad_inputs_give_clear_errors(data, axes, error, words):
         run_to_end(train(data, default_config("n2v", steps=2, batch_size=2), axes=axes))
 
 
-def test_without_validation_the_final_weights_are_kept(phantom):
+def test_without_validation_the_final_weights_are_kept(small, phantom):
     """No validation region: the model handed back is the final one, not the one with the
     lowest (noisy) training-loss window, and the run says so."""
     from napari_selfdenoise.core.training_loop import Checkpoint
@@ -276,7 +268,7 @@ def test_without_validation_the_final_weights_are_kept(phantom):
         net.weight.add_(1.0)  # training goes on after the last log window
     state = ck.final(net)
     assert torch.equal(state["weight"], net.weight.detach())
-    cfg = default_config("n2s", steps=12, seed=0, val_fraction=0.0, **{**SMALL, "log_every": 4})
+    cfg = default_config("n2s", steps=12, seed=0, val_fraction=0.0, **{**small, "log_every": 4})
     seen = []
     bundle = run_to_end(train(phantom.noisy, cfg), seen.append)
     assert bundle.info["selected_by"] == "final weights"

@@ -9,18 +9,10 @@ import torch
 from napari_selfdenoise.core.bundle import ModelBundle
 from napari_selfdenoise.core.ema import WeightAverage, ema_decay
 from napari_selfdenoise.core.events import TrainPreview, TrainStep, run_to_end
-from napari_selfdenoise.core.samples import phantom_2d, psnr
+from napari_selfdenoise.core.samples import psnr
 from napari_selfdenoise.core.training import PreviewRequest, default_config, train
 
-SMALL = dict(batch_size=8, patch_size=(32, 32), log_every=25, val_every=25,
-             network={"base_filters": 8})
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def phantom():
-    return phantom_2d((96, 96), seed=1)
 
 
 def _tiny() -> torch.nn.Module:
@@ -94,13 +86,13 @@ def test_decay_out_of_range_is_refused():
         default_config("n2s", ema=1.0)
 
 
-def _run(data, **settings) -> ModelBundle:
-    return run_to_end(train(data, default_config("n2s", **{**SMALL, **settings})))
+def _run(data, small, **settings) -> ModelBundle:
+    return run_to_end(train(data, default_config("n2s", **{**small, **settings})))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_model_file_carries_the_averaged_weights_when_on_the_trained_ones_when_off(
-        phantom, precision, request):
+        small, phantom, precision, request):
     """Same seed, so the trained weights follow the same path with and without EMA (two
     steps: after step 1 the run of 1 step and the run of 2 steps agree, the learning rate
     of step 0 being the same). With EMA the model holds the average of the two steps'
@@ -108,9 +100,9 @@ def test_model_file_carries_the_averaged_weights_when_on_the_trained_ones_when_o
     if precision == "bf16":
         request.getfixturevalue("bf16_cpu")
     kw = dict(precision=precision, val_every=50)  # validated once, after the last step
-    w1 = _run(phantom.noisy, steps=1, **kw).state_dict
-    w2 = _run(phantom.noisy, steps=2, **kw).state_dict
-    on = _run(phantom.noisy, steps=2, ema=0.9, **kw)
+    w1 = _run(phantom.noisy, small, steps=1, **kw).state_dict
+    w2 = _run(phantom.noisy, small, steps=2, **kw).state_dict
+    on = _run(phantom.noisy, small, steps=2, ema=0.9, **kw)
     assert on.config.ema == 0.9 and on.info["best_step"] == 2
     net = on.build_model()
     avg = WeightAverage(net, 0.9)
@@ -123,15 +115,15 @@ def test_model_file_carries_the_averaged_weights_when_on_the_trained_ones_when_o
         assert torch.equal(on.state_dict[k], v), k
     changed = [k for k in w2 if w2[k].is_floating_point() and not torch.equal(w1[k], w2[k])]
     assert changed and all(not torch.equal(on.state_dict[k], w2[k]) for k in changed)
-    off = _run(phantom.noisy, steps=2, ema=0.0, **kw)
+    off = _run(phantom.noisy, small, steps=2, ema=0.0, **kw)
     assert all(torch.equal(off.state_dict[k], w2[k]) for k in w2)
 
 
-def test_a_run_with_ema_validates_previews_denoises_and_round_trips(phantom, tmp_path):
+def test_a_run_with_ema_validates_previews_denoises_and_round_trips(small, phantom, tmp_path):
     region = phantom.noisy[:40, :48]
     events = []
     bundle = run_to_end(
-        train(phantom.noisy, default_config("n2s", steps=100, ema=0.95, **SMALL),
+        train(phantom.noisy, default_config("n2s", steps=100, ema=0.95, **small),
               preview=PreviewRequest(region, "YX", every_s=0.0)), events.append)
     steps = [e for e in events if isinstance(e, TrainStep)]
     assert [e.step for e in steps] == [25, 50, 75, 100]
@@ -152,19 +144,19 @@ def test_a_run_with_ema_validates_previews_denoises_and_round_trips(phantom, tmp
     # continue training it, with and without EMA
     for ema in (0.95, 0.0):
         more = run_to_end(train(phantom.noisy, default_config("n2s", steps=10, ema=ema,
-                                                              **SMALL), init=again))
+                                                              **small), init=again))
         assert more.state_dict.keys() == again.state_dict.keys()
         assert all(torch.isfinite(v).all() for v in more.state_dict.values())
         assert not all(torch.equal(more.state_dict[k], again.state_dict[k])
                        for k in again.state_dict)
 
 
-def test_without_validation_the_final_average_is_kept(phantom):
-    bundle = _run(phantom.noisy, steps=30, ema=0.9, val_fraction=0.0,
+def test_without_validation_the_final_average_is_kept(small, phantom):
+    bundle = _run(phantom.noisy, small, steps=30, ema=0.9, val_fraction=0.0,
                   **{"log_every": 10})
     assert bundle.info["selected_by"] == "final weights"
     assert bundle.info["best_step"] == 30
-    raw = _run(phantom.noisy, steps=30, ema=0.0, val_fraction=0.0, **{"log_every": 10})
+    raw = _run(phantom.noisy, small, steps=30, ema=0.0, val_fraction=0.0, **{"log_every": 10})
     assert any(not torch.equal(v, raw.state_dict[k]) for k, v in bundle.state_dict.items())
     assert all(torch.isfinite(v).all() for v in bundle.state_dict.values())
 
@@ -176,10 +168,10 @@ def test_ema_is_off_by_default():
     assert all(default_config(name).ema == 0.0 for name in METHODS)
 
 
-def test_the_average_does_not_change_the_training_path(phantom):
+def test_the_average_does_not_change_the_training_path(small, phantom):
     """Same seed: the trained network takes the same steps with and without EMA (the same
     training losses, bit for bit); only what is validated and kept differs."""
-    off = _run(phantom.noisy, steps=50, log_every=10)
-    on = _run(phantom.noisy, steps=50, log_every=10, ema=0.9)
+    off = _run(phantom.noisy, small, steps=50, log_every=10)
+    on = _run(phantom.noisy, small, steps=50, log_every=10, ema=0.9)
     assert [h["loss"] for h in on.history] == [h["loss"] for h in off.history]
     assert [h["val_loss"] for h in on.history] != [h["val_loss"] for h in off.history]

@@ -116,8 +116,51 @@ def test_every_predict_setting_survives_the_form(viewer, dock):
                              predict=PredictConfig(tile_shape=(64, 64), overlap=(32, 40),
                                                    border=(4, 8), batch_size=3,
                                                    memory_budget_mb=300, tta=True, r3=True,
-                                                   precision="fp32", device="cpu"))
+                                                   pixel_shuffle_infer=3, precision="fp32",
+                                                   device="cpu"))
     widget.set_settings(preset)
     assert widget.settings() == preset
     widget.set_settings(PredictSettings())
     assert widget.settings().predict == PredictConfig()
+
+
+def test_pixel_shuffle_factor_follows_the_model(viewer, dock, qtbot, tiny_bundle, noisy2d):
+    """The factor box is enabled for a model trained with pixel shuffle (showing its own
+    factor), the layer carries the factor that ran, and a model without pixel shuffle
+    disables the box and sets it back to "as trained"."""
+    import torch
+
+    from napari_selfdenoise.core.config import TrainConfig
+    from napari_selfdenoise.core.models import build_network
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(method="bsn", network={"depth": 1, "base_filters": 4},
+                      params={"method": "bsn", "noise_model": "none", "pixel_shuffle": True})
+    net = build_network(cfg.network, 2, 1, "bsn", cfg.params)
+    pd = ModelBundle(config=cfg, axes="YX", spatial_dims=2, n_channels=1, norm_offset=[0.0],
+                     norm_scale=[1.0], state_dict=net.state_dict())
+    noisy, _ = noisy2d
+    viewer.add_image(noisy, name="img")
+    widget = dock("Predict")
+    _common.SESSION.add("plain [n2v]", tiny_bundle)
+    _common.SESSION.add("pd [bsn]", pd)
+    widget.model_combo.setCurrentText("trained: pd [bsn]")
+    box = widget.pixel_shuffle
+    assert box.isEnabled() and box.specialValueText() == "as trained (2)"
+    assert widget.settings().predict.pixel_shuffle_infer is None
+    box.setValue(1)
+    assert widget.settings().predict.pixel_shuffle_infer == 1
+    assert widget.run()
+    wait_until(qtbot, lambda: "img [bsn]" in viewer.layers, 60)
+    wait_until(qtbot, lambda: widget.run_button.isEnabled(), 10)
+    out = viewer.layers["img [bsn]"]
+    np.testing.assert_allclose(out.data, predict_array(pd, noisy, axes="YX",
+                                                       pixel_shuffle_infer=1), atol=1e-4)
+    prov = out.metadata[PROVENANCE_KEY]
+    assert prov["pixel_shuffle"] == {"train": 5, "inference": 1}
+    assert prov["settings"]["predict"]["pixel_shuffle_infer"] == 1
+    assert ModelBundle.from_metadata(out.metadata[METADATA_KEY]).config.params.pd_infer == 1
+    assert box.isEnabled()
+    widget.model_combo.setCurrentText("trained: plain [n2v]")
+    assert not box.isEnabled() and widget.settings().predict.pixel_shuffle_infer is None
+    _common.SESSION.models.clear()

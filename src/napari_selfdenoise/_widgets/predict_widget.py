@@ -24,12 +24,16 @@ from qtpy.QtWidgets import (
 )
 
 from ..core import events, ome_zarr
+from ..core.inference import inference_bundle
 from ..core.bundle import METADATA_KEY, ModelBundle
 from ..core.config import PredictConfig
 from ..core.presets import PredictSettings
 from ..core.provenance import PROVENANCE_KEY, make_provenance
 from . import _common
 from ._base import DockWidget, refill
+from .predict_options import (
+    file_of, ome_output, pixel_shuffle_box, pixel_shuffle_value, show_pixel_shuffle,
+)
 from .train_options import combo, parse_shape, set_combo, spin
 
 SESSION_PREFIX = "trained: "
@@ -66,6 +70,7 @@ class PredictWidget(DockWidget):
                                  "(J-invariant grid; complementary masks for ams)")
         self.r3 = QCheckBox("R3 refinement (8 passes, 16 % noisy pixels)")
         self.r3.setToolTip(PredictConfig.model_fields["r3"].description)
+        self.pixel_shuffle = pixel_shuffle_box()
         self.precision = combo({"auto": "auto", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"})
         self.device = QLineEdit("auto")
         self.output = combo({"layer": "new layer (in memory)",
@@ -87,6 +92,7 @@ class PredictWidget(DockWidget):
         self.stop_button = QPushButton("Stop")
         self._layout()
         self.model_combo.currentIndexChanged.connect(self._model_source_changed)
+        self.model_file.editingFinished.connect(self._model_changed)
         self.auto_tiles.toggled.connect(self._tiles_changed)
         self.output.currentIndexChanged.connect(self._output_changed)
         self.run_on.currentIndexChanged.connect(self._output_changed)
@@ -111,6 +117,7 @@ class PredictWidget(DockWidget):
         form.addRow("", self.tta)
         form.addRow("J-invariant", self.j_invariant)
         form.addRow("", self.r3)
+        form.addRow("pixel shuffle", self.pixel_shuffle)
         form.addRow("precision", self.precision)
         form.addRow("device", self.device)
         form.addRow("output", self.output)
@@ -149,6 +156,18 @@ class PredictWidget(DockWidget):
         is_file = self._model_choice()[0] == "file"
         self.model_file.setEnabled(is_file and not self.runner.running)
         self.browse_button.setEnabled(is_file and not self.runner.running)
+        self._model_changed()
+
+    def _model_changed(self, *_: Any) -> None:
+        """The pixel-shuffle box follows the chosen model (enabled with pixel shuffle)."""
+        source, name = self._model_choice()
+        try:
+            bundle = self.load_model(PredictSettings(
+                model_source=source, model_name=name,
+                model_file=self.model_file.text().strip() or None))
+        except (ValueError, OSError):  # no model chosen yet, or not readable (yet)
+            bundle = None
+        show_pixel_shuffle(self.pixel_shuffle, bundle, self.runner.running)
 
     def _tiles_changed(self, *_: Any) -> None:
         manual = not self.auto_tiles.isChecked() and not self.runner.running
@@ -173,6 +192,7 @@ class PredictWidget(DockWidget):
             "napari-selfdenoise models, bioimage.io packages (*.sdmodel *.zip);;All (*)")
         if path:
             self.model_file.setText(path)
+            self._model_changed()
 
     def load_model(self, settings: PredictSettings) -> ModelBundle:
         """The model the settings name (``ValueError`` with a clear message otherwise)."""
@@ -206,7 +226,8 @@ class PredictWidget(DockWidget):
             border=parse_shape(self.border.text()) if manual else None,
             batch_size=(self.batch.value() or None) if manual else None,
             tta=self.tta.isChecked(), j_invariant=self.j_invariant.currentData(),
-            r3=self.r3.isChecked(), precision=self.precision.currentData(), memory_budget_mb=self._memory_budget_mb,
+            r3=self.r3.isChecked(), pixel_shuffle_infer=pixel_shuffle_value(self.pixel_shuffle),
+            precision=self.precision.currentData(), memory_budget_mb=self._memory_budget_mb,
             device=self.device.text().strip() or "auto", overwrite=self.overwrite.isChecked(),
             ome_zarr_version=self.ome_version.currentData(), **self._cluster())
         return PredictSettings(
@@ -243,6 +264,8 @@ class PredictWidget(DockWidget):
         self.tta.setChecked(p.tta)
         set_combo(self.j_invariant, p.j_invariant)
         self.r3.setChecked(p.r3)
+        self.pixel_shuffle.setValue(p.pixel_shuffle_infer or 0)
+        self._model_changed()  # back to "as trained" for a model without pixel shuffle
         set_combo(self.precision, p.precision)
         self._memory_budget_mb = p.memory_budget_mb
         self.device.setText(p.device)
@@ -277,7 +300,8 @@ class PredictWidget(DockWidget):
         layer = self.selected_layer()
         axes = self.selected_axes(layer)
         settings = self.settings()
-        bundle = self.load_model(settings)
+        # the factor asked for, checked before any work; the layer carries what ran
+        bundle = inference_bundle(self.load_model(settings), settings.predict)
         self._execution: Optional[dict] = None  # device and precision, from PredictStarted
         out: Any = None
         if settings.output in ("zarr", "ome-zarr"):
@@ -287,8 +311,8 @@ class PredictWidget(DockWidget):
             if Path(out).exists() and not settings.predict.overwrite:
                 raise FileExistsError(f"{out} exists: tick 'overwrite' or choose another path")
         if settings.output == "ome-zarr":
-            out = _ome_output(out, layer, axes)
-        data = (_file_of(layer, settings) if settings.predict.distributed
+            out = ome_output(out, layer, axes)
+        data = (file_of(layer, settings) if settings.predict.distributed
                 else _common.snapshot(layer))
         source = layer.name
 
@@ -349,30 +373,3 @@ class PredictWidget(DockWidget):
         _common.SESSION.disconnect(self.reset_choices)
         super().shutdown()
 
-
-def _file_of(layer: Any, settings: PredictSettings) -> str:
-    """The file a distributed prediction reads: the layer's own (workers open it)."""
-    if settings.output not in ("zarr", "ome-zarr"):
-        raise ValueError("workers write a zarr store: choose 'zarr store on disk' or "
-                         "'OME-Zarr on disk' as the output")
-    path = getattr(getattr(layer, "source", None), "path", None)
-    if not path or not Path(path).exists():
-        raise ValueError(f"the layer {layer.name!r} was not opened from a file, and workers "
-                         "read the file: save it as .zarr or .tif and open that, or run in "
-                         "this process")
-    return str(path)
-
-
-def _ome_output(path: str, layer: Any, axes: str) -> ome_zarr.OmeZarrOutput:
-    """An OME-Zarr output carrying ``layer``'s scale, translation, units and channel names."""
-    if not ome_zarr.is_ome_zarr_path(path):
-        raise ValueError(f"an OME-Zarr output's name ends in .ome.zarr, not {path!r} "
-                         "(e.g. denoised.ome.zarr)")
-    from .._reader import OME_KEY
-
-    units = getattr(layer, "units", None)
-    names = (layer.metadata.get(OME_KEY) or {}).get("channel_names")
-    meta = ome_zarr.ImageMetadata.from_layer(
-        axes, layer.scale, layer.translate, [str(u) for u in units] if units else None,
-        name=layer.name, channel_names=names)
-    return ome_zarr.OmeZarrOutput(path, meta)

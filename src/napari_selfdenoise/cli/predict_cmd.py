@@ -8,6 +8,8 @@ gives a BigTIFF (written through a resumable sibling zarr), ``.npy`` a numpy fil
 ``.ome.zarr`` gives an OME-Zarr multiscale image (NGFF 0.5, or 0.4 with
 ``--ome-zarr-version 0.4``), resumable, its pyramid built as the chunks are written; an
 OME-Zarr INPUT's axes, units, scale, translation and channel names are kept.
+``--pixel-shuffle-infer K`` predicts a model trained with pixel shuffle on its K x K
+sub-images instead of the factor it was trained with (1: full resolution).
 The output carries the model and the provenance of the result. With ``--scheduler`` or
 ``--workers`` the work runs on a dask.distributed cluster, each worker writing its own
 chunks of a ``.zarr`` output.
@@ -60,6 +62,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="R3 refinement (AP-BSN) for blind-spot and masked models: PASSES "
                         "more passes (8) on the prediction with FRACTION (0.16) of the pixels "
                         "set back to noisy, averaged; '--r3' alone uses the defaults")
+    parser.add_argument("--pixel-shuffle-infer", type=int, default=None, metavar="K",
+                        help="for a model trained with --pixel-shuffle: predict on its K x K "
+                        "pixel-shuffled sub-images (1: full resolution; default: the "
+                        "factor it was trained with); an error for other models")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'")
     parser.add_argument("--overwrite", action="store_true",
@@ -155,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the model, denoise the input tile by tile, write the output."""
     from ..core import io
     from ..core.config import PredictConfig
-    from ..core.inference import predict
+    from ..core.inference import inference_bundle, predict
     from ..core.provenance import make_provenance
     from ..core.events import run_to_end
 
@@ -170,8 +176,10 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, memory_budget_mb=args.memory_mb, tta=args.tta,
         j_invariant=args.j_invariant, precision=args.precision, device=args.device,
         overwrite=args.overwrite, scheduler=args.scheduler, workers=args.workers,
-        ome_zarr_version=args.ome_zarr_version, **_r3(args.r3),
+        ome_zarr_version=args.ome_zarr_version, pixel_shuffle_infer=args.pixel_shuffle_infer,
+        **_r3(args.r3),
     )
+    bundle = inference_bundle(bundle, config, source=f"model {args.model}")
     settings = dict(config.model_dump(mode="json"), model=str(args.model))
     prov = make_provenance("predict", args.input.name, settings, bundle=bundle)
     # the path, not an opened array: predict records the input's identity for resuming

@@ -246,6 +246,10 @@ class PredictConfig(StrictModel):
     r3_passes: int = Field(8, ge=1, le=64, description="R3 passes (8 in AP-BSN).")
     r3_fraction: float = Field(0.16, gt=0.0, lt=1.0,
                                description="R3: fraction of pixels set back to noisy (0.16).")
+    pixel_shuffle_infer: Optional[int] = Field(
+        None, ge=1, le=8, description="Pixel-shuffle factor at inference for a model "
+        "trained with pixel shuffle: predict on its K x K sub-images (1: full resolution; "
+        "None: the factor the model was trained with). An error for other models.")
     precision: Precision = "auto"
     channels_last: Optional[bool] = None
     device: str = "auto"

@@ -32,6 +32,10 @@ def make_provenance(operation: str, source: Optional[str], settings: Any, *,
         The model used, if any: its method, creation time and training info are recorded.
     **extra
         Further JSON-serialisable fields (stop reason, chosen parameter, output path...).
+
+    A model with pixel shuffle adds :func:`pixel_shuffle_record` (the factors it
+    predicted with: pass the bundle the prediction ran,
+    :func:`~napari_selfdenoise.core.inference.inference_bundle`).
     """
     from .. import __version__
 
@@ -49,5 +53,16 @@ def make_provenance(operation: str, source: Optional[str], settings: Any, *,
         record.update(method=bundle.method,
                       method_name=METHOD_NAMES.get(bundle.method, bundle.method),
                       model_created=bundle.created, model_info=bundle.info)
+        record.update(pixel_shuffle_record(bundle))
     record.update(extra)
     return json.loads(json.dumps(record, default=str))
+
+
+def pixel_shuffle_record(bundle: Any) -> dict:
+    """``{"pixel_shuffle": {"train": T, "inference": K}}`` for a model with pixel shuffle
+    (``K``: the factor ``bundle`` predicts with), else ``{}``."""
+    params = getattr(getattr(bundle, "config", None), "params", None)
+    if not getattr(params, "pixel_shuffle", False):
+        return {}
+    train, infer = params.factors()
+    return {"pixel_shuffle": {"train": int(train), "inference": int(infer)}}

@@ -321,7 +321,7 @@ def _start(config: TrainConfig, method: Method, net: torch.nn.Module, normed: li
     else:
         n_tiles = run.val_batch.pop("n_tiles")
         yield Message(f"validation: {n_tiles} tiles of a held-out band of each image, "
-                      f"{run.n_val // n_tiles} fixed mask(s) each")
+                      f"{method.validation_note(config, run.n_val, n_tiles)}")
     return run
 
 

@@ -13,7 +13,7 @@ finished chunks while the device computes). Output goes to a sink (:mod:`.sinks`
 """
 
 from ..tiling import round_up
-from .api import predict, predict_array
+from .api import inference_bundle, predict, predict_array
 from .layout import Layout, map_axes
 from .memory import (
     auto_tile, batch_size, bytes_per_voxel, flops_per_voxel, fold_batch_norm, memory_budget,
@@ -26,6 +26,6 @@ _plan = plan_tiles  # the name benchmarks/predict_roofline.py imports
 
 __all__ = [
     "PROGRESS_KEY", "Layout", "auto_tile", "batch_size", "bytes_per_voxel", "default_border",
-    "flops_per_voxel", "fold_batch_norm", "map_axes", "memory_budget", "plan_tiles",
-    "predict", "predict_array", "refine_network", "round_up",
+    "flops_per_voxel", "fold_batch_norm", "inference_bundle", "map_axes", "memory_budget",
+    "plan_tiles", "predict", "predict_array", "refine_network", "round_up",
 ]

@@ -11,6 +11,8 @@ from ..bundle import ModelBundle
 from ..config import PredictConfig
 from ..events import Message, run_to_end
 from ..methods import get_method
+from ..methods.pd_option import with_inference_factor
+from ..provenance import pixel_shuffle_record
 from .backends import Job, backend_for
 from .layout import map_axes, resolve_input
 from .memory import bytes_per_voxel, fold_batch_norm
@@ -57,6 +59,8 @@ def predict(
     numpy.ndarray (float32, shaped like ``data``) or the output path.
     """
     job = _job(bundle, data, axes, config, out, stop)
+    if provenance is not None:  # the factors this run predicts with
+        provenance = {**provenance, **pixel_shuffle_record(job.bundle)}
     backend = backend_for(config)
     try:
         result = yield from _run(job, backend, provenance)
@@ -65,9 +69,19 @@ def predict(
     return result
 
 
+def inference_bundle(bundle: ModelBundle, config: PredictConfig,
+                     source: str = "the model") -> ModelBundle:
+    """The bundle :func:`predict` runs for ``config``: ``bundle`` itself, or with
+    ``config.pixel_shuffle_infer`` its pixel-shuffle factor at inference
+    (:func:`~napari_selfdenoise.core.methods.pd_option.with_inference_factor`; a
+    ``UserError`` naming ``source`` for a model trained without pixel shuffle)."""
+    return with_inference_factor(bundle, config.pixel_shuffle_infer, source)
+
+
 def _job(bundle: ModelBundle, data: Any, axes: Optional[str], config: PredictConfig, out: Any,
          stop: Optional[threading.Event]) -> Job:
     """The input opened, the axes mapped, the output checked, the predictor chosen."""
+    bundle = inference_bundle(bundle, config)
     src = resume.source_path(data)
     # a distributed run checks the pixels on a worker (DaskBackend.setup)
     data, axes = resolve_input(data, axes, bundle, check=not config.distributed)

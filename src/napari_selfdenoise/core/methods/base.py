@@ -80,6 +80,9 @@ class Method:
         The U-Net is built as the N2V2 variant.
     networks : tuple of str
         The network families it can train (N2V2 is defined by its U-Net variant).
+    validation_draw : str
+        The random draw each copy of a held-out tile gets once in the fixed validation
+        batch (:meth:`validation_note`), e.g. ``"fixed mask"``.
     """
 
     name: ClassVar[str] = ""
@@ -96,6 +99,7 @@ class Method:
     n2v2_network: ClassVar[bool] = False
     #: network families (``NetworkConfig.arch``) this method can train
     networks: ClassVar[tuple[str, ...]] = ("unet", "dncnn")
+    validation_draw: ClassVar[str] = "fixed mask"
 
     # ------------------------------------------------------------------ network
     def build_network(self, network: "NetworkConfig", spatial_dims: int, n_channels: int,
@@ -141,6 +145,17 @@ class Method:
              ctx: StepContext) -> "torch.Tensor":
         """The training loss of ``batch`` (a scalar with gradient)."""
         raise NotImplementedError
+
+    def validation_note(self, config: "TrainConfig", n_items: int, n_tiles: int) -> str:
+        """What the fixed validation batch holds, for training's "validation: N tiles of
+        a held-out band of each image, ..." message: ``n_items`` items of
+        :meth:`make_batch` made from ``n_tiles`` held-out tiles, each tile repeated with
+        its own :attr:`validation_draw` per copy (pixel shuffle: as sub-images)."""
+        factor = config.params.factors()[0] if hasattr(config.params, "factors") else 1
+        if factor > 1:
+            return (f"as {n_items} pixel-shuffled sub-images (factor {factor}), each with "
+                    f"its {self.validation_draw}")
+        return f"{n_items // n_tiles} {self.validation_draw}(s) each"
 
     # ---------------------------------------------------------------- inference
     def predictor(self, config: "TrainConfig", j_invariant: Optional[bool] = None) -> Predictor:

@@ -137,5 +137,11 @@ class BSN(Method):
              ctx: StepContext) -> "torch.Tensor":
         return net.loss(batch["x"])
 
+    def validation_note(self, config: "TrainConfig", n_items: int, n_tiles: int) -> str:
+        factor = config.params.factors()[0]
+        shuffled = (f"as {n_items} pixel-shuffled sub-images (factor {factor}), "
+                    if factor > 1 else "")
+        return shuffled + "no masks: every pixel in the loss (blind spot by architecture)"
+
 
 METHOD = BSN()

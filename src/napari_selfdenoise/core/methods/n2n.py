@@ -104,5 +104,11 @@ class N2N(Method):
              ctx: StepContext) -> "torch.Tensor":
         return ((net(batch["x"]).float() - batch["target"]) ** 2).mean()
 
+    def validation_note(self, config: "TrainConfig", n_items: int, n_tiles: int) -> str:
+        if not config.params.swap:
+            return "input / target pairs, no masks"
+        return (f"input / target pairs, no masks, {n_items // n_tiles} copies each with a "
+                "fixed input / target order")
+
 
 METHOD = N2N()

@@ -82,6 +82,7 @@ class Ne2Ne(Method):
     citation_url = "https://arxiv.org/abs/2101.02824"
     Params = Ne2NeParams
     defaults = _COMMON
+    validation_draw = "fixed neighbour sub-sampling"
 
     def make_batch(self, x: "torch.Tensor", config: "TrainConfig",
                    generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:

@@ -8,11 +8,13 @@ times larger, :func:`sampling_patch`) and wrap the network for inference
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Sequence
 
 from pydantic import Field
 
+from ..validation import UserError
 from .base import MethodParams
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,6 +101,30 @@ def wrap_for_inference(net: "torch.nn.Module", params: Any) -> "torch.nn.Module"
     from ..pixel_shuffle import PixelShuffled
 
     return PixelShuffled(net, params.factors()[1]) if params.pixel_shuffle else net
+
+
+def with_inference_factor(bundle: Any, factor: Optional[int], source: str = "the model"
+                          ) -> Any:
+    """``bundle`` predicting on ``factor**2`` pixel-shuffled sub-images, its weights
+    unchanged (the prediction setting ``pixel_shuffle_infer``; None: as trained).
+
+    The copy's ``pd_infer`` is ``factor``, so its network's ``halo`` and ``size_multiple``
+    (which the tile plan aligns to), a distributed worker's copy and an output's embedded
+    model all follow it. A :class:`~napari_selfdenoise.core.validation.UserError` naming
+    ``source`` when the model was trained without pixel shuffle.
+    """
+    if factor is None:
+        return bundle
+    params = bundle.config.params
+    if not getattr(params, "pixel_shuffle", False):
+        raise UserError(
+            f"{source} ({bundle.method}) was trained without pixel shuffle, so a "
+            f"pixel-shuffle factor at inference ({factor}) does not apply: leave it unset, "
+            "or train with --pixel-shuffle")
+    if params.pd_infer == int(factor):
+        return bundle
+    new = type(params).model_validate({**params.model_dump(), "pd_infer": int(factor)})
+    return dataclasses.replace(bundle, config=bundle.config.model_copy(update={"params": new}))
 
 
 def trained_network(net: "torch.nn.Module") -> "torch.nn.Module":

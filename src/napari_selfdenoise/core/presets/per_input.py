@@ -66,8 +66,9 @@ def _train(settings, data, axes, name, stop, model) -> Generator[Any, None, Deno
 
 
 def _predict(settings, data, axes, name, stop, model) -> Generator[Any, None, Denoised]:
-    from ..inference import predict
+    from ..inference import inference_bundle, predict
 
+    model = inference_bundle(model, settings.predict)  # the output carries what ran
     axes = axes or settings.axes
     extra: dict = {}
     denoised = yield from _noting_execution(
