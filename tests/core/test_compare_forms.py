@@ -99,3 +99,19 @@ def test_deliver_hands_out_exactly_the_j_invariant_form(model):
     assert not np.array_equal(after, out)  # the poke reaches its neighbours
     plain = run_to_end(deliver(dict(entry, invariant=False), ph.noisy, "YX", cfg))
     assert not np.array_equal(plain, out)
+
+
+def test_the_report_says_which_network_is_handed_out_in_its_j_invariant_form(model):
+    from napari_selfdenoise.core.ranking import CompareResult
+
+    ph, bundle = model
+    y, found = _found(ph, bundle, div_scale=0.9)
+    rows, var, rho = _rank(y, found, scoring.data_range(ph.noisy))
+    res = CompareResult("n2s", "network", None, rows, var, rho, None, bundle)
+    report = res.report()
+    assert report["j_invariant_networks"] == ["n2s"]
+    assert "n2s handed out in its J-invariant form" in report["summary"]
+    y, found = _found(ph, bundle, div_scale=0.0)
+    rows, var, rho = _rank(y, found, scoring.data_range(ph.noisy))
+    report = CompareResult("n2s", "network", None, rows, var, rho, None, bundle).report()
+    assert report["j_invariant_networks"] == [] and "J-invariant" not in report["summary"]

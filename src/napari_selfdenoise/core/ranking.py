@@ -104,7 +104,13 @@ class CompareResult:
                 "network": f"network {self.pick} is estimated best",
                 "blend": "a blend of the best network and the best filter is estimated "
                          "best"}[self.kind]
+        invariant = [r.name for r in self.ranking if r.kind == "network" and r.plain is not None
+                     and (r.name == self.pick or (self.kind == "blend" and self.blend is not None
+                                                   and r.name in self.blend.parts))]
+        if invariant:  # compare._form: its plain pass was estimated worse
+            text += f" ({', '.join(invariant)} handed out in its J-invariant form)"
         return {"pick": self.pick, "pick_kind": self.kind, "summary": text,
+                "j_invariant_networks": invariant,
                 "candidates": [r.to_dict() for r in self.ranking],
                 "best_filter": best_filter.name if best_filter else None,
                 "noise_variance": self.noise_variance,
