@@ -133,3 +133,54 @@ def test_the_ground_truth_registration_recovers_a_known_sub_pixel_shift(monkeypa
     coef = np.linalg.lstsq(a, noisy.ravel(), rcond=None)[0]
     np.testing.assert_allclose(affine, coef[0] * gt + coef[1], rtol=1e-9, atol=1e-9)
     assert k0.shape == (1, 1)
+
+
+def _vst_module(monkeypatch):
+    script = SCRIPT.parent / "vst_check.py"
+    monkeypatch.syspath_prepend(str(script.parent))
+    return runpy.run_path(str(script), run_name="vst_check")
+
+
+@pytest.mark.parametrize("a, b, lam", [(1.0, 4.0, 5.0), (2.0, 2.0, 5.0), (0.7, 1.0, 20.0)])
+def test_vst_gat_stabilises_and_its_exact_inverse_is_unbiased(monkeypatch, a, b, lam):
+    import numpy as np
+
+    vst = _vst_module(monkeypatch)
+    rng = np.random.default_rng(0)
+    y = a * rng.poisson(lam, 1_000_000) + rng.normal(0.0, math.sqrt(b), 1_000_000)
+    z = vst["gat"](y, a, b)
+    assert abs(z.var() - 1.0) < 0.06  # unit variance: var = a * signal + b is stabilised
+    mean = np.array([z.mean()])
+    exact = vst["gat_inverse_exact"](mean, a, b)[0]
+    algebraic = vst["gat_inverse_algebraic"](mean, a, b)[0]
+    assert exact == pytest.approx(a * lam, rel=0.01)
+    assert algebraic < 0.99 * a * lam  # the plain inverse is biased low at low counts
+    # the algebraic inverse undoes the transform exactly wherever it is not clipped
+    assert np.allclose(vst["gat_inverse_algebraic"](vst["gat"](y, a, b), a, b)[y > 0], y[y > 0])
+    # the exact inverse is monotone (held at the closed form's minimum near D -> 0)
+    d = np.linspace(0.0, 10.0, 2001)
+    assert np.all(np.diff(vst["gat_inverse_exact"](d, a, b)) >= 0)
+
+
+def test_vst_check_runs_end_to_end(monkeypatch, capsys, tmp_path, one_torch_thread):
+    import numpy as np
+    import tifffile
+
+    from napari_selfdenoise.core.samples import add_poisson_gaussian, render_clean
+
+    clean = render_clean((64, 64), seed=0)
+    noisy, _ = add_poisson_gaussian(clean, photons=5.0, seed=0)
+    for sub, img in (("noisy", noisy), ("gt", clean)):
+        (tmp_path / sub).mkdir()
+        tifffile.imwrite(tmp_path / sub / "tiny.tif", np.asarray(img, np.float32))
+    vst = _vst_module(monkeypatch)
+    monkeypatch.setitem(vst["qm"].DATASETS, "w2s", (tmp_path, ["tiny"]))
+    monkeypatch.setattr(sys, "argv", ["vst_check.py", "--seconds", "1", "--no-tta",
+                                      "--json", str(tmp_path / "r.jsonl")])
+    vst["main"]()
+    out = capsys.readouterr().out
+    row = json.loads((tmp_path / "r.jsonl").read_text())
+    assert row["a"] > 0 and row["image"] == "tiny"
+    for key in ("n2s", "gat_exact", "gat_algebraic"):
+        assert math.isfinite(row[key]) and row[key] > row["noisy_psnr"] - 3
+    assert "| w2s | tiny |" in out and "mean GAT - n2s" in out
