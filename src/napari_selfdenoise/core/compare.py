@@ -116,17 +116,17 @@ def _delivered(y: np.ndarray, c: dict, ref: np.ndarray, peak: float) -> Quality:
 
 def _rank(y: np.ndarray, found: dict, peak: float) -> tuple[list[CandidateScore], float, float]:
     """Every candidate's quality against the best one's output as the noise reference,
-    best estimated delivered output first. Records in each candidate (``"invariant"``)
-    whether it hands out its J-invariant form (:func:`_form`)."""
+    best estimated delivered output first (``delivered_is_scored``: it hands out its
+    J-invariant form, :func:`_form`)."""
     ref = _reference(found)
     rows = []
     for name, c in found.items():
         q = estimate_quality(y, c["out"], ref, peak)
         d, plain = _form(y, c, ref, peak, q)
-        c["invariant"] = c["same"] or plain is not None
         text = c["scored_as"] + (INVARIANT_NOTE if plain is not None else "")
-        rows.append(CandidateScore(name, c["kind"], c["detail"], text, c["invariant"], q,
-                                   c["seconds"], c["curve"], d, plain))
+        rows.append(CandidateScore(name, c["kind"], c["detail"], text,
+                                   c["same"] or plain is not None, q, c["seconds"],
+                                   c["curve"], d, plain))
     rows.sort(key=lambda r: (r.best.mse, r.quality.score))
     return rows, rows[0].quality.noise_variance, noise_correlation(y, ref)
 
@@ -316,8 +316,10 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
     mix = blend[0] if blend is not None and pick.kind == "blend" else None
     parts = mix.parts if mix is not None else (pick.name,)
     outs = []
+    invariant = {r.name: r.delivered_is_scored for r in rows}
     for name in parts:
-        outs.append((yield from deliver(found[name], image, axes, config)))
+        outs.append((yield from deliver(dict(found[name], invariant=invariant[name]), image,
+                                        axes, config)))
     out = mix.apply(outs) if mix is not None else outs[0]
     network = next((found[p]["bundle"] for p in parts if found[p]["kind"] == "network"), None)
     region_outs = {k: c["out"] for k, c in found.items()}
@@ -341,7 +343,7 @@ def _blend(y: np.ndarray, found: dict, rows: list, peak: float) -> Optional[tupl
     filt = next((r.name for r in rows if r.kind == "filter"), None)
     if net is None or filt is None:
         return None
-    inv = {k: found[k].get("invariant", found[k]["same"]) for k in (net, filt)}
+    inv = {r.name: r.delivered_is_scored for r in rows}
     outs = {k: found[k]["out"] if inv[k] else found[k]["delivered"] for k in (net, filt)}
     divs = {k: None if inv[k] else found[k]["div"] for k in (net, filt)}
     ref = _reference(found)

@@ -104,9 +104,9 @@ class CompareResult:
                 "network": f"network {self.pick} is estimated best",
                 "blend": "a blend of the best network and the best filter is estimated "
                          "best"}[self.kind]
-        invariant = [r.name for r in self.ranking if r.kind == "network" and r.plain is not None
-                     and (r.name == self.pick or (self.kind == "blend" and self.blend is not None
-                                                   and r.name in self.blend.parts))]
+        handed_out = (self.blend.parts if self.kind == "blend" and self.blend is not None
+                      else (self.pick,))
+        invariant = [r.name for r in self.ranking if r.plain is not None and r.name in handed_out]
         if invariant:  # compare._form: its plain pass was estimated worse
             text += f" ({', '.join(invariant)} handed out in its J-invariant form)"
         return {"pick": self.pick, "pick_kind": self.kind, "summary": text,
