@@ -41,11 +41,8 @@ from napari_selfdenoise.core.events import run_to_end
 from napari_selfdenoise.core.inference import predict_array
 from napari_selfdenoise.core.training import train
 from machine import add_clock_options, apply_clock_options, engine_precision, print_header
-from fmd_truth_check import mapped_truth
+from fmd_truth_check import FRAMES, region_psnr, region_truth
 from quality_methods import DATASETS, images, score
-
-FRAMES = {"fmd": 50, "w2s": 400}
-
 
 def single(method: str, noisy: np.ndarray, seconds: float, cpu: bool) -> tuple[float, int]:
     """``method`` trained alone on the whole image for ``seconds``: (output, steps)."""
@@ -53,27 +50,6 @@ def single(method: str, noisy: np.ndarray, seconds: float, cpu: bool) -> tuple[f
                          clock="cpu" if cpu else "wall")
     bundle = run_to_end(train(noisy, cfg, axes="YX"), None)
     return predict_array(bundle, noisy, axes="YX"), bundle.info["steps"]
-
-
-def region_truth(noisy: np.ndarray, gt: np.ndarray, hold, frames: int, kernel: int = 0):
-    """The clean scoring bands (stacked as ``hold.region``; ``hold`` None: the whole
-    image) in the noisy image's units, the MSE offset of the average's own noise, and the
-    noise variance. ``kernel`` 0: the average mapped by an affine fit; k > 0: by a
-    least-squares (2k+1)^2 kernel (a registration, ``fmd_truth_check.py``)."""
-    clean = mapped_truth(noisy, gt, kernel)[0][None]
-    y = noisy.astype(np.float64)[None]
-    if hold is not None:
-        clean, y = hold.region(clean), hold.region(y)
-    noise_var = float(np.mean((y - clean) ** 2)) / (1.0 + 1.0 / frames)
-    return clean, noise_var / frames, noise_var
-
-
-def region_psnr(f: np.ndarray, clean: np.ndarray, gt_noise: float, peak: float) -> float:
-    """PSNR of ``f`` against the ground truth mapped to the noisy units, on the scoring
-    region's interior (as the estimate), less the ground truth's own residual noise."""
-    err = f[..., 1:-1, 1:-1] - clean[..., 1:-1, 1:-1]
-    mse = float(np.mean(err**2)) - gt_noise
-    return float(10 * np.log10(peak**2 / max(mse, 1e-12)))
 
 
 def main() -> None:

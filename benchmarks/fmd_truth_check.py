@@ -44,6 +44,27 @@ def mapped_truth(noisy: np.ndarray, gt: np.ndarray, k: int) -> tuple[np.ndarray,
     return (design @ coef).reshape(h, w), coef[:-1].reshape(2 * k + 1, 2 * k + 1)
 
 
+def region_truth(noisy: np.ndarray, gt: np.ndarray, hold, frames: int, kernel: int = 0):
+    """The clean scoring bands (stacked as ``hold.region``; ``hold`` None: the whole
+    image) in the noisy image's units, the MSE offset of the average's own noise, and the
+    noise variance. ``kernel`` 0: the average mapped by an affine fit; k > 0: by a
+    least-squares (2k+1)^2 kernel (a registration, ``fmd_truth_check.py``)."""
+    clean = mapped_truth(noisy, gt, kernel)[0][None]
+    y = noisy.astype(np.float64)[None]
+    if hold is not None:
+        clean, y = hold.region(clean), hold.region(y)
+    noise_var = float(np.mean((y - clean) ** 2)) / (1.0 + 1.0 / frames)
+    return clean, noise_var / frames, noise_var
+
+
+def region_psnr(f: np.ndarray, clean: np.ndarray, gt_noise: float, peak: float) -> float:
+    """PSNR of ``f`` against the ground truth mapped to the noisy units, on the scoring
+    region's interior (as the estimate), less the ground truth's own residual noise."""
+    err = f[..., 1:-1, 1:-1] - clean[..., 1:-1, 1:-1]
+    mse = float(np.mean(err**2)) - gt_noise
+    return float(10 * np.log10(peak**2 / max(mse, 1e-12)))
+
+
 def lag1(e: np.ndarray) -> tuple[float, float]:
     """Lag-1 autocorrelation of ``e`` along X and along Y."""
     e = e - e.mean()
@@ -62,12 +83,10 @@ def check(dataset: str, name: str, noisy: np.ndarray, gt: np.ndarray, k: int) ->
     q = scoring.estimate_quality(region, outs[best], outs[best], peak)
     line = f"{dataset} {name}: gaussian {best} est {q.psnr:.2f} (noise var {q.noise_variance:.1f})"
     for kk in sorted({0, k}):
-        clean, kern = mapped_truth(noisy, gt, kk)
-        lx, ly = lag1(noisy - clean)
-        c = hold.region(clean[None])
-        var = float(np.mean((region - c)[..., 1:-1, 1:-1] ** 2)) / (1 + 1 / FRAMES[dataset])
-        err = outs[best][..., 1:-1, 1:-1] - c[..., 1:-1, 1:-1]
-        true = 10 * np.log10(peak**2 / (float(np.mean(err**2)) - var / FRAMES[dataset]))
+        clean, gt_noise, var = region_truth(noisy, gt, hold, FRAMES[dataset], kernel=kk)
+        mapped, kern = mapped_truth(noisy, gt, kk)
+        lx, ly = lag1(noisy - mapped)
+        true = region_psnr(outs[best], clean, gt_noise, peak)
         centre = f", kernel centre {kern[kk, kk]:.2f}" if kk else ""
         line += (f" | {'affine' if kk == 0 else f'{2 * kk + 1}x{2 * kk + 1} kernel'}: true "
                  f"{true:.2f}, noise var {var:.1f}, lag-1 X {lx:.3f} Y {ly:.3f}{centre}")

@@ -2,7 +2,8 @@
 
 A phantom at ``PHOTONS`` photons (argv 1) with Poisson (``poisson``) or Gaussian noise of
 the same per-pixel variance (``gauss``) (argv 2), or a real image (``w2s 030_2``, ``fmd
-BPAE_B``: its many-frame average mapped to the noisy units as in ``compare_quality.py``);
+BPAE_B``: its many-frame average mapped to the noisy units as in ``compare_quality.py``,
+``fmd_truth_check.region_truth``);
 n2s trained 60 CPU-s on the top 80 %; the plain pass's estimate on the bottom band with
 several variance maps for the ``2 v_i div_i`` term, against the truth, and the J-invariant
 form's estimate (no Stein term) for reference. Usage::
@@ -44,7 +45,7 @@ def real(dataset: str, name: str) -> tuple[np.ndarray, np.ndarray, float]:
     """``(noisy, expected, gt_noise)``: the average mapped to the noisy image's units by an
     affine fit, and the MSE offset of its own residual noise."""
     import tifffile
-    from compare_quality import FRAMES, region_truth
+    from fmd_truth_check import FRAMES, region_truth
     from quality_methods import DATASETS
 
     folder = DATASETS[dataset][0]
