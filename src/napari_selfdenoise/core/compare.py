@@ -128,7 +128,7 @@ def _rank(y: np.ndarray, found: dict, peak: float) -> tuple[list[CandidateScore]
                                    c["same"] or plain is not None, q, c["seconds"],
                                    c["curve"], d, plain))
     rows.sort(key=lambda r: (r.best.mse, r.quality.score))
-    return rows, rows[0].quality.noise_variance, noise_correlation(y, ref)
+    return rows, rows[0].quality.noise_variance, noise_correlation(y)
 
 
 def _filters(arr: np.ndarray, sp: str, hold: Holdout, clock: _Clock,
@@ -327,7 +327,7 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
         region_outs["blend"] = blend[2]
     return CompareResult(
         pick.name, pick.kind, out, rows, final.noise_variance,
-        noise_correlation(region, region_outs[pick.name]), final.warning,
+        noise_correlation(region), final.warning,
         network, {k: c.get("bundle", (k, c.get("value"))) for k, c in found.items()},
         region_outs, hold.bands, clock.used(),
         blend[0] if blend is not None else None, hold)

@@ -87,7 +87,7 @@ class LiveQuality:
                                            divergence=div.reshape(y.shape))
             self.form = "delivered output (Stein's estimate)"
         net.train(was_training)
-        self.warning = correlation_warning(noise_correlation(y, f))
+        self.warning = correlation_warning(noise_correlation(y))
         return self.latest
 
     @torch.no_grad()
