@@ -11,11 +11,17 @@ deterministic filters only (no training; seconds per image):
 * the residual noise ``noisy - mapped truth``: its variance and its lag-1 autocorrelation
   along X and Y (about 0 for pixel-independent noise and a right truth);
 * compare's noise-variance estimate and the estimated PSNR of the calibrated Gaussian's
-  J-invariant form on compare's scoring bands, against its true PSNR under each mapping.
+  J-invariant form on compare's scoring bands, against its true PSNR under each mapping;
+  the two noise-variance estimates behind it (the 8-neighbour residual less the
+  reference's, and the directional high-pass cap, ``core.scoring.noise_variance``) and
+  the detected lag-1 noise correlation per axis (``scoring.noise_correlation``);
+* ``--correlation-term``: the estimate with a Stein-type correction for noise correlated
+  at lag 1 (twice the detected lag-1 covariance per axis times the output's response to
+  its two neighbours along that axis, probed with random signs; tried, not adopted).
 
 Usage::
 
-    python benchmarks/fmd_truth_check.py [--datasets fmd w2s] [--kernel 1]
+    python benchmarks/fmd_truth_check.py [--datasets fmd w2s] [--kernel 1] [--correlation-term]
 """
 
 from __future__ import annotations
@@ -72,16 +78,58 @@ def lag1(e: np.ndarray) -> tuple[float, float]:
     return (float(np.mean(e[:, 1:] * e[:, :-1])) / v, float(np.mean(e[1:] * e[:-1])) / v)
 
 
-def check(dataset: str, name: str, noisy: np.ndarray, gt: np.ndarray, k: int) -> None:
+def axis_correlation(y: np.ndarray) -> dict[int, float]:
+    """Lag-1 noise correlation along X (-1) and Y (-2), each of ``y`` high-passed along
+    the other axis (the two halves of ``scoring.noise_correlation``)."""
+    out = {}
+    for across, along in ((-2, -1), (-1, -2)):
+        h = scoring._high_pass(y, across)
+        h = h - h.mean()
+        n = h.shape[along]
+        out[along] = float(np.mean(np.take(h, np.arange(1, n), axis=along)
+                                   * np.take(h, np.arange(n - 1), axis=along)) / np.mean(h * h))
+    return out
+
+
+def correlation_term(smooth, noisy: np.ndarray, hold, f: np.ndarray, var: float,
+                     probes: int = 2) -> float:
+    """``2 var sum_axis rho_axis mean_i(df_i/dy_(i-1) + df_i/dy_(i+1))`` on the bands, for
+    a linear J-invariant ``smooth(image) -> band output`` (so a unit probe is exact)."""
+    rho = axis_correlation(hold.region(noisy[None].astype(np.float64)))
+    rng = np.random.default_rng(0)
+    total = 0.0
+    for _ in range(probes):
+        b = rng.integers(0, 2, size=noisy.shape) * 2.0 - 1.0
+        d = smooth(noisy + b) - f
+        br = hold.region(b[None])
+        for axis, r in rho.items():
+            total += r * float(np.mean((np.roll(br, 1, axis) + np.roll(br, -1, axis)) * d))
+    return 2.0 * var * total / probes
+
+
+def check(dataset: str, name: str, noisy: np.ndarray, gt: np.ndarray, k: int,
+          corr_term: bool = False) -> None:
     """One image's line: the truth's mapping, the residual noise, and the estimate."""
     hold = plan(noisy.shape[0], 0.2)
     region = hold.region(noisy[None].astype(np.float32))
-    crops = hold.crops(noisy[None].astype(np.float32))
-    outs = {s: hold.strip(scoring.invariant_filter("gaussian", s, crops)) for s in SIGMAS}
+
+    def smooth(img: np.ndarray, s: float) -> np.ndarray:
+        crops = hold.crops(img[None].astype(np.float32))
+        return hold.strip(scoring.invariant_filter("gaussian", s, crops)).astype(np.float64)
+
+    outs = {s: smooth(noisy, s) for s in SIGMAS}
     best = min(SIGMAS, key=lambda s: scoring.score_of(region, outs[s]))
     peak = scoring.data_range(noisy)
     q = scoring.estimate_quality(region, outs[best], outs[best], peak)
-    line = f"{dataset} {name}: gaussian {best} est {q.psnr:.2f} (noise var {q.noise_variance:.1f})"
+    resid = float(scoring._residual_map(region, outs[best]).mean())
+    rho = axis_correlation(region.astype(np.float64))
+    line = (f"{dataset} {name}: gaussian {best} est {q.psnr:.2f} (noise var {q.noise_variance:.1f}"
+            f"; residual {resid:.1f}, high-pass {scoring.directional_noise_variance(region):.1f}"
+            f"; detected lag-1 X {rho[-1]:.3f} Y {rho[-2]:.3f})")
+    if corr_term:
+        t = correlation_term(lambda a: smooth(a, best), noisy, hold, outs[best],
+                             q.noise_variance)
+        line += f" | with the correlation term: est {10 * np.log10(peak**2 / (q.mse + t)):.2f}"
     for kk in sorted({0, k}):
         clean, gt_noise, var = region_truth(noisy, gt, hold, FRAMES[dataset], kernel=kk)
         mapped, kern = mapped_truth(noisy, gt, kk)
@@ -98,9 +146,11 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["fmd", "w2s"], choices=list(DATASETS))
     ap.add_argument("--images", nargs="+", default=None)
     ap.add_argument("--kernel", type=int, default=1, help="half-width k of the kernel fit")
+    ap.add_argument("--correlation-term", action="store_true",
+                    help="also the estimate corrected for lag-1 correlated noise (not adopted)")
     args = ap.parse_args()
     for dataset, name, noisy, gt in images(args):
-        check(dataset, name, noisy, gt, args.kernel)
+        check(dataset, name, noisy, gt, args.kernel, args.correlation_term)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,32 @@ def test_the_ground_truth_registration_recovers_a_known_sub_pixel_shift(monkeypa
     assert k0.shape == (1, 1)
 
 
+def test_the_correlation_term_of_fmd_truth_check_is_exact_for_a_linear_filter(monkeypatch):
+    """fmd_truth_check.correlation_term: for f = the mean of the two X neighbours (a
+    J-invariant linear filter), mean_i(df_i/dy_(i-1) + df_i/dy_(i+1)) is 1 along X and 0
+    along Y, so the term is 2 * var * rho_x (up to the probes' noise); rho_x is the
+    detected X correlation of noise blurred along X (lag-1 0.4)."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import numpy as np
+    from fmd_truth_check import axis_correlation, correlation_term
+
+    from napari_selfdenoise.core.holdout import plan
+
+    rng = np.random.default_rng(0)
+    white = rng.normal(0, 1.0, (128, 96))
+    noisy = 10.0 + np.sqrt(0.8) * white + np.sqrt(0.2) * np.roll(white, 1, 1)
+    hold = plan(noisy.shape[0], 0.2)
+
+    def smooth(img):
+        return hold.region(0.5 * (np.roll(img, 1, 1) + np.roll(img, -1, 1))[None])
+
+    f = smooth(noisy)
+    rho = axis_correlation(hold.region(noisy[None]))
+    term = correlation_term(smooth, noisy, hold, f, var=2.0, probes=2)
+    assert rho[-1] == pytest.approx(0.4, abs=0.03) and abs(rho[-2]) < 0.03
+    assert term == pytest.approx(2 * 2.0 * rho[-1], rel=0.08)
+
+
 def _vst_module(monkeypatch):
     script = SCRIPT.parent / "vst_check.py"
     monkeypatch.syspath_prepend(str(script.parent))
