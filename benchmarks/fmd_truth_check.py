@@ -78,24 +78,11 @@ def lag1(e: np.ndarray) -> tuple[float, float]:
     return (float(np.mean(e[:, 1:] * e[:, :-1])) / v, float(np.mean(e[1:] * e[:-1])) / v)
 
 
-def axis_correlation(y: np.ndarray) -> dict[int, float]:
-    """Lag-1 noise correlation along X (-1) and Y (-2), each of ``y`` high-passed along
-    the other axis (the two halves of ``scoring.noise_correlation``)."""
-    out = {}
-    for across, along in ((-2, -1), (-1, -2)):
-        h = scoring._high_pass(y, across)
-        h = h - h.mean()
-        n = h.shape[along]
-        out[along] = float(np.mean(np.take(h, np.arange(1, n), axis=along)
-                                   * np.take(h, np.arange(n - 1), axis=along)) / np.mean(h * h))
-    return out
-
-
 def correlation_term(smooth, noisy: np.ndarray, hold, f: np.ndarray, var: float,
                      probes: int = 2) -> float:
     """``2 var sum_axis rho_axis mean_i(df_i/dy_(i-1) + df_i/dy_(i+1))`` on the bands, for
     a linear J-invariant ``smooth(image) -> band output`` (so a unit probe is exact)."""
-    rho = axis_correlation(hold.region(noisy[None].astype(np.float64)))
+    rho = scoring.axis_correlations(hold.region(noisy[None].astype(np.float64)))
     rng = np.random.default_rng(0)
     total = 0.0
     for _ in range(probes):
@@ -122,7 +109,7 @@ def check(dataset: str, name: str, noisy: np.ndarray, gt: np.ndarray, k: int,
     peak = scoring.data_range(noisy)
     q = scoring.estimate_quality(region, outs[best], outs[best], peak)
     resid = float(scoring._residual_map(region, outs[best]).mean())
-    rho = axis_correlation(region.astype(np.float64))
+    rho = scoring.axis_correlations(region.astype(np.float64))
     line = (f"{dataset} {name}: gaussian {best} est {q.psnr:.2f} (noise var {q.noise_variance:.1f}"
             f"; residual {resid:.1f}, high-pass {scoring.directional_noise_variance(region):.1f}"
             f"; detected lag-1 X {rho[-1]:.3f} Y {rho[-2]:.3f})")
