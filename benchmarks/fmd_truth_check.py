@@ -13,8 +13,8 @@ deterministic filters only (no training; seconds per image):
 * compare's noise-variance estimate and the estimated PSNR of the calibrated Gaussian's
   J-invariant form on compare's scoring bands, against its true PSNR under each mapping;
   the two noise-variance estimates behind it (the 8-neighbour residual less the
-  reference's, and the directional high-pass cap, ``core.scoring.noise_variance``) and
-  the detected lag-1 noise correlation per axis (``scoring.noise_correlation``);
+  reference's, and the directional high-pass cap, ``core.noise_level.noise_variance``) and
+  the detected lag-1 noise correlation per axis (``noise_level.axis_correlations``);
 * ``--correlation-term``: the estimate with a Stein-type correction for noise correlated
   at lag 1 (twice the detected lag-1 covariance per axis times the output's response to
   its two neighbours along that axis, probed with random signs; tried, not adopted).
@@ -30,7 +30,7 @@ import argparse
 
 import numpy as np
 
-from napari_selfdenoise.core import scoring
+from napari_selfdenoise.core import noise_level, scoring
 from napari_selfdenoise.core.holdout import plan
 from quality_methods import DATASETS, images
 
@@ -82,7 +82,7 @@ def correlation_term(smooth, noisy: np.ndarray, hold, f: np.ndarray, var: float,
                      probes: int = 2) -> float:
     """``2 var sum_axis rho_axis mean_i(df_i/dy_(i-1) + df_i/dy_(i+1))`` on the bands, for
     a linear J-invariant ``smooth(image) -> band output`` (so a unit probe is exact)."""
-    rho = scoring.axis_correlations(hold.region(noisy[None].astype(np.float64)))
+    rho = noise_level.axis_correlations(hold.region(noisy[None].astype(np.float64)))
     rng = np.random.default_rng(0)
     total = 0.0
     for _ in range(probes):
@@ -108,10 +108,10 @@ def check(dataset: str, name: str, noisy: np.ndarray, gt: np.ndarray, k: int,
     best = min(SIGMAS, key=lambda s: scoring.score_of(region, outs[s]))
     peak = scoring.data_range(noisy)
     q = scoring.estimate_quality(region, outs[best], outs[best], peak)
-    resid = float(scoring._residual_map(region, outs[best]).mean())
-    rho = scoring.axis_correlations(region.astype(np.float64))
+    resid = float(noise_level._residual_map(region, outs[best]).mean())
+    rho = noise_level.axis_correlations(region.astype(np.float64))
     line = (f"{dataset} {name}: gaussian {best} est {q.psnr:.2f} (noise var {q.noise_variance:.1f}"
-            f"; residual {resid:.1f}, high-pass {scoring.directional_noise_variance(region):.1f}"
+            f"; residual {resid:.1f}, high-pass {noise_level.directional_noise_variance(region):.1f}"
             f"; detected lag-1 X {rho[-1]:.3f} Y {rho[-2]:.3f})")
     if corr_term:
         t = correlation_term(lambda a: smooth(a, best), noisy, hold, outs[best],

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import torch
 
-from napari_selfdenoise.core import scoring, sure
+from napari_selfdenoise.core import noise_level, scoring, sure
 from napari_selfdenoise.core.config import default_config
 from napari_selfdenoise.core.events import run_to_end
 from napari_selfdenoise.core.noise_model import estimate_noise_model
@@ -81,7 +81,7 @@ def main() -> None:
     true = psnr(float(np.mean((out[inner] - x[inner]) ** 2)) - gt_noise)
     true_j = psnr(float(np.mean((jinv[inner] - x[inner]) ** 2)) - gt_noise)
     est_j = scoring.estimate_quality(y, jinv, jinv, peak).psnr
-    per_pixel = scoring.per_pixel_noise(y, jinv)
+    per_pixel = noise_level.per_pixel_noise(y, jinv)
     base = (out[inner] - y[inner]) ** 2 - per_pixel
     nm = estimate_noise_model(noisy)
     maps = {"window 9": sure.local_variance(per_pixel),

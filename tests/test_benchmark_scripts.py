@@ -144,7 +144,7 @@ def test_the_correlation_term_of_fmd_truth_check_is_exact_for_a_linear_filter(mo
     import numpy as np
     from fmd_truth_check import correlation_term
 
-    from napari_selfdenoise.core import scoring
+    from napari_selfdenoise.core import noise_level
     from napari_selfdenoise.core.holdout import plan
 
     rng = np.random.default_rng(0)
@@ -156,7 +156,7 @@ def test_the_correlation_term_of_fmd_truth_check_is_exact_for_a_linear_filter(mo
         return hold.region(0.5 * (np.roll(img, 1, 1) + np.roll(img, -1, 1))[None])
 
     f = smooth(noisy)
-    rho = scoring.axis_correlations(hold.region(noisy[None]))
+    rho = noise_level.axis_correlations(hold.region(noisy[None]))
     term = correlation_term(smooth, noisy, hold, f, var=2.0, probes=2)
     assert rho[-1] == pytest.approx(0.4, abs=0.03) and abs(rho[-2]) < 0.03
     assert term == pytest.approx(2 * 2.0 * rho[-1], rel=0.08)

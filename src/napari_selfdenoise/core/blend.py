@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .scoring import per_pixel_noise
+from .noise_level import per_pixel_noise
 from .sure import local_variance
 
 #: relative ridge added to the system's diagonal (only against exact collinearity)

@@ -34,9 +34,10 @@ from .events import CompareRanking, CompareTraining, Message
 from .holdout import CONTEXT, Holdout, HoldoutError, plan
 from .methods import get_method
 from .ranking import CandidateScore, CompareResult
+from .noise_level import correlation_warning, noise_correlation
 from .scoring import (
-    Quality, correlation_warning, data_range, estimate_quality, invariant_filter,
-    invariant_network, noise_correlation, score_of, scored_as,
+    Quality, data_range, estimate_quality, invariant_filter, invariant_network, score_of,
+    scored_as,
 )
 from .validation import UserError, check_array, resolve_axes
 

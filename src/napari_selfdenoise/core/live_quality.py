@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from .device import autocast
-from .scoring import Quality, correlation_warning, data_range, estimate_quality, noise_correlation
+from .noise_level import correlation_warning, noise_correlation
+from .scoring import Quality, data_range, estimate_quality
 
 #: largest (Y, X) crop of the validation band the live estimate is computed on
 LIVE_REGION = (96, 192)

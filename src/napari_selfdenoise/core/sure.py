@@ -75,7 +75,7 @@ def local_variance(per_pixel: np.ndarray, window: int = VARIANCE_WINDOW) -> np.n
 def noise_std(y: np.ndarray) -> float:
     """A rough noise standard deviation of ``y`` (its residual against the 8 neighbours),
     for the finite-difference step only."""
-    from .scoring import RESIDUAL_GAIN, residual
+    from .noise_level import RESIDUAL_GAIN, residual
 
     return float(np.sqrt(max(np.mean(residual(y) ** 2) / RESIDUAL_GAIN, 1e-24)))
 

@@ -1,0 +1,217 @@
+"""The noise level of a region without ground truth: its mean noise variance, and whether
+the noise is correlated between pixels (the terms of :mod:`.scoring`'s estimate).
+
+The noise variance over the region is estimated from the residual of every pixel against
+the mean of its 8 in-plane neighbours (variance ``9/8`` of the noise variance on flat
+signal), corrected by the same residual of the best candidate's output (the signal's own
+curvature). This is the region's mean noise variance whatever the noise model
+(signal-dependent Poisson-Gaussian noise included: the mean of ``a * x + b`` over the
+region). Where the signal has structure at the pixel scale that the reference does not
+reproduce (fine filaments in confocal images), that structure stays in the residual and
+the estimate runs high; a second, reference-free estimate caps it
+(:func:`directional_noise_variance`: a 6th-order finite difference along one axis, which
+passes the highest frequencies of that axis, where an optically blurred signal has
+almost no power, and every frequency of the other axis, so noise correlated along that
+other axis does not bias it; the larger of the Y and X estimates is taken). The estimated
+MSE is a small difference of two large numbers, so a 5 % error in the noise variance
+would be a 50 % error in the MSE at a 10 dB gain (docs/benchmarks.md section 8).
+
+**Assumption: pixel-independent noise.** With spatially correlated noise both the score
+(a masked pixel's neighbours then predict its noise) and the residual noise estimate are
+biased; :func:`noise_correlation` measures the lag-1 autocorrelation of the noise along
+each axis (of the image high-passed along the other axis, no reference needed) and
+:data:`CORRELATION_WARN` flags it.
+**Correlated noise.** :func:`axis_correlations` measures the lag-1 autocorrelation of
+the noise along each axis without a reference (the image high-passed along the other
+axis) and :data:`CORRELATION_WARN` flags it; the score and both noise estimates assume
+pixel-independent noise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage
+
+from .noise_model import RESIDUAL_GAIN, neighbour_residual
+
+#: side of the blocks over which the standard error of the estimated MSE is computed
+BLOCK = 16
+#: lag-1 noise autocorrelation above which the estimated quality is called biased
+CORRELATION_WARN = 0.05
+#: the 6th-order finite difference (binomial coefficients, alternating signs): its gain
+#: ``(2 sin(pi f)) ** 12`` passes the top of the frequency band and almost nothing below
+#: a quarter of it
+HIGH_PASS = np.array([1.0, -6.0, 15.0, -20.0, 15.0, -6.0, 1.0])
+#: sampling standard errors by which the high-pass estimate must undercut the residual
+#: estimate to replace it
+CAP_SIGNIFICANCE = 2.0
+#: the systematic error of the noise variance, as a fraction of its curvature correction
+CORRECTION_ERROR = 0.5
+
+
+# ---------------------------------------------------------------------- statistics
+def residual(y: np.ndarray) -> np.ndarray:
+    """Each pixel minus the mean of its 8 in-plane neighbours, 1-pixel border cut off.
+
+    ``y`` is ``(..., Y, X)``; every 2D plane is treated on its own.
+    """
+    a = np.asarray(y, dtype=np.float64)
+    planes = a.reshape((-1,) + a.shape[-2:])
+    out = np.stack([neighbour_residual(p) for p in planes])
+    return out.reshape(a.shape)[..., 1:-1, 1:-1]
+
+
+def per_pixel_noise(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each interior pixel's noise-variance estimate: ``y``'s squared residual less the
+    ``reference``'s (the signal's own curvature), over :data:`RESIDUAL_GAIN`, scaled so
+    that its mean is :func:`noise_variance` (where the cap applies). Its local mean is
+    Stein's ``v_i`` (:mod:`.sure`)."""
+    per_pixel = _residual_map(y, reference)
+    var, _ = noise_variance(y, reference)
+    mean = float(per_pixel.mean())
+    return per_pixel * (var / mean) if var < mean else per_pixel
+
+
+def _interior(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)[..., 1:-1, 1:-1]
+
+
+def _block_se(d: np.ndarray) -> float:
+    """Standard error of ``d.mean()`` from the means of ``BLOCK`` x ``BLOCK`` blocks."""
+    h, w = d.shape[-2] // BLOCK * BLOCK, d.shape[-1] // BLOCK * BLOCK
+    if h == 0 or w == 0:
+        return float(np.std(d) / math.sqrt(max(d.size, 1)))
+    planes = d.reshape((-1,) + d.shape[-2:])[:, :h, :w]
+    means = planes.reshape(planes.shape[0], h // BLOCK, BLOCK, w // BLOCK, BLOCK).mean(
+        axis=(2, 4)).ravel()
+    if means.size < 2:
+        return float(np.std(d) / math.sqrt(max(d.size, 1)))
+    return float(np.std(means, ddof=1) / math.sqrt(means.size))
+
+
+def _high_pass(y: np.ndarray, axis: int) -> Optional[np.ndarray]:
+    """``y`` filtered by :data:`HIGH_PASS` along ``axis`` (valid part only; None when the
+    axis is shorter than twice the filter)."""
+    a = np.asarray(y, dtype=np.float64)
+    k = HIGH_PASS.size
+    if a.shape[axis] < 2 * k:
+        return None
+    out = ndimage.correlate1d(a, HIGH_PASS, axis=axis, mode="constant")
+    return np.take(out, np.arange(k // 2, a.shape[axis] - k // 2), axis=axis)
+
+
+def _directional_maps(y: np.ndarray) -> list[np.ndarray]:
+    """Per-pixel noise-variance estimates from :data:`HIGH_PASS` along Y and along X,
+    cut to the pixels both have (a border of 3)."""
+    energy, k = float(np.sum(HIGH_PASS**2)), HIGH_PASS.size // 2
+    maps = []
+    for axis, cut in ((-2, (slice(None), slice(k, -k))), (-1, (slice(k, -k), slice(None)))):
+        h = _high_pass(y, axis)
+        if h is None or min(y.shape[-2:]) < 2 * HIGH_PASS.size:
+            return []
+        maps.append((h * h / energy)[(Ellipsis,) + cut])
+    return maps
+
+
+def _sampling_se(per_pixel: np.ndarray) -> float:
+    """Standard error of the mean of a :data:`HIGH_PASS` map over independent noise:
+    ``z_i**2`` with ``z`` Gaussian of variance ``v_i`` and the kernel's autocorrelation
+    ``r`` along one axis has ``var(mean) = 2 sum(r**2) mean(v**2) / n``, and
+    ``mean(v**2) = mean(z**4) / 3``."""
+    h = HIGH_PASS / np.sqrt(np.sum(HIGH_PASS**2))
+    lags = float(np.sum(np.correlate(h, h, mode="full") ** 2))
+    return math.sqrt(2.0 * lags * float(np.mean(per_pixel**2)) / (3.0 * per_pixel.size))
+
+
+def directional_noise_variance(y: np.ndarray) -> Optional[float]:
+    """Reference-free mean noise variance of region ``y`` (``(..., Y, X)``).
+
+    The mean square of :data:`HIGH_PASS` along Y over its energy, and the same along X;
+    the larger of the two (positively correlated noise along an axis lowers that axis'
+    figure, structure at the pixel scale raises both). None if the region is too small.
+    """
+    maps = _directional_maps(y)
+    return max(float(m.mean()) for m in maps) if maps else None
+
+
+def _residual_map(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    return (residual(y) ** 2 - residual(reference) ** 2) / RESIDUAL_GAIN
+
+
+def noise_variance(y: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """Mean noise variance of region ``y`` and its systematic error.
+
+    The residual estimate (8-neighbour residual less the reference's), replaced by
+    :func:`directional_noise_variance` where that is lower by more than
+    :data:`CAP_SIGNIFICANCE` of its sampling standard errors (pixel-scale structure the
+    reference misses; a smaller gap may be the sampling noise of the high-pass estimate,
+    which the residual estimate shares with the score and the cap does not: 1.4-3 % of
+    the variance on compare's bands of a 512 x 512 image, up to 1 dB of estimated PSNR at
+    a 12 dB gain).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        The noisy region, ``(..., Y, X)``.
+    reference : numpy.ndarray
+        A good denoised version of ``y`` (the best candidate's J-invariant output): its
+        residual estimates the signal's part of ``y``'s residual.
+
+    Returns
+    -------
+    (variance, error) : tuple of float
+        ``error`` is :data:`CORRECTION_ERROR` times the curvature correction, or half the
+        gap between the two estimates when the cap applies, whichever is larger.
+    """
+    resid = _residual_map(y, reference)
+    var = max(float(resid.mean()), 0.0)
+    err = CORRECTION_ERROR * float(np.mean(residual(reference) ** 2)) / RESIDUAL_GAIN
+    maps = _directional_maps(y)
+    if maps:
+        best = max(maps, key=lambda m: float(m.mean()))
+        cap = float(best.mean())
+        if var - cap > CAP_SIGNIFICANCE * _sampling_se(best):
+            err, var = max(err, 0.5 * (var - cap)), cap
+    return var, err
+
+
+def axis_correlations(y: np.ndarray) -> dict[int, float]:
+    """Lag-1 noise autocorrelation of region ``y`` per axis: along X (key -1) of ``y``
+    high-passed along Y (:data:`HIGH_PASS`: the signal removed, the X structure of the
+    noise kept), and along Y (key -2) of ``y`` high-passed along X. An axis too short to
+    measure is left out."""
+    found = {}
+    for across, along in ((-2, -1), (-1, -2)):
+        h = _high_pass(y, across)
+        if h is None or h.shape[along] < 2:
+            continue
+        h = h - h.mean()
+        n = h.shape[along]
+        lag = float(np.mean(np.take(h, np.arange(1, n), axis=along)
+                            * np.take(h, np.arange(n - 1), axis=along)))
+        var = float(np.mean(h * h))
+        if var > 0:
+            found[along] = lag / var
+    return found
+
+
+def noise_correlation(y: np.ndarray) -> float:
+    """The larger of :func:`axis_correlations` (0 if none can be measured).
+
+    About 0 for pixel-independent noise (within +-0.03 on the W2S widefield images), 0.05
+    to 0.09 along X on the FMD confocal images, 0.4 and more after a 3 x 3 blur of the
+    noise (``samples.phantom_correlated``).
+    """
+    return max(axis_correlations(y).values(), default=0.0)
+
+
+def correlation_warning(rho: float) -> Optional[str]:
+    """The warning for a lag-1 noise autocorrelation ``rho`` (None below the threshold)."""
+    if rho <= CORRELATION_WARN:
+        return None
+    return (f"the noise looks spatially correlated (lag-1 autocorrelation {rho:.2f} > "
+            f"{CORRELATION_WARN}): the self-supervised scores and the estimated PSNR assume "
+            "pixel-independent noise and are biased (too optimistic) here")
