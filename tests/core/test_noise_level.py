@@ -91,3 +91,23 @@ def test_small_regions_fall_back_to_the_residual_estimate():
     assert noise_level.noise_correlation(y) == 0.0
     var, _ = noise_level.noise_variance(y, np.full_like(y, 5.0))
     assert var == max(float(noise_level._residual_map(y, np.full_like(y, 5.0)).mean()), 0.0)
+
+
+def test_the_caps_gate_uses_the_standard_error_of_the_gap():
+    """On flat white noise (the residual estimate right) the gap between the residual and
+    the high-pass estimates scatters with the standard error the gate assumes (0.75 of
+    the high-pass estimate's own: each pixel's own squared noise is in both and cancels),
+    and the cap applies about as often as a 2-sigma test says (2.3 %)."""
+    rng = np.random.default_rng(5)
+    gaps, ses, capped = [], [], 0
+    for _ in range(120):
+        n = rng.normal(0.0, 1.0, (4, 26, 256))
+        flat = np.zeros_like(n)
+        best = max(noise_level._directional_maps(n), key=lambda m: float(m.mean()))
+        gaps.append(float(noise_level._residual_map(n, flat).mean()) - float(best.mean()))
+        ses.append(noise_level._gap_se(best))
+        resid = float(noise_level._residual_map(n, flat).mean())
+        capped += noise_level.noise_variance(n, flat)[0] != resid
+    # the gap of the larger of the two axes is biased low; its scatter is what matters
+    assert float(np.std(gaps)) == pytest.approx(float(np.mean(ses)), rel=0.2)
+    assert capped <= 8
