@@ -197,6 +197,8 @@ def test_correlated_ceiling_pair_is_a_second_draw_of_the_same_noise(monkeypatch)
     assert all(0.55 < r < 0.8 for r in lag1)  # both correlated (binomial kernel: 0.67)
     assert abs(float(np.corrcoef(n1.ravel(), n2.ravel())[0, 1])) < 0.05  # independent
     assert abs(float(n2.var()) / float(n1.var()) - 1.0) < 0.1
+    k = cc["gaussian_kernel"](0.5, 2)  # blind to the 5 x 5 block, even when tiny
+    assert k.shape == (7, 7) and k[1:6, 1:6].max() == 0.0 and abs(k.sum() - 1.0) < 1e-12
 
 
 def test_correlated_ceiling_runs_every_case(monkeypatch, capsys, tmp_path, one_torch_thread):
@@ -210,7 +212,10 @@ def test_correlated_ceiling_runs_every_case(monkeypatch, capsys, tmp_path, one_t
     for r in rows:
         by.setdefault(r["method"], []).append(r)
         assert math.isfinite(r["psnr"]) and r["image"] == "phantom_correlated"
-    assert {"n2n", "supervised", "n2v2", "classical", "classical:plain", "oracle"} == set(by)
+    blocks = {f"blind-block {n}x{n}" for n in (1, 3, 5, 7)}
+    assert {"n2n", "supervised", "n2v2", "classical", "classical:plain", "oracle",
+            *blocks} == set(by)
+    assert all(r["oracle_psnr"] >= r["psnr"] for b in blocks for r in by[b])
     assert all(r["steps"] == 3 for m in ("n2n", "supervised", "n2v2") for r in by[m])
     # the oracle's grid holds the calibrated value: never below the calibrated filter
     assert len(by["oracle"]) == 7
