@@ -211,3 +211,40 @@ def test_vst_check_runs_end_to_end(monkeypatch, capsys, tmp_path, one_torch_thre
     for key in ("n2s", "gat_exact", "gat_algebraic"):
         assert math.isfinite(row[key]) and row[key] > row["noisy_psnr"] - 3
     assert "| w2s | tiny |" in out and "mean GAT - n2s" in out
+
+
+def test_correlated_ceiling_pair_is_a_second_draw_of_the_same_noise(monkeypatch):
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    cc = runpy.run_path(str(SCRIPT.parent / "correlated_ceiling.py"), run_name="cc")
+    ph, second = cc["phantom_pair"](128)
+    n1, n2 = ph.noisy - ph.clean, second - ph.clean
+    lag1 = [float(np.corrcoef(n[:, :-1].ravel(), n[:, 1:].ravel())[0, 1]) for n in (n1, n2)]
+    assert all(0.55 < r < 0.8 for r in lag1)  # both correlated (binomial kernel: 0.67)
+    assert abs(float(np.corrcoef(n1.ravel(), n2.ravel())[0, 1])) < 0.05  # independent
+    assert abs(float(n2.var()) / float(n1.var()) - 1.0) < 0.1
+    k = cc["gaussian_kernel"](0.5, 2)  # blind to the 5 x 5 block, even when tiny
+    assert k.shape == (7, 7) and k[1:6, 1:6].max() == 0.0 and abs(k.sum() - 1.0) < 1e-12
+
+
+def test_correlated_ceiling_runs_every_case(monkeypatch, capsys, tmp_path, one_torch_thread):
+    out = _run_script("correlated_ceiling.py", [
+        "--size", "64", "--seconds", "1", "--cpu-time", "--methods", "n2v2",
+        "--set", 'network={"base_filters":4,"depth":1}', "steps=3",
+        "time_budget_s=null", "--json", str(tmp_path / "r.jsonl")],
+        monkeypatch, capsys)
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    by = {}
+    for r in rows:
+        by.setdefault(r["method"], []).append(r)
+        assert math.isfinite(r["psnr"]) and r["image"] == "phantom_correlated"
+    blocks = {f"blind-block {n}x{n}" for n in (1, 3, 5, 7)}
+    assert {"n2n", "supervised", "n2v2", "classical", "classical:plain", "oracle",
+            *blocks} == set(by)
+    assert all(r["oracle_psnr"] >= r["psnr"] for b in blocks for r in by[b])
+    assert all(r["steps"] == 3 for m in ("n2n", "supervised", "n2v2") for r in by[m])
+    # the oracle's grid holds the calibrated value: never below the calibrated filter
+    assert len(by["oracle"]) == 7
+    assert all(r["psnr"] >= r["calibrated_psnr"] for r in by["oracle"])
+    assert "second draw" in out and "oracle" in out

@@ -115,3 +115,22 @@ def test_the_report_says_which_network_is_handed_out_in_its_j_invariant_form(mod
     rows, var, rho = _rank(y, found, scoring.data_range(ph.noisy))
     report = CompareResult("n2s", "network", None, rows, var, rho, None, bundle).report()
     assert report["j_invariant_networks"] == [] and "J-invariant" not in report["summary"]
+
+
+def test_a_network_scored_as_it_predicts_is_handed_out_without_tta(model):
+    """A network whose own predictor is the J-invariant form it is scored through (here
+    n2s predicting J-invariantly; ``ams``'s masks alike) was scored without TTA, so with
+    ``tta=True`` it is still handed out without it: what is handed out was scored."""
+    import dataclasses
+
+    ph, plain_bundle = model
+    bundle = dataclasses.replace(plain_bundle, config=plain_bundle.config.model_copy(
+        update={"j_invariant_inference": True}))
+    assert scoring.scored_as(bundle)[1]  # delivered_is_scored: compare's "same"
+    entry = {"kind": "network", "bundle": bundle, "same": True, "invariant": True}
+    out = run_to_end(deliver(entry, ph.noisy, "YX", CompareConfig(tta=True)))
+    expected = run_to_end(predict(bundle, ph.noisy, axes="YX",
+                                  config=PredictConfig(tta=False)))
+    np.testing.assert_array_equal(out, expected)
+    tta = run_to_end(predict(bundle, ph.noisy, axes="YX", config=PredictConfig(tta=True)))
+    assert not np.array_equal(out, tta)

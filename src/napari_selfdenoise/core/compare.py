@@ -360,16 +360,19 @@ def _blend(y: np.ndarray, found: dict, rows: list, peak: float) -> Optional[tupl
 
 def deliver(candidate: dict, image: Any, axes: str,
             config: CompareConfig) -> Generator[Any, None, Any]:
-    """A candidate's output on the whole ``image``: a network's own predictor (its plain
-    pass for masking methods, with ``config.tta``), or its J-invariant form without TTA
-    (exactly the form it was scored through) when the ranking chose that form
-    (``candidate["invariant"]``, :func:`_form`); a filter's calibrated J-invariant form."""
+    """A candidate's output on the whole ``image``, in the form it was scored: a network's
+    own predictor (its plain pass for masking methods, with ``config.tta``, as Stein's
+    estimate saw it), or without TTA when that output was scored as it is (a J-invariant
+    predictor such as ``ams``'s masks, ``candidate["same"]``) or the ranking chose its
+    J-invariant form (``candidate["invariant"]``, :func:`_form`); a filter's calibrated
+    J-invariant form."""
     if candidate["kind"] == "network":
         from .inference import predict
 
-        inv = bool(candidate.get("invariant")) and not candidate.get("same", False)
+        same = bool(candidate.get("same", False))
+        inv = bool(candidate.get("invariant")) and not same
         cfg = (PredictConfig(tta=False, j_invariant=True, device=config.device) if inv else
-               PredictConfig(tta=config.tta, device=config.device))
+               PredictConfig(tta=config.tta and not same, device=config.device))
         return (yield from predict(candidate["bundle"], image, axes=axes, config=cfg))
     from .calibration import denoise_image
 

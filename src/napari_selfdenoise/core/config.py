@@ -324,7 +324,9 @@ class CompareConfig(StrictModel):
         0.5, gt=0.0, le=1.0, description="Share of the networks' budget split equally "
         "between them; the leader by score then trains on with the rest.")
     seed: int = Field(0, description="Seed of every candidate's training.")
-    tta: bool = Field(False, description="8-fold test-time averaging of a network pick.")
+    tta: bool = Field(False, description="8-fold test-time averaging of a network pick "
+                      "handed out in its plain pass (its estimate is of that output); one "
+                      "handed out in a J-invariant form gets none (it was scored without).")
     blend: bool = Field(
         True, description="Also rank a blend of the best network and the best filter, "
         "weighted by Stein's unbiased risk estimate (SURE-LET, core.blend); handed out when "

@@ -183,9 +183,11 @@ def _validation_batch(run: Run, val_regions: list, patch: tuple[int, ...]) -> Op
     if not len(tiles):
         return None
     # few held-out tiles (a 512 x 512 image gives 8) mask too few pixels for a steady
-    # loss: repeat them, each copy with its own fixed mask, up to the cap
+    # loss: repeat them, each copy with its own fixed mask, up to the cap; a method
+    # drawing nothing at random (bsn without pixel shuffle) gets each tile once
     n_tiles = len(tiles)
-    tiles = np.concatenate([tiles] * max(1, MAX_VAL_PATCHES // n_tiles))
+    if run.method.validation_draws(run.config):
+        tiles = np.concatenate([tiles] * max(1, MAX_VAL_PATCHES // n_tiles))
     val_x = to_memory_format(torch.from_numpy(tiles).to(run.device), run.channels_last)
     val_gen = torch.Generator(device=run.device)
     val_gen.manual_seed(12345)  # fixed masks: comparable across steps and runs

@@ -146,6 +146,13 @@ class Method:
         """The training loss of ``batch`` (a scalar with gradient)."""
         raise NotImplementedError
 
+    def validation_draws(self, config: "TrainConfig") -> bool:
+        """Whether :meth:`make_batch` draws anything at random (masks, a sub-sampling, a
+        swap). Only then is each held-out tile repeated in the fixed validation batch,
+        each copy with its own draw; a deterministic batch (``bsn`` without pixel
+        shuffle) holds each tile once: copies would only repeat the same loss."""
+        return True
+
     def validation_note(self, config: "TrainConfig", n_items: int, n_tiles: int) -> str:
         """What the fixed validation batch holds, for training's "validation: N tiles of
         a held-out band of each image, ..." message: ``n_items`` items of

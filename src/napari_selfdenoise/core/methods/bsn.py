@@ -137,6 +137,11 @@ class BSN(Method):
              ctx: StepContext) -> "torch.Tensor":
         return net.loss(batch["x"])
 
+    def validation_draws(self, config: "TrainConfig") -> bool:
+        # no masks: without pixel shuffle a tile's loss is the same in every copy (with
+        # it, each copy keeps its own random subset of the sub-images)
+        return config.params.factors()[0] > 1
+
     def validation_note(self, config: "TrainConfig", n_items: int, n_tiles: int) -> str:
         factor = config.params.factors()[0]
         shuffled = (f"as {n_items} pixel-shuffled sub-images (factor {factor}), "

@@ -104,6 +104,9 @@ class N2N(Method):
              ctx: StepContext) -> "torch.Tensor":
         return ((net(batch["x"]).float() - batch["target"]) ** 2).mean()
 
+    def validation_draws(self, config: "TrainConfig") -> bool:
+        return bool(config.params.swap)  # unswapped pairs: every copy the same
+
     def validation_note(self, config: "TrainConfig", n_items: int, n_tiles: int) -> str:
         if not config.params.swap:
             return "input / target pairs, no masks"
