@@ -55,6 +55,14 @@ def pooled(noisies: list[np.ndarray], seconds: float, extra: dict,
     return outs, bundle, s
 
 
+def curve(bundle, points: int = 12) -> list[list]:
+    """The training log thinned to about ``points`` records: ``[step, training loss,
+    validation loss]`` (the last record always kept): is the loss still falling?"""
+    hist = [h for h in bundle.history if h.get("val_loss") is not None]
+    keep = hist[:: max(1, len(hist) // points)] + hist[-1:]
+    return [[h["step"], round(h["loss"], 5), round(h["val_loss"], 5)] for h in keep]
+
+
 def references(filters: list[Path], singles: list[str]) -> tuple[dict, list[dict]]:
     """The calibrated filter per image (``method == "classical"`` rows of ``filters``) and,
     per ``LABEL=FILE[,FILE]`` of ``singles``, single-image Noise2Self at default settings
@@ -154,7 +162,7 @@ def main() -> None:
                "cpu_time": args.cpu_time, "tta": qm.TTA, "n_images": len(data),
                "images": [d[1] for d in data], "per_image_norm": args.per_image_norm,
                "norm_offset": bundle.norm_offset, "norm_scale": bundle.norm_scale,
-               "extra": extra, "load_avg": os.getloadavg()[0]}
+               "curve": curve(bundle), "extra": extra, "load_avg": os.getloadavg()[0]}
         rows.append(row)
         print(f"  {dataset} {name} {method} {row['psnr']:.2f} dB", flush=True)
         if args.json:
