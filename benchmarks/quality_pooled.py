@@ -56,11 +56,20 @@ def pooled(noisies: list[np.ndarray], seconds: float, extra: dict,
 
 
 def curve(bundle, points: int = 12) -> list[list]:
-    """The training log thinned to about ``points`` records: ``[step, training loss,
-    validation loss]`` (the last record always kept): is the loss still falling?"""
-    hist = [h for h in bundle.history if h.get("val_loss") is not None]
+    """The training log thinned to about ``points`` validated records (every record when
+    none was validated), the last always kept: ``[step, training loss, validation loss or
+    None]``: is the loss still falling?"""
+    hist = [h for h in bundle.history if h.get("val_loss") is not None] or bundle.history
     keep = hist[:: max(1, len(hist) // points)] + hist[-1:]
-    return [[h["step"], round(h["loss"], 5), round(h["val_loss"], 5)] for h in keep]
+    return [[h["step"], round(h["loss"], 5),
+             None if h.get("val_loss") is None else round(h["val_loss"], 5)] for h in keep]
+
+
+def _info(bundle) -> dict:
+    """Steps, the kept step, its validation loss and the thinned loss curve."""
+    info = bundle.info
+    return {"steps": info["steps"], "best_step": info["best_step"],
+            "best_loss": info["best_loss"], "curve": curve(bundle)}
 
 
 def references(filters: list[Path], singles: list[str]) -> tuple[dict, list[dict]]:
@@ -87,7 +96,16 @@ def references(filters: list[Path], singles: list[str]) -> tuple[dict, list[dict
 
 
 def report(rows: list[dict], filt: dict, singles: list[dict]) -> None:
-    """Markdown table: noisy, filter, each single-image column, pooled, the differences."""
+    """Markdown table: noisy, filter, each single-image column, pooled, the differences
+    (without a pooled run: the first single-image column against the filter)."""
+    if not rows and singles and filt:
+        gains = {k: v - filt[k][0] for k, v in singles[0]["psnr"].items() if k in filt}
+        for k, g in gains.items():
+            print(f"  {k[0]} {k[1]}: n2s single {singles[0]['psnr'][k]:.2f} - filter "
+                  f"{filt[k][0]:.2f} = {g:+.2f} dB")
+        print(f"n2s single ({singles[0]['file']}) - filter: mean "
+              f"{np.mean(list(gains.values())):+.2f} dB over {len(gains)} images")
+        return
     heads = [f"n2s single ({s['file']})" for s in singles]
     first = singles[0]["file"] if singles else "single"
     print("\n| data | image | noisy | filter | " + " | ".join(heads + ["pooled"])
@@ -122,9 +140,12 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["w2s"], choices=list(qm.DATASETS))
     ap.add_argument("--images", nargs="+", default=None, help="image names (default: all)")
     ap.add_argument("--seconds", type=float, default=480.0,
-                    help="training budget of the one pooled run")
+                    help="training budget of the one pooled run (0: no pooled run)")
     add_clock_options(ap, "the training budget")
     ap.add_argument("--no-tta", action="store_true", help="no 8-fold dihedral averaging")
+    ap.add_argument("--single-seconds", type=float, default=0.0,
+                    help="also train single-image n2s this long on each image (paired "
+                    "reference in the same process; 0: none)")
     ap.add_argument("--per-image-norm", action="store_true",
                     help="standardise each image before stacking (benchmark-side)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
@@ -146,30 +167,45 @@ def main() -> None:
     data = list(qm.images(args))
     if not data:
         raise SystemExit("quality_pooled: no image chosen")
-    outs, bundle, s = pooled([d[2] for d in data], args.seconds, extra, args.per_image_norm)
-    method = "pooled:per-image-norm" if args.per_image_norm else "pooled"
-    info = bundle.info
-    print(f"pooled n2s on {len(data)} images: {info['steps']} steps, best step "
-          f"{info['best_step']}, best validation loss {info['best_loss']}, {s:.0f} s wall "
-          f"(train + predict), normalisation offset {bundle.norm_offset} scale "
-          f"{bundle.norm_scale}", flush=True)
-    rows = []
-    for (dataset, name, noisy, gt), out in zip(data, outs):
-        row = {"dataset": dataset, "image": name, "method": method,
-               "psnr": qm.score(gt, out), "noisy_psnr": qm.score(gt, noisy),
-               "steps": info["steps"], "best_step": info["best_step"],
-               "best_loss": info["best_loss"], "train_s": s, "seconds": args.seconds,
-               "cpu_time": args.cpu_time, "tta": qm.TTA, "n_images": len(data),
-               "images": [d[1] for d in data], "per_image_norm": args.per_image_norm,
-               "norm_offset": bundle.norm_offset, "norm_scale": bundle.norm_scale,
-               "curve": curve(bundle), "extra": extra, "load_avg": os.getloadavg()[0]}
-        rows.append(row)
-        print(f"  {dataset} {name} {method} {row['psnr']:.2f} dB", flush=True)
+
+    def emit(row: dict) -> dict:
+        row = {"dataset": row.pop("dataset"), "image": row.pop("image"), **row,
+               "cpu_time": args.cpu_time, "tta": qm.TTA, "extra": extra,
+               "load_avg": os.getloadavg()[0]}
+        print(f"  {row['dataset']} {row['image']} {row['method']} {row['psnr']:.2f} dB "
+              f"({row['steps']} steps, best {row['best_step']})", flush=True)
         if args.json:
             with open(args.json, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
-    report(rows, *references(args.filter, args.single))
+        return row
 
+    singles = {}
+    for dataset, name, noisy, gt in data if args.single_seconds else []:
+        out, bundle, s = qm.run_method("n2s", noisy, args.single_seconds, extra)
+        r = emit({"dataset": dataset, "image": name, "method": "n2s",
+                  "psnr": qm.score(gt, out), "noisy_psnr": qm.score(gt, noisy),
+                  "seconds": args.single_seconds, "train_s": s, **_info(bundle)})
+        singles[(dataset, name)] = r["psnr"]
+    rows = []
+    if args.seconds > 0:
+        outs, bundle, s = pooled([d[2] for d in data], args.seconds, extra,
+                                 args.per_image_norm)
+        print(f"pooled n2s on {len(data)} images, {s:.0f} s wall (train + predict), "
+              f"normalisation offset {bundle.norm_offset} scale {bundle.norm_scale}",
+              flush=True)
+        for (dataset, name, noisy, gt), out in zip(data, outs):
+            rows.append(emit({
+                "dataset": dataset, "image": name,
+                "method": "pooled:per-image-norm" if args.per_image_norm else "pooled",
+                "psnr": qm.score(gt, out), "noisy_psnr": qm.score(gt, noisy),
+                "seconds": args.seconds, "train_s": s, "n_images": len(data),
+                "images": [d[1] for d in data], "per_image_norm": args.per_image_norm,
+                "norm_offset": bundle.norm_offset, "norm_scale": bundle.norm_scale,
+                **_info(bundle)}))
+    filt, columns = references(args.filter, args.single)
+    if singles:
+        columns.insert(0, {"file": f"this run, {args.single_seconds:g} s", "psnr": singles})
+    report(rows, filt, columns)
 
 if __name__ == "__main__":
     main()

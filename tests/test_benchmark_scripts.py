@@ -198,7 +198,7 @@ def test_quality_pooled_runs_end_to_end(monkeypatch, capsys, tmp_path, one_torch
     for sub in ("noisy", "gt"):
         (tmp_path / sub).mkdir()
     for i, name in enumerate(names):
-        clean = render_clean((64, 64), seed=i)
+        clean = render_clean((128, 64), seed=i)  # 128 rows: a validation band is held out
         noisy, _ = add_poisson_gaussian(clean, photons=5.0, seed=i)
         scale, offset = (1.0, 0.0) if i == 0 else (10.0, 100.0)
         tifffile.imwrite(tmp_path / "noisy" / f"{name}.tif",
@@ -215,23 +215,30 @@ def test_quality_pooled_runs_end_to_end(monkeypatch, capsys, tmp_path, one_torch
     for flag in ("CPU_TIME", "TTA", "CONSTANT_LR"):  # main() sets them: restore after
         monkeypatch.setattr(pooled["qm"], flag, getattr(pooled["qm"], flag))
     out_json = tmp_path / "r.jsonl"
-    for flag in ([], ["--per-image-norm"]):
-        monkeypatch.setattr(sys, "argv", ["quality_pooled.py", "--seconds", "3", "--cpu-time",
-                                          "--no-tta",
-                                          "--filter", str(ref), "--single", f"one={ref}",
-                                          "--json", str(out_json), *flag])
+    common = ["quality_pooled.py", "--cpu-time", "--no-tta", "--filter", str(ref),
+              "--single", f"one={ref}", "--json", str(out_json)]
+    for flag in (["--seconds", "3", "--single-seconds", "2"],
+                 ["--seconds", "3", "--per-image-norm"], ["--seconds", "0",
+                                                          "--single-seconds", "2"]):
+        monkeypatch.setattr(sys, "argv", common + flag)
         pooled["main"]()
     rows = [json.loads(line) for line in out_json.read_text().splitlines()]
     assert [(r["image"], r["method"]) for r in rows] == [
-        ("dim", "pooled"), ("bright", "pooled"),
-        ("dim", "pooled:per-image-norm"), ("bright", "pooled:per-image-norm")]
+        ("dim", "n2s"), ("bright", "n2s"), ("dim", "pooled"), ("bright", "pooled"),
+        ("dim", "pooled:per-image-norm"), ("bright", "pooled:per-image-norm"),
+        ("dim", "n2s"), ("bright", "n2s")]
     for r in rows:
-        assert r["n_images"] == 2 and r["images"] == names and r["steps"] > 0
+        assert r["steps"] > 0 and r["curve"][-1][0] == r["steps"]
+        assert all(c[2] is not None for c in r["curve"])  # validated records
         assert math.isfinite(r["psnr"]) and r["psnr"] > r["noisy_psnr"] - 3
-    assert rows[0]["norm_offset"] != rows[2]["norm_offset"]  # per stack vs standardised
+    for r in rows[2:6]:
+        assert r["n_images"] == 2 and r["images"] == names
+    assert rows[2]["norm_offset"] != rows[4]["norm_offset"]  # per stack vs standardised
     out = capsys.readouterr().out
     assert "| w2s | dim |" in out and "10.00 (gaussian) | 12.00 |" in out
-    assert "pooled - filter: mean" in out and "pooled - single-image n2s (one)" in out
+    assert "pooled - filter: mean" in out and "pooled - n2s single (this run, 2 s)" in out
+    assert "pooled - single-image n2s (this run, 2 s)" in out
+    assert "n2s single (this run, 2 s) - filter: mean" in out  # no pooled run: singles only
 
 
 def test_quality_pooled_predictions_come_back_in_each_images_units(monkeypatch,
