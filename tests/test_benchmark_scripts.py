@@ -248,3 +248,82 @@ def test_correlated_ceiling_runs_every_case(monkeypatch, capsys, tmp_path, one_t
     assert len(by["oracle"]) == 7
     assert all(r["psnr"] >= r["calibrated_psnr"] for r in by["oracle"])
     assert "second draw" in out and "oracle" in out
+
+
+def test_quality_pooled_runs_end_to_end(monkeypatch, capsys, tmp_path, one_torch_thread):
+    """One network on two images of different intensity ranges stacked along S; each
+    prediction back in its own image's units, scored, and set beside the reference runs."""
+    import numpy as np
+    import tifffile
+
+    from napari_selfdenoise.core.samples import add_poisson_gaussian, render_clean
+
+    names = ["dim", "bright"]
+    for sub in ("noisy", "gt"):
+        (tmp_path / sub).mkdir()
+    for i, name in enumerate(names):
+        clean = render_clean((128, 64), seed=i)  # 128 rows: a validation band is held out
+        noisy, _ = add_poisson_gaussian(clean, photons=5.0, seed=i)
+        scale, offset = (1.0, 0.0) if i == 0 else (10.0, 100.0)
+        tifffile.imwrite(tmp_path / "noisy" / f"{name}.tif",
+                         np.asarray(noisy * scale + offset, np.float32))
+        tifffile.imwrite(tmp_path / "gt" / f"{name}.tif", np.asarray(clean, np.float32))
+    ref = tmp_path / "ref.jsonl"
+    ref.write_text("".join(
+        json.dumps({"dataset": "w2s", "image": n, "method": m, "psnr": p, "extra": {},
+                    "denoiser": "gaussian"}) + "\n"
+        for n in names for m, p in (("classical", 10.0), ("n2s", 12.0))))
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    pooled = runpy.run_path(str(SCRIPT.parent / "quality_pooled.py"), run_name="pooled")
+    monkeypatch.setitem(pooled["qm"].DATASETS, "w2s", (tmp_path, names))
+    for flag in ("CPU_TIME", "TTA", "CONSTANT_LR"):  # main() sets them: restore after
+        monkeypatch.setattr(pooled["qm"], flag, getattr(pooled["qm"], flag))
+    out_json = tmp_path / "r.jsonl"
+    common = ["quality_pooled.py", "--cpu-time", "--no-tta", "--filter", str(ref),
+              "--single", f"one={ref}", "--json", str(out_json)]
+    for flag in (["--seconds", "3", "--single-seconds", "2"],
+                 ["--seconds", "3", "--per-image-norm"], ["--seconds", "0",
+                                                          "--single-seconds", "2"]):
+        monkeypatch.setattr(sys, "argv", common + flag)
+        pooled["main"]()
+    rows = [json.loads(line) for line in out_json.read_text().splitlines()]
+    assert [(r["image"], r["method"]) for r in rows] == [
+        ("dim", "n2s"), ("bright", "n2s"), ("dim", "pooled"), ("bright", "pooled"),
+        ("dim", "pooled:per-image-norm"), ("bright", "pooled:per-image-norm"),
+        ("dim", "n2s"), ("bright", "n2s")]
+    for r in rows:
+        assert r["steps"] > 0 and r["curve"][-1][0] == r["steps"]
+        assert all(c[2] is not None for c in r["curve"])  # validated records
+        assert math.isfinite(r["psnr"]) and r["psnr"] > r["noisy_psnr"] - 3
+    for r in rows[2:6]:
+        assert r["n_images"] == 2 and r["images"] == names
+    assert rows[2]["norm_offset"] != rows[4]["norm_offset"]  # per stack vs standardised
+    out = capsys.readouterr().out
+    assert "| w2s | dim |" in out and "10.00 (gaussian) | 12.00 |" in out
+    assert "pooled - filter: mean" in out and "pooled - n2s single (this run, 2 s)" in out
+    assert "pooled - single-image n2s (this run, 2 s)" in out
+    assert "n2s single (this run, 2 s) - filter: mean" in out  # no pooled run: singles only
+
+
+def test_quality_pooled_predictions_come_back_in_each_images_units(monkeypatch,
+                                                                  one_torch_thread):
+    """Per-image standardisation before stacking is undone per image: each output has its
+    own image's mean although the two images' ranges differ 40-fold (one network, trained
+    on two standardised images)."""
+    import numpy as np
+
+    from napari_selfdenoise.core.samples import add_poisson_gaussian, render_clean
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    pooled = runpy.run_path(str(SCRIPT.parent / "quality_pooled.py"), run_name="pooled")
+    monkeypatch.setattr(pooled["qm"], "CPU_TIME", True)
+    monkeypatch.setattr(pooled["qm"], "TTA", False)
+    noisy = [np.asarray(add_poisson_gaussian(render_clean((64, 64), seed=i), photons=5.0,
+                                             seed=i)[0], np.float32) for i in range(2)]
+    noisy[1] = noisy[1] * 10.0 + 100.0
+    outs, bundle, _ = pooled["pooled"](noisy, 2.0, {}, True)
+    assert bundle.axes == "SYX" and len(outs) == 2 and bundle.info["steps"] > 0
+    assert abs(bundle.norm_offset[0]) < 0.05 and abs(bundle.norm_scale[0] - 1) < 0.05
+    for x, o in zip(noisy, outs):
+        assert o.shape == x.shape
+        assert abs(float(o.mean()) - float(x.mean())) < 0.2 * float(x.std())
