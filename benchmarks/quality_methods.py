@@ -104,6 +104,18 @@ TTA = False
 CONSTANT_LR = False
 
 
+def start(args: argparse.Namespace, tta: bool, constant_lr: bool = False) -> dict:
+    """Set this module's clock, TTA and schedule from a script's ``args``, apply
+    ``--cpu-time``, print the machine header; return the ``--set`` settings (shared by the
+    scripts built on this one)."""
+    global CPU_TIME, TTA, CONSTANT_LR
+    CPU_TIME, TTA, CONSTANT_LR = args.cpu_time, tta, constant_lr
+    apply_clock_options(args)
+    extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    print_header(engine_precision(precision=extra.get("precision", "auto")))
+    return extra
+
+
 def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
                target: np.ndarray | None = None, axes: str = "YX") -> tuple:
     """Train ``method`` (or a :data:`VARIANTS` column) for ``seconds`` and denoise
@@ -275,11 +287,7 @@ def main() -> None:
                     help="extra TrainConfig settings, e.g. precision='\"fp32\"'")
     ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
     args = ap.parse_args()
-    global CPU_TIME, TTA, CONSTANT_LR
-    CPU_TIME, TTA, CONSTANT_LR = args.cpu_time, args.tta, args.constant_lr
-    apply_clock_options(args)
-    extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    print_header(engine_precision(precision=extra.get("precision", "auto")))
+    extra = start(args, args.tta, args.constant_lr)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.seconds:g} {'CPU' if args.cpu_time else 'wall-clock'} s per run, "
           f"tta={args.tta}, constant_lr={args.constant_lr}, extra={extra}", flush=True)

@@ -36,7 +36,7 @@ import torch
 
 import quality_methods as qm  # noqa: E402  (benchmarks/ is on sys.path)
 from machine import (  # noqa: E402
-    add_clock_options, apply_clock_options, engine_precision, print_header,
+    add_clock_options,
 )
 
 
@@ -156,10 +156,7 @@ def main() -> None:
                     help="quality_methods.py results of single-image n2s, one column each")
     ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
     args = ap.parse_args()
-    qm.CPU_TIME, qm.TTA, qm.CONSTANT_LR = args.cpu_time, not args.no_tta, False
-    apply_clock_options(args)
-    extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    print_header(engine_precision(precision=extra.get("precision", "auto")))
+    extra = qm.start(args, tta=not args.no_tta)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.seconds:g} {'CPU' if args.cpu_time else 'wall-clock'} s for the pooled "
           f"run, tta={qm.TTA}, per_image_norm={args.per_image_norm}, extra={extra}",
