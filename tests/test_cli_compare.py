@@ -38,7 +38,12 @@ def test_compare_writes_the_pick_with_its_ranking(tmp_path, capsys):
     # ranked by the estimated error of what each hands out (Stein's estimate for the
     # network's plain pass), the blend of the best network and filter included
     assert rep["pick"] == min(cands, key=lambda c: c["delivered_estimated_mse"])["name"]
-    assert "blend" in {c["name"] for c in cands} and rep["blend"]["parts"][0] == "n2s"
+    # the blend of the best network and the best filter (a part whose fitted weight is
+    # negative is left out: at a 4-CPU-s budget that can be the barely trained network)
+    best_filter = next(c["name"] for c in sorted(cands, key=lambda c: c["delivered_estimated_mse"])
+                       if c["kind"] == "filter")
+    assert "blend" in {c["name"] for c in cands}
+    assert rep["blend"]["parts"] and set(rep["blend"]["parts"]) <= {"n2s", best_filter}
     assert tifffile.imread(out).shape == (96, 96)
     assert io.read_document(out)["provenance"]["ranking"]["pick"] == rep["pick"]
     # an existing output is refused before any work: one line, exit code 2

@@ -111,3 +111,15 @@ def test_the_caps_gate_uses_the_standard_error_of_the_gap():
     # the gap of the larger of the two axes is biased low; its scatter is what matters
     assert float(np.std(gaps)) == pytest.approx(float(np.mean(ses)), rel=0.2)
     assert capped <= 8
+
+
+def test_the_warning_names_the_correlated_axis_and_what_suits_it():
+    rng = np.random.default_rng(6)
+    white = rng.normal(0.0, 4.0, (128, 128))
+    along_x = np.sqrt(0.8) * white + np.sqrt(0.2) * np.roll(white, 1, axis=1)
+    warn_x = noise_level.noise_warning((20.0 + along_x)[None])
+    assert "along X" in warn_x and "--struct-axis x" in warn_x and "pixel shuffle" in warn_x
+    warn_y = noise_level.noise_warning((20.0 + along_x.T)[None])
+    assert "along Y" in warn_y and "--struct-axis y" in warn_y
+    assert noise_level.noise_warning((20.0 + white)[None]) is None
+    assert noise_level.noise_warning(np.zeros((1, 5, 5))) is None

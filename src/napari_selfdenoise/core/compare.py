@@ -34,7 +34,7 @@ from .events import CompareRanking, CompareTraining, Message
 from .holdout import CONTEXT, Holdout, HoldoutError, plan
 from .methods import get_method
 from .ranking import CandidateScore, CompareResult
-from .noise_level import correlation_warning, noise_correlation
+from .noise_level import noise_correlation, noise_warning
 from .scoring import (
     Quality, data_range, estimate_quality, invariant_filter, invariant_network, score_of,
     scored_as,
@@ -115,10 +115,11 @@ def _delivered(y: np.ndarray, c: dict, ref: np.ndarray, peak: float) -> Quality:
     return _form(y, c, ref, peak)[0]
 
 
-def _rank(y: np.ndarray, found: dict, peak: float) -> tuple[list[CandidateScore], float, float]:
+def _rank(y: np.ndarray, found: dict, peak: float
+          ) -> tuple[list[CandidateScore], float, Optional[str]]:
     """Every candidate's quality against the best one's output as the noise reference,
     best estimated delivered output first (``delivered_is_scored``: it hands out its
-    J-invariant form, :func:`_form`)."""
+    J-invariant form, :func:`_form`), the noise variance and the correlation warning."""
     ref = _reference(found)
     rows = []
     for name, c in found.items():
@@ -129,7 +130,7 @@ def _rank(y: np.ndarray, found: dict, peak: float) -> tuple[list[CandidateScore]
                                    c["same"] or plain is not None, q, c["seconds"],
                                    c["curve"], d, plain))
     rows.sort(key=lambda r: (r.best.mse, r.quality.score))
-    return rows, rows[0].quality.noise_variance, noise_correlation(y)
+    return rows, rows[0].quality.noise_variance, noise_warning(y)
 
 
 def _filters(arr: np.ndarray, sp: str, hold: Holdout, clock: _Clock,
@@ -258,9 +259,9 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
     def ranking() -> CompareRanking:
         for c in found.values():
             c["score"] = score_of(region, c["out"])
-        rows, var, rho = _rank(region, found, peak)
+        rows, var, warning = _rank(region, found, peak)
         return CompareRanking(tuple(rows), rows[0].name, var, clock.used(), clock.budget,
-                              correlation_warning(rho))
+                              warning)
 
     if config.filters:
         yield from _filters(arr, sp, hold, clock, config, found)

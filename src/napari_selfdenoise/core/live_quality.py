@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .device import autocast
-from .noise_level import correlation_warning, noise_correlation
+from .noise_level import noise_warning
 from .scoring import Quality, data_range, estimate_quality
 
 #: largest (Y, X) crop of the validation band the live estimate is computed on
@@ -88,7 +88,7 @@ class LiveQuality:
                                            divergence=div.reshape(y.shape))
             self.form = "delivered output (Stein's estimate)"
         net.train(was_training)
-        self.warning = correlation_warning(noise_correlation(y))
+        self.warning = noise_warning(y)
         return self.latest
 
     @torch.no_grad()

@@ -236,10 +236,24 @@ def noise_correlation(y: np.ndarray) -> float:
     return max(axis_correlations(y).values(), default=0.0)
 
 
-def correlation_warning(rho: float) -> Optional[str]:
-    """The warning for a lag-1 noise autocorrelation ``rho`` (None below the threshold)."""
+def correlation_warning(rho: float, axis: Optional[str] = None) -> Optional[str]:
+    """The warning for a lag-1 noise autocorrelation ``rho`` along ``axis`` ("x" or "y";
+    None: not known), with what suits such noise (None below the threshold)."""
     if rho <= CORRELATION_WARN:
         return None
-    return (f"the noise looks spatially correlated (lag-1 autocorrelation {rho:.2f} > "
+    where = f" along {axis.upper()}" if axis else ""
+    struct = f"--struct-axis {axis}" if axis else "--struct-axis"
+    return (f"the noise looks spatially correlated{where} (lag-1 autocorrelation {rho:.2f} > "
             f"{CORRELATION_WARN}): the self-supervised scores and the estimated PSNR assume "
-            "pixel-independent noise and are biased (too optimistic) here")
+            "pixel-independent noise and are biased (too optimistic) here; for such noise "
+            f"train n2v2 with structN2V masks ({struct}) or bsn with pixel shuffle")
+
+
+def noise_warning(y: np.ndarray) -> Optional[str]:
+    """:func:`correlation_warning` for region ``y``, naming the axis of its strongest
+    correlation (:func:`axis_correlations`); None if none is measurable or it is weak."""
+    found = axis_correlations(y)
+    if not found:
+        return None
+    axis = max(found, key=found.get)
+    return correlation_warning(found[axis], {-1: "x", -2: "y"}[axis])
