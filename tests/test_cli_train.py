@@ -12,7 +12,7 @@ import pytest
 
 from napari_selfdenoise.cli import main
 from napari_selfdenoise.core.bundle import ModelBundle
-from napari_selfdenoise.core.samples import phantom_2d
+from napari_selfdenoise.core.samples import phantom_2d, phantom_correlated
 
 FAST = ["--patch", "32", "32", "--batch", "4", "--filters", "8", "--depth", "1"]
 
@@ -40,6 +40,25 @@ def test_train_writes_model_and_json_log(stack, tmp_path, capsys):
     # refuses to overwrite, with one clear line
     assert main(["train", str(stack), "--axes", "TYX", "--out", str(out), "--steps", "1"]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_correlated_noise_is_warned_about_after_training(tmp_path, capsys):
+    """The held-out crop's correlation check (core.noise_level) reaches the user: one
+    warning line naming the axis, on stderr, after the model is saved; none for white
+    noise."""
+    for name, image in (("white", phantom_2d((128, 128), seed=3).noisy),
+                        ("correlated", phantom_correlated((128, 128), seed=3).noisy)):
+        src, out = tmp_path / f"{name}.npy", tmp_path / f"{name}.sdmodel"
+        np.save(src, image)
+        assert main(["train", str(src), "--method", "n2s", "--out", str(out),
+                     "--steps", "20", "--quiet", *FAST]) == 0
+        err = capsys.readouterr().err
+        warned = [line for line in err.splitlines() if line.startswith("warning:")]
+        if name == "white":
+            assert warned == []
+        else:
+            assert len(warned) == 1 and "correlated along" in warned[0]
+            assert ModelBundle.load(out).info["estimated_quality"]["warning"] in warned[0]
 
 
 def test_bad_axes_is_one_clear_error(stack, tmp_path, capsys):
