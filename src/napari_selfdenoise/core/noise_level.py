@@ -17,25 +17,22 @@ MSE is a small difference of two large numbers, so a 5 % error in the noise vari
 would be a 50 % error in the MSE at a 10 dB gain (docs/benchmarks.md section 8).
 
 **Assumption: pixel-independent noise.** With spatially correlated noise both the score
-(a masked pixel's neighbours then predict its noise) and the residual noise estimate are
-biased; :func:`noise_correlation` measures the lag-1 autocorrelation of the noise along
-each axis (of the image high-passed along the other axis, no reference needed) and
+(a masked pixel's neighbours then predict its noise) and the noise estimates are biased;
+:func:`axis_correlations` measures the lag-1 autocorrelation of the noise along each axis
+(of the image high-passed along the other axis, no reference needed) and
 :data:`CORRELATION_WARN` flags it.
-**Correlated noise.** :func:`axis_correlations` measures the lag-1 autocorrelation of
-the noise along each axis without a reference (the image high-passed along the other
-axis) and :data:`CORRELATION_WARN` flags it; the score and both noise estimates assume
-pixel-independent noise.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
 from scipy import ndimage
 
-from .noise_model import RESIDUAL_GAIN, neighbour_residual
+from .noise_model import _NEIGHBOURS, RESIDUAL_GAIN, neighbour_residual
 
 #: side of the blocks over which the standard error of the estimated MSE is computed
 BLOCK = 16
@@ -69,10 +66,7 @@ def per_pixel_noise(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
     ``reference``'s (the signal's own curvature), over :data:`RESIDUAL_GAIN`, scaled so
     that its mean is :func:`noise_variance` (where the cap applies). Its local mean is
     Stein's ``v_i`` (:mod:`.sure`)."""
-    per_pixel = _residual_map(y, reference)
-    var, _ = noise_variance(y, reference)
-    mean = float(per_pixel.mean())
-    return per_pixel * (var / mean) if var < mean else per_pixel
+    return noise_terms(y, reference)[0]
 
 
 def _interior(a: np.ndarray) -> np.ndarray:
@@ -106,14 +100,12 @@ def _high_pass(y: np.ndarray, axis: int) -> Optional[np.ndarray]:
 def _directional_maps(y: np.ndarray) -> list[np.ndarray]:
     """Per-pixel noise-variance estimates from :data:`HIGH_PASS` along Y and along X,
     cut to the pixels both have (a border of 3)."""
+    if min(y.shape[-2:]) < 2 * HIGH_PASS.size:
+        return []
     energy, k = float(np.sum(HIGH_PASS**2)), HIGH_PASS.size // 2
-    maps = []
-    for axis, cut in ((-2, (slice(None), slice(k, -k))), (-1, (slice(k, -k), slice(None)))):
-        h = _high_pass(y, axis)
-        if h is None or min(y.shape[-2:]) < 2 * HIGH_PASS.size:
-            return []
-        maps.append((h * h / energy)[(Ellipsis,) + cut])
-    return maps
+    return [(h * h / energy)[(Ellipsis,) + cut] for h, cut in (
+        (_high_pass(y, -2), (slice(None), slice(k, -k))),
+        (_high_pass(y, -1), (slice(k, -k), slice(None))))]
 
 
 def _autocorrelation(k: np.ndarray) -> np.ndarray:
@@ -127,6 +119,7 @@ def _autocorrelation(k: np.ndarray) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=1)
 def _gap_lags() -> float:
     """``sum(c**2)`` over the 2D lags of ``c = a_h - a_r``: ``a_h`` the normalised
     autocorrelation of :data:`HIGH_PASS` (along one axis), ``a_r`` that of the
@@ -135,7 +128,7 @@ def _gap_lags() -> float:
     ``2 sum(a**2) mean(v**2) / n``, and for the difference of the two estimates the
     lag-0 terms (each pixel's own squared noise, which the score shares) cancel."""
     h = HIGH_PASS[:, None] / np.sqrt(np.sum(HIGH_PASS**2))
-    r = -np.ones((3, 3)) / 8.0
+    r = -_NEIGHBOURS.copy()  # the stencil of noise_model.neighbour_residual
     r[1, 1] = 1.0
     r /= np.sqrt(np.sum(r**2))
     a_h, a_r = _autocorrelation(h), _autocorrelation(r)  # (13, 1) and (5, 5)
@@ -194,16 +187,23 @@ def noise_variance(y: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
         ``error`` is :data:`CORRECTION_ERROR` times the curvature correction, or half the
         gap between the two estimates when the cap applies, whichever is larger.
     """
-    resid = _residual_map(y, reference)
-    var = max(float(resid.mean()), 0.0)
-    err = CORRECTION_ERROR * float(np.mean(residual(reference) ** 2)) / RESIDUAL_GAIN
+    return noise_terms(y, reference)[1:]
+
+
+def noise_terms(y: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """:func:`per_pixel_noise`, and :func:`noise_variance`'s variance and error, computed
+    once (what :func:`~napari_selfdenoise.core.scoring.estimate_quality` needs)."""
+    ref_res = residual(reference) ** 2
+    resid = (residual(y) ** 2 - ref_res) / RESIDUAL_GAIN
+    mean = float(resid.mean())
+    var, err = max(mean, 0.0), CORRECTION_ERROR * float(ref_res.mean()) / RESIDUAL_GAIN
     maps = _directional_maps(y)
     if maps:
         best = max(maps, key=lambda m: float(m.mean()))
         cap = float(best.mean())
         if var - cap > CAP_SIGNIFICANCE * _gap_se(best):
             err, var = max(err, 0.5 * (var - cap)), cap
-    return var, err
+    return (resid * (var / mean) if var < mean else resid), var, err
 
 
 def axis_correlations(y: np.ndarray) -> dict[int, float]:

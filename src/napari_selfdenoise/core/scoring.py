@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .noise_level import _block_se, _interior, noise_variance, per_pixel_noise
+from .noise_level import _block_se, _interior, noise_terms
 
 #: grid width of the J-invariant form of functions that are not J-invariant themselves
 GRID = 4
@@ -116,13 +116,12 @@ def estimate_quality(y: np.ndarray, output: np.ndarray, reference: np.ndarray,
         raise ValueError(f"output shape {f64.shape} differs from the region {y64.shape}")
     score = float(np.mean((f64 - y64) ** 2))
     # per pixel: loss minus the residual noise estimate; noise terms largely cancel
-    per_pixel_var = per_pixel_noise(y64, reference)
+    per_pixel_var, var, sys_err = noise_terms(y64, reference)
     d = (_interior(f64) - _interior(y64)) ** 2 - per_pixel_var
     if divergence is not None:
         from .sure import local_variance
 
         d = d + 2.0 * local_variance(per_pixel_var) * _interior(divergence)
-    var, sys_err = noise_variance(y64, reference)
     mse = float(np.mean(d))
     err = math.hypot(_block_se(d), sys_err)
     floor = max(1e-6 * var, 1e-12 * peak * peak)
