@@ -42,10 +42,10 @@ def test_train_writes_model_and_json_log(stack, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
 
 
-def test_correlated_noise_is_warned_about_after_training(tmp_path, capsys):
+def test_correlated_noise_is_warned_about_once(tmp_path, capsys):
     """The held-out crop's correlation check (core.noise_level) reaches the user: one
-    warning line naming the axis, on stderr, after the model is saved; none for white
-    noise."""
+    warning line naming the axis, on stderr, when training starts (also with --quiet); it
+    is the warning stored with the model; none for white noise."""
     for name, image in (("white", phantom_2d((128, 128), seed=3).noisy),
                         ("correlated", phantom_correlated((128, 128), seed=3).noisy)):
         src, out = tmp_path / f"{name}.npy", tmp_path / f"{name}.sdmodel"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from napari_selfdenoise.core import sure
-from napari_selfdenoise.core.events import TrainStep, run_to_end
-from napari_selfdenoise.core.samples import phantom_2d, psnr
+from napari_selfdenoise.core.events import NOISE_CORRELATION, Message, TrainStep, run_to_end
+from napari_selfdenoise.core.samples import phantom_2d, phantom_correlated, psnr
 from napari_selfdenoise.core.training import default_config, train
 
 
@@ -59,3 +59,27 @@ def test_a_method_with_a_target_is_estimated_on_its_input_only():
            if isinstance(e, TrainStep) and e.estimated_psnr is not None]
     assert len(est) == 2 and all(np.isfinite(est))
     assert bundle.info["estimated_quality"]["region"][0] > 0
+
+
+def test_correlated_noise_is_warned_about_when_training_starts():
+    """The held-out crop's correlation check is one warning Message, with its topic,
+    before the first step (when the user can still choose structN2V or pixel shuffle),
+    and it is the warning stored with the estimate; white noise gives none."""
+    for image, correlated in ((phantom_2d((128, 128), seed=3).noisy, False),
+                              (phantom_correlated((128, 128), seed=3).noisy, True)):
+        cfg = default_config("n2s", steps=10, val_every=10, log_every=5, seed=0,
+                             precision="fp32", patch_size=(32, 32), batch_size=4)
+        seen = []
+        bundle = run_to_end(train(image, cfg), seen.append)
+        warned = [i for i, e in enumerate(seen)
+                  if isinstance(e, Message) and e.topic == NOISE_CORRELATION]
+        stored = bundle.info["estimated_quality"]["warning"]
+        if not correlated:
+            assert warned == [] and stored is None
+            continue
+        assert len(warned) == 1
+        first_step = next(i for i, e in enumerate(seen) if isinstance(e, TrainStep))
+        assert warned[0] < first_step
+        message = seen[warned[0]]
+        assert message.level == "warning" and "correlated along" in message.text
+        assert message.text == stored

@@ -126,6 +126,32 @@ def test_a_new_run_resets_the_noise_and_quality_labels(viewer, dock, qtbot, trai
     wait_until(qtbot, lambda: widget.bundle is not second and widget.start_button.isEnabled(),
                60)
     assert widget.noise_label.text().startswith("noise model: var = ")
+    assert widget.quality.warning_label.isHidden()  # white noise: nothing to warn about
+
+
+def test_correlated_noise_is_pinned_under_the_estimate(viewer, dock, qtbot):
+    """The noise check's warning (noise correlated along an axis, which breaks the
+    estimate's and the masking methods' assumption) stays visible under the estimated PSNR
+    for the run it belongs to; a new run hides it until its own check; white noise shows
+    none (the other tests' phantom)."""
+    from napari_selfdenoise.core.samples import phantom_correlated
+
+    viewer.add_image(phantom_correlated((128, 128), seed=3).noisy, name="correlated")
+    widget = dock("Train")
+    tiny(widget, steps=10, method="n2s")
+    widget.options.preview.setChecked(False)
+    warning = widget.quality.warning_label
+    assert warning.isHidden()
+    assert widget.start()
+    wait_until(qtbot, lambda: widget.bundle is not None and widget.start_button.isEnabled(), 60)
+    first = widget.bundle
+    assert not warning.isHidden() and "correlated along" in warning.text()
+    assert first.info["estimated_quality"]["warning"] in warning.text()
+    assert widget.continue_training()
+    assert warning.isHidden()  # until the continued run's own check
+    wait_until(qtbot, lambda: widget.bundle is not first and widget.start_button.isEnabled(),
+               60)
+    assert not warning.isHidden() and "correlated along" in warning.text()
 
 
 def test_user_mistakes_are_messages(viewer, dock):

@@ -11,7 +11,7 @@ import threading
 from typing import Any, Generator, Optional
 
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton, QWidget
+from qtpy.QtWidgets import QFileDialog, QPushButton, QWidget
 
 from ..core import events
 from ..core.bundle import METADATA_KEY
@@ -22,12 +22,13 @@ from ..core.provenance import PROVENANCE_KEY, make_provenance
 from . import _common, _view
 from ._base import DockWidget
 from .loss_plot import LossPlot
+from .quality_view import NOISE_PENDING, QUALITY_PENDING, QualityView
 from .train_options import TrainOptions
 
+__all__ = ["TrainWidget", "train_and_denoise", "PREVIEW_SUFFIX", "NOISE_PENDING",
+           "QUALITY_PENDING"]
+
 PREVIEW_SUFFIX = " [preview]"
-#: what the noise-model and quality labels say until the run in progress has a value
-NOISE_PENDING = "noise model: (estimated when training starts)"
-QUALITY_PENDING = "estimated PSNR: (at the first validation)"
 #: the live preview follows the view this long after the last pan / zoom / slice change
 VIEW_SETTLE_MS = 300
 
@@ -73,15 +74,9 @@ class TrainWidget(DockWidget):
         self.export_button = QPushButton("Export bioimage.io…")
         self.export_button.setToolTip("Write the model as a tested bioimage.io package (.zip) "
                                       "for the Model Zoo, deepImageJ or Fiji")
-        self.noise_label = QLabel(NOISE_PENDING)
-        self.noise_label.setToolTip("variance = a * signal + b per channel, estimated from the "
-                                    "training image (data units); stored in the model")
-        self.noise_label.setWordWrap(True)
-        self.quality_label = QLabel(QUALITY_PENDING)
-        self.quality_label.setToolTip(
-            "PSNR against the unknown clean image, estimated without ground truth: the "
-            "J-invariant self-supervised loss on a held-out crop minus the estimated noise "
-            "variance (range: one standard error). Assumes pixel-independent noise.")
+        self.quality = QualityView()
+        self.noise_label = self.quality.noise_label
+        self.quality_label = self.quality.quality_label
         self.start_button.setToolTip("Train a new model on the layer")
         self.stop_button.setToolTip("Stop now and keep the model trained so far")
         self.continue_button.setToolTip("Train the last model further (same settings)")
@@ -108,7 +103,7 @@ class TrainWidget(DockWidget):
     def _layout(self) -> None:
         self.build_layout(self.options,
                           [self.start_button, self.stop_button, self.continue_button],
-                          [self.noise_label, self.quality_label, self.loss_plot,
+                          [self.quality, self.loss_plot,
                            self.save_model_button, self.export_button])
 
     def reset_choices(self, *_: Any) -> None:
@@ -236,11 +231,8 @@ class TrainWidget(DockWidget):
     def _reset_run_labels(self, init: Any) -> None:
         """The labels describe the run starting now: no quality estimate yet, and the noise
         model of the continued model (a new run estimates its own)."""
-        self.quality_label.setText(QUALITY_PENDING)
-        if init is None:
-            self.noise_label.setText(NOISE_PENDING)
-        else:
-            self._show_noise_model(init.info.get("noise_model"))
+        self.quality.start_run(None if init is None else init.info.get("noise_model"),
+                               continued=init is not None)
 
     def _preview_request(self, layer: Any, axes: str, settings: TrainSettings) -> Any:
         from ..core.training import PreviewRequest
@@ -258,10 +250,8 @@ class TrainWidget(DockWidget):
             self.loss_plot.add(event.step + self._step_offset, event.loss, event.val_loss)
             self._show_step(event)
             if event.estimated_psnr is not None:
-                lo, hi = event.estimated_psnr_range or (event.estimated_psnr,) * 2
-                self.quality_label.setText(
-                    f"estimated PSNR: {event.estimated_psnr:.1f} dB ({lo:.1f}-{hi:.1f}) "
-                    f"at step {event.step + self._step_offset}")
+                self.quality.show_estimate(event.estimated_psnr, event.estimated_psnr_range,
+                                           event.step + self._step_offset)
         elif isinstance(event, events.TrainPreview):
             self._show_preview(event)
         elif isinstance(event, events.TileDone):
@@ -271,6 +261,8 @@ class TrainWidget(DockWidget):
             self.status.setText(f"training ended ({event.reason}) at step {event.step}; "
                                 "denoising the layer…")
         elif isinstance(event, events.Message):
+            if event.topic == events.NOISE_CORRELATION:
+                self.quality.show_warning(event.text)
             self.on_message(event)
 
     def _show_step(self, e: events.TrainStep) -> None:
@@ -315,7 +307,7 @@ class TrainWidget(DockWidget):
         self.bundle = bundle
         if denoised is None:  # the widget is closing
             return
-        self._show_noise_model(bundle.info.get("noise_model"))
+        self.quality.show_noise_model(bundle.info.get("noise_model"))
         self.bundle_source = source
         bundle.info.setdefault("source_layer", source)
         name = f"{source} [{bundle.method}]"
@@ -339,15 +331,6 @@ class TrainWidget(DockWidget):
             self.notify(f"model saved to {path}")
         self.set_progress(1.0, f"done: {name}")
         self._set_running(False)
-
-    def _show_noise_model(self, record: Optional[dict]) -> None:
-        if not record:
-            self.noise_label.setText("noise model: not estimated")
-            return
-        from ..core.noise_model import NoiseModel
-
-        model = NoiseModel(tuple(record["a"]), tuple(record["b"]))
-        self.noise_label.setText(f"noise model: {model.describe()}")
 
     def _save_model_clicked(self) -> None:
         if self.bundle is None:

@@ -217,8 +217,6 @@ def run(args: argparse.Namespace) -> int:
                f"{est['psnr_high']:.1f}) on a held-out crop" if est else "")
     print(f"saved {bundle.method} model ({bundle.axes}, best step "
           f"{bundle.info.get('best_step')}{quality}) to {path}")
-    if est and est.get("warning"):  # noise correlated between pixels (core.noise_level)
-        print(f"warning: {est['warning']}", file=sys.stderr)
     return 0
 
 

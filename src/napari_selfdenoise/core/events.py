@@ -15,12 +15,20 @@ import numpy as np
 R = TypeVar("R")
 
 
+#: :attr:`Message.topic` of the warning that the noise is correlated between pixels
+#: (core.noise_level), which breaks the assumption of every masking method and score
+NOISE_CORRELATION = "noise-correlation"
+
+
 @dataclass(frozen=True)
 class Message:
-    """A human-readable note (``level`` is ``"info"`` or ``"warning"``)."""
+    """A human-readable note (``level`` is ``"info"`` or ``"warning"``); ``topic`` names
+    what it is about (e.g. :data:`NOISE_CORRELATION`) for a front end that shows it in a
+    place of its own, and is empty for a passing note."""
 
     text: str
     level: str = "info"
+    topic: str = ""
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ class LiveQuality:
         self.latest: Optional[Quality] = None
         self.best: Optional[Quality] = None
         self.form = "J-invariant form"
-        self.warning: Optional[str] = None
+        #: noise correlated between pixels in the crop (core.noise_level), or None
+        self.warning: Optional[str] = noise_warning(crop.reshape((-1,) + crop.shape[-2:]))
 
     @classmethod
     def from_regions(cls, train_regions: list, val_regions: list, device: torch.device,
@@ -88,7 +89,6 @@ class LiveQuality:
                                            divergence=div.reshape(y.shape))
             self.form = "delivered output (Stein's estimate)"
         net.train(was_training)
-        self.warning = noise_warning(y)
         return self.latest
 
     @torch.no_grad()

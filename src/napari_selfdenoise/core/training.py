@@ -24,7 +24,7 @@ from .config import (
 from .device import (
     execution_record, precision_name, resolve_precision, select_device, use_channels_last,
 )
-from .events import Message, TrainFinished
+from .events import NOISE_CORRELATION, Message, TrainFinished
 from .live_quality import LiveQuality
 from .methods import Method, StepContext, get_method
 from .methods.pd_option import sampling_patch
@@ -315,6 +315,8 @@ def _start(config: TrainConfig, method: Method, net: torch.nn.Module, normed: li
     if run.val_batch is not None:
         run.quality = LiveQuality.from_regions(train_regions, val_regions, device, amp,
                                                paired=method.needs_target)
+        if run.quality is not None and run.quality.warning:
+            yield Message(run.quality.warning, "warning", topic=NOISE_CORRELATION)
     if run.val_batch is None:
         yield Message(
             "the images are too small to hold out a validation region; the final weights "
