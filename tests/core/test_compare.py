@@ -154,7 +154,7 @@ def test_a_3d_stack_is_compared_and_its_network_estimated_by_stein():
 
 
 def test_a_candidates_curve_never_mixes_training_and_validation_losses():
-    from napari_selfdenoise.core.compare import loss_curve
+    from napari_selfdenoise.core.compare_candidates import loss_curve
 
     mixed = [{"step": 5, "loss": 0.9, "val_loss": None}, {"step": 10, "loss": 0.8,
              "val_loss": 0.7}, {"step": 15, "loss": 0.6, "val_loss": None},

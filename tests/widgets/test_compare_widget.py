@@ -49,3 +49,24 @@ def test_compare_end_to_end(viewer, dock, qtbot, tmp_path):
     assert [widget.table.item(i, 0).text() for i in range(len(names))] == names
     assert widget.filter_plot.curves  # the filters' calibration curves were drawn
     assert np.mean((out.data - ph.clean) ** 2) < np.mean((ph.noisy - ph.clean) ** 2)
+
+
+def test_the_correlated_noise_warning_is_notified_once_a_run(viewer, dock):
+    """Every ranking of a run carries the warning, and the run ends with it as a Message:
+    the user is told once (a notification), not at every ranking."""
+    from napari.utils.notifications import notification_manager
+
+    from napari_selfdenoise.core import events
+
+    widget = dock("Compare")
+    text = "the noise looks spatially correlated along X (test)"
+    before = len(notification_manager.records)
+    for _ in range(3):
+        widget._on_event(events.CompareRanking((), "gaussian", 1.0, 1.0, 5.0, text))
+    widget._on_event(events.Message(text, "warning", topic=events.NOISE_CORRELATION))
+    shown = [n for n in notification_manager.records[before:] if text in str(n.message)]
+    assert len(shown) == 1
+    widget._on_event(events.CompareRanking((), "gaussian", 1.0, 1.0, 5.0, "another warning"))
+    assert widget.status.text() == "another warning"  # a new warning is told
+    widget._on_event(events.Message("pick: gaussian", "info"))
+    assert widget.status.text() == "pick: gaussian"  # other messages as before

@@ -64,6 +64,7 @@ class CompareWidget(DockWidget):
         self.loss_plot = LossPlot()
         self.result: Any = None
         self._training = ""
+        self._warned = ""  # the correlated-noise warning already notified in this run
         form = QFormLayout()
         form.addRow("budget (s)", self.budget)
         form.addRow("clock", self.clock)
@@ -111,6 +112,7 @@ class CompareWidget(DockWidget):
         settings = self.settings()
         data = _common.snapshot(layer)
         self.table.setRowCount(0)
+        self._warned = ""
         self.filter_plot.reset()
         self.loss_plot.reset()
         source = layer.name
@@ -129,14 +131,22 @@ class CompareWidget(DockWidget):
             self.set_progress(event.elapsed_s / max(event.budget_s, 1e-9),
                               f"leader: {event.pick} ({event.elapsed_s:.0f}/"
                               f"{event.budget_s:.0f} s)")
-            if event.warning:
-                self.notify(event.warning, "warning")
+            self._warn(event.warning)
         elif isinstance(event, events.CalibrationStep):
             self.filter_plot.add(event.denoiser, event.parameter, event.value, event.loss)
         elif isinstance(event, events.CompareTraining):
             self._on_training(event)
         elif isinstance(event, events.Message):
-            self.on_message(event)
+            if event.topic == events.NOISE_CORRELATION:
+                self._warn(event.text)
+            else:
+                self.on_message(event)
+
+    def _warn(self, text: Any) -> None:
+        """Notify the correlated-noise warning once a run (every ranking carries it)."""
+        if text and text != self._warned:
+            self._warned = text
+            self.notify(text, "warning")
 
     def _on_training(self, event: events.CompareTraining) -> None:
         e = event.event

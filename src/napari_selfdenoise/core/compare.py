@@ -1,8 +1,9 @@
 """Which denoiser for this image? Rank networks and classical filters on the user's data.
 
 :func:`compare` holds out ``region_fraction`` of the image's rows as thin bands spread
-over it (:mod:`~napari_selfdenoise.core.holdout`), calibrates every classical filter on the rest (Noise2Self calibration,
-:mod:`~napari_selfdenoise.core.calibration`) and trains the candidate networks on the rest
+over it (:mod:`~napari_selfdenoise.core.holdout`), calibrates every classical filter on the
+rest (Noise2Self calibration, :mod:`~napari_selfdenoise.core.calibration`) and trains the
+candidate networks on the rest (:mod:`~napari_selfdenoise.core.compare_candidates`)
 within one total budget, scores every candidate on the held-out bands through its
 J-invariant form with the same masks (:mod:`~napari_selfdenoise.core.scoring`), estimates
 the error of the output each candidate *delivers* (the same estimate for a J-invariant
@@ -23,37 +24,20 @@ after the budget, as prediction comes after training.
 from __future__ import annotations
 
 import threading
-import time
-from typing import Any, Callable, Generator, Optional
+from typing import Any, Generator, Optional
 
 import numpy as np
 
 from .axes import spatial_axes, to_canonical
-from .config import CalibrateConfig, CompareConfig, PredictConfig, default_config
-from .events import CompareRanking, CompareTraining, Message
-from .holdout import CONTEXT, Holdout, HoldoutError, plan
+from .compare_candidates import Clock, calibrate_filters, score_network, train_network
+from .config import CompareConfig, PredictConfig
+from .events import NOISE_CORRELATION, CompareRanking, Message
+from .holdout import CONTEXT, HoldoutError, plan
 from .methods import get_method
-from .ranking import CandidateScore, CompareResult
 from .noise_level import noise_correlation, noise_warning
-from .scoring import (
-    Quality, data_range, estimate_quality, invariant_filter, invariant_network, score_of,
-    scored_as,
-)
+from .ranking import CandidateScore, CompareResult
+from .scoring import Quality, data_range, estimate_quality, score_of
 from .validation import UserError, check_array, resolve_axes
-
-class _Clock:
-    """The budget's clock: wall-clock or this process's CPU time."""
-
-    def __init__(self, config: CompareConfig) -> None:
-        self.now: Callable[[], float] = (time.process_time if config.clock == "cpu"
-                                         else time.perf_counter)
-        self.t0, self.budget = self.now(), float(config.budget_s)
-
-    def used(self) -> float:
-        return self.now() - self.t0
-
-    def left(self) -> float:
-        return max(self.budget - self.used(), 0.0)
 
 
 def _prepare(image: Any, axes: Optional[str], config: CompareConfig) -> tuple:
@@ -75,10 +59,6 @@ def _prepare(image: Any, axes: Optional[str], config: CompareConfig) -> tuple:
         if get_method(m).needs_target:
             raise UserError(f"{m} needs a second acquisition; compare single-image methods")
     return arr, axes, spatial_axes(axes), hold
-
-
-def _axes_of(arr: np.ndarray, sp: str) -> tuple[Any, str]:
-    return (arr[0], sp) if arr.shape[0] == 1 else (arr, "T" + sp)
 
 
 INVARIANT_NOTE = ("; handed out in this form (its plain pass is estimated worse, and Stein's "
@@ -133,95 +113,99 @@ def _rank(y: np.ndarray, found: dict, peak: float
     return rows, rows[0].quality.noise_variance, noise_warning(y)
 
 
-def _filters(arr: np.ndarray, sp: str, hold: Holdout, clock: _Clock,
-             config: CompareConfig, found: dict) -> Generator[Any, None, None]:
-    from .calibration import calibrate
+class _Run:
+    """One comparison's state: the image and its scoring bands, the budget's clock, the
+    candidates found so far (name -> record) and the stop event."""
 
-    start = clock.used()
-    img, ax = _axes_of(hold.joined(arr), sp)
-    try:
-        res = yield from calibrate(np.ascontiguousarray(img), CalibrateConfig(
-            denoiser="auto", j_invariant_output=True, device=config.device), axes=ax)
-    except ValueError as exc:  # e.g. too few planes for the 3D filters
-        raise UserError(f"the classical filters cannot be calibrated here: {exc}; compare "
-                        "the networks alone (--no-filters, or untick the widget's filters "
-                        "box)") from None
-    per = (clock.used() - start) / max(len(res.curves), 1)
-    crops = hold.crops(arr)
-    for name, curve in res.curves.items():
-        t = clock.used()
-        out = hold.strip(invariant_filter(name, curve.best_value, crops))
-        found[name] = {"name": name, "kind": "filter", "detail": f"{curve.parameter} {curve.best_value:.4g}",
-                       "scored_as": "calibrated J-invariant form", "same": True,
-                       "out": out, "score": None, "value": curve.best_value,
-                       "seconds": per + clock.used() - t,
-                       "curve": tuple(zip(curve.values, curve.losses))}
+    def __init__(self, image: Any, axes: Optional[str], config: CompareConfig,
+                 stop: Optional[threading.Event]) -> None:
+        self.config, self.stop, self.clock = config, stop, Clock(config)
+        self.arr, self.axes, self.sp, self.hold = _prepare(image, axes, config)
+        self.region = self.hold.region(self.arr)
+        self.peak = data_range(self.arr)
+        self.found: dict[str, dict] = {}
+
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def ranking(self) -> CompareRanking:
+        """Every candidate scored and ranked on the bands (by estimated delivered MSE)."""
+        for c in self.found.values():
+            c["score"] = score_of(self.region, c["out"])
+        rows, var, warning = _rank(self.region, self.found, self.peak)
+        return CompareRanking(tuple(rows), rows[0].name, var, self.clock.used(),
+                              self.clock.budget, warning)
+
+    def train(self, method: str, seconds: float,
+              init: Any = None) -> Generator[Any, None, None]:
+        """Train ``method`` for ``seconds`` of the budget (on from ``init``) and score it."""
+        t = self.clock.used()
+        bundle = yield from train_network(method, self.arr, self.sp, self.hold, seconds, self.clock,
+                                   self.config, init=init, stop=self.stop)
+        score_network(method, bundle, self.hold, self.arr, self.found,
+                       self.clock.used() - t, self.sp, self.config)
+
+    def delivered_mse(self, candidate: dict) -> float:
+        """The estimated MSE of what ``candidate`` hands out (the noise reference: the
+        best candidate's output)."""
+        return _delivered(self.region, candidate, _reference(self.found), self.peak).mse
 
 
-def _train(method: str, arr: np.ndarray, sp: str, hold: Holdout, seconds: float,
-           clock: _Clock, config: CompareConfig, init: Any = None,
-           stop: Optional[threading.Event] = None) -> Generator[Any, None, Any]:
-    """Train ``method`` on the training pieces for ``seconds`` of the budget's clock."""
-    from .training import train
-
-    pieces = [_axes_of(np.ascontiguousarray(p), sp) for p in hold.pieces(arr)]
-    ax = pieces[0][1]
-    # the run's own time budget on the comparison's clock, so that its learning rate
-    # decays over its share (a stop event alone would keep the rate at its peak)
-    cfg = default_config(method, steps=10**9, seed=config.seed, log_every=5,
-                         device=config.device, time_budget_s=max(seconds, 0.1),
-                         clock=config.clock)
-    halt = threading.Event()
-    end = clock.used() + seconds
-
-    def watch(_: Any) -> None:
-        if clock.used() >= end or (stop is not None and stop.is_set()):
-            halt.set()
-
-    gen = train([p for p, _ in pieces], cfg, axes=ax, stop=halt, init=init)
-    bundle = None
-    while True:
-        try:
-            ev = next(gen)
-        except StopIteration as fin:
-            bundle = fin.value
+def _explore(run: _Run, methods: list[str], explore: float) -> Generator[Any, None, None]:
+    """The filters, then each network with an equal share of ``explore`` of what is left."""
+    if run.config.filters:
+        yield from calibrate_filters(run.arr, run.sp, run.hold, run.clock, run.config,
+                                     run.found)
+        yield run.ranking()
+    pool = run.clock.left() * explore
+    for i, m in enumerate(methods):
+        if run.stopped():
             break
-        watch(ev)
-        yield CompareTraining(method, ev)
-    return bundle
+        share = min(pool / (len(methods) - i), run.clock.left())
+        t = run.clock.used()
+        yield from run.train(m, max(share - 2.0, 1.0))
+        pool -= run.clock.used() - t
+        yield run.ranking()
 
 
-def loss_curve(history: list[dict]) -> tuple:
-    """``(step, loss)`` of a training history, one kind per curve: the validation loss;
-    the training loss where the pieces were too small to hold out a validation band (a
-    512-row image's pieces are under two patches)."""
-    key = "val_loss" if any(h.get("val_loss") is not None for h in history) else "loss"
-    return tuple((h["step"], h[key]) for h in history if h.get(key) is not None)
+def _train_lead(run: _Run, methods: list[str]) -> Generator[Any, None, None]:
+    """The network estimated best trains on, from its weights, with the rest of the
+    budget; its earlier weights are kept when that does not improve its estimate."""
+    nets = [k for k in methods if k in run.found]
+    if not nets or run.clock.left() <= 5.0 or run.stopped():
+        return
+    lead = min(nets, key=lambda k: run.delivered_mse(run.found[k]))
+    before = dict(run.found[lead])
+    yield from run.train(lead, run.clock.left() - 2.0, init=before["bundle"])
+    run.found[lead]["score"] = score_of(run.region, run.found[lead]["out"])
+    if run.delivered_mse(run.found[lead]) > run.delivered_mse(before):
+        run.found[lead] = before  # continuing did not help: keep the earlier weights
+        yield Message(f"{lead}: training on did not improve its score; kept the earlier "
+                      "weights")
+    yield run.ranking()
 
 
-def _score_network(name: str, bundle: Any, hold: Holdout, arr: np.ndarray, found: dict,
-                   seconds: float, sp: str, config: CompareConfig) -> None:
-    from .sure import network_delivered
-
-    text, same = scored_as(bundle)
-    # a grid-masked J-invariant form is what predict(j_invariant=True) runs: the network
-    # can hand it out instead of its plain pass (_form)
-    invertible = get_method(bundle.method).scoring_form(bundle.config) == "grid"
-    device, crops = config.device, hold.crops(arr)
-    out = hold.strip(invariant_network(bundle, crops, "cpu" if device == "auto" else device))
-    delivered, div = out, None
-    if not same:  # what it hands out, and the divergence its estimate needs
-        full, dfull = network_delivered(bundle, crops, sp, tta=config.tta, device=device)
-        delivered, div = hold.strip(full), hold.strip(dfull)
-    hist = loss_curve(bundle.history)
-    prev = found.get(name)
-    steps = bundle.info.get("steps", 0) + (prev["steps"] if prev else 0)
-    found[name] = {"name": name, "kind": "network", "detail": f"{steps} steps", "scored_as": text,
-                   "same": same, "invertible": invertible, "out": out, "score": None,
-                   "bundle": bundle,
-                   "delivered": delivered, "div": div,
-                   "steps": steps, "seconds": seconds + (prev["seconds"] if prev else 0.0),
-                   "curve": (prev["curve"] if prev else ()) + hist}
+def _final(run: _Run) -> Generator[Any, None, tuple]:
+    """The last ranking, with the blend of the best network and filter when asked:
+    ``(ranking, blend or None)``; announces the pick and any correlated-noise warning."""
+    final = run.ranking()
+    blend = _blend(run.region, run.found, list(final.rows), run.peak) \
+        if run.config.blend else None
+    if blend is not None:
+        rows = sorted(list(final.rows) + [blend[1]],
+                      key=lambda r: (r.best.mse, r.quality.score))
+        final = CompareRanking(tuple(rows), rows[0].name, final.noise_variance,
+                               run.clock.used(), run.clock.budget, final.warning)
+        yield final
+    pick = final.rows[0]
+    yield Message(f"pick: {pick.name} ({pick.kind}, {pick.best.describe()})"
+                  + (" - a classical filter is estimated best, so it is returned"
+                     if pick.kind == "filter" else "")
+                  + (" - in its J-invariant form: its plain pass is estimated worse"
+                     if pick.plain is not None else ""))
+    if final.warning:
+        yield Message(final.warning, "warning", topic=NOISE_CORRELATION)
+    return final, blend
 
 
 def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optional[str] = None,
@@ -248,91 +232,37 @@ def compare(image: Any, config: Optional[CompareConfig] = None, *, axes: Optiona
     CompareResult
     """
     config = config if config is not None else CompareConfig()
-    clock = _Clock(config)
-    arr, axes, sp, hold = _prepare(image, axes, config)
-    region = hold.region(arr)
-    peak = data_range(arr)
-    found: dict[str, dict] = {}
-    yield Message(f"scoring region: {len(hold.bands)} band(s), {hold.describe()} (held out "
-                  f"from every candidate); budget {config.budget_s:g} {config.clock} s")
-
-    def ranking() -> CompareRanking:
-        for c in found.values():
-            c["score"] = score_of(region, c["out"])
-        rows, var, warning = _rank(region, found, peak)
-        return CompareRanking(tuple(rows), rows[0].name, var, clock.used(), clock.budget,
-                              warning)
-
-    if config.filters:
-        yield from _filters(arr, sp, hold, clock, config, found)
-        yield ranking()
+    run = _Run(image, axes, config, stop)
+    yield Message(f"scoring region: {len(run.hold.bands)} band(s), {run.hold.describe()} "
+                  f"(held out from every candidate); budget {config.budget_s:g} "
+                  f"{config.clock} s")
     methods = list(dict.fromkeys(config.methods))
     explore = config.explore_fraction if len(methods) > 1 else 1.0
-    pool = clock.left() * explore
-    for i, m in enumerate(methods):
-        if stop is not None and stop.is_set():
-            break
-        share = min(pool / (len(methods) - i), clock.left())
-        t = clock.used()
-        bundle = yield from _train(m, arr, sp, hold, max(share - 2.0, 1.0), clock, config,
-                                   stop=stop)
-        _score_network(m, bundle, hold, arr, found, clock.used() - t, sp, config)
-        pool -= clock.used() - t
-        yield ranking()
-    nets = [k for k in methods if k in found]
-    if nets and explore < 1.0 and clock.left() > 5.0 and not (stop and stop.is_set()):
-        ref = _reference(found)
-        lead = min(nets, key=lambda k: _delivered(region, found[k], ref, peak).mse)
-        before = dict(found[lead])
-        t = clock.used()
-        bundle = yield from _train(lead, arr, sp, hold, clock.left() - 2.0, clock, config,
-                                   init=before["bundle"], stop=stop)
-        _score_network(lead, bundle, hold, arr, found, clock.used() - t, sp, config)
-        found[lead]["score"] = score_of(region, found[lead]["out"])
-        ref = _reference(found)
-        if (_delivered(region, found[lead], ref, peak).mse
-                > _delivered(region, before, ref, peak).mse):
-            found[lead] = before  # continuing did not help: keep the earlier weights
-            yield Message(f"{lead}: training on did not improve its score; kept the earlier "
-                          "weights")
-        yield ranking()
-    if not found:
+    yield from _explore(run, methods, explore)
+    if explore < 1.0:
+        yield from _train_lead(run, methods)
+    if not run.found:
         raise UserError("nothing was compared (stopped before the first candidate)")
-    final = ranking()
-    rows = list(final.rows)
-    blend = _blend(region, found, rows, peak) if config.blend else None
-    if blend is not None:
-        rows = sorted(rows + [blend[1]], key=lambda r: (r.best.mse, r.quality.score))
-        final = CompareRanking(tuple(rows), rows[0].name, final.noise_variance,
-                               clock.used(), clock.budget, final.warning)
-        yield final
-    pick = rows[0]
-    text = (f"pick: {pick.name} ({pick.kind}, {pick.best.describe()})"
-            + (" - a classical filter is estimated best, so it is returned"
-               if pick.kind == "filter" else "")
-            + (" - in its J-invariant form: its plain pass is estimated worse"
-               if pick.plain is not None else ""))
-    yield Message(text)
-    if final.warning:
-        yield Message(final.warning, "warning")
+    final, blend = yield from _final(run)
+    rows, found, pick = list(final.rows), run.found, final.rows[0]
     mix = blend[0] if blend is not None and pick.kind == "blend" else None
-    parts = mix.parts if mix is not None else (pick.name,)
-    outs = []
     invariant = {r.name: r.delivered_is_scored for r in rows}
-    for name in parts:
+    outs = []
+    for name in (mix.parts if mix is not None else (pick.name,)):
         outs.append((yield from deliver(dict(found[name], invariant=invariant[name]), image,
-                                        axes, config)))
+                                        run.axes, config)))
     out = mix.apply(outs) if mix is not None else outs[0]
+    parts = mix.parts if mix is not None else (pick.name,)
     network = next((found[p]["bundle"] for p in parts if found[p]["kind"] == "network"), None)
     region_outs = {k: c["out"] for k, c in found.items()}
     if blend is not None:
         region_outs["blend"] = blend[2]
     return CompareResult(
         pick.name, pick.kind, out, rows, final.noise_variance,
-        noise_correlation(region), final.warning,
+        noise_correlation(run.region), final.warning,
         network, {k: c.get("bundle", (k, c.get("value"))) for k, c in found.items()},
-        region_outs, hold.bands, clock.used(),
-        blend[0] if blend is not None else None, hold)
+        region_outs, run.hold.bands, run.clock.used(),
+        blend[0] if blend is not None else None, run.hold)
 
 
 def _blend(y: np.ndarray, found: dict, rows: list, peak: float) -> Optional[tuple]:
