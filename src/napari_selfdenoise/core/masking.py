@@ -1,7 +1,7 @@
 """Masking schemes and losses of the self-supervised methods (see algorithms.md).
 
-* Noise2Void / N2V2 / structN2V: :func:`n2v_mask` (stratified pixels, replaced by a random
-  neighbour or by the median of the window without its centre; optional line mask).
+* Noise2Void / N2V2 / structN2V: :func:`~napari_selfdenoise.core.n2v_masking.n2v_mask`
+  (its own module; re-exported here).
 * Noise2Self / Noise2Same: :func:`grid_mask` and :func:`grid_masked_input` (one of the
   ``grid ** ndim`` subsets of a regular grid, replaced by an interpolation of its
   neighbours or by zero), :func:`j_invariant_apply` for J-invariant inference.
@@ -14,12 +14,13 @@ All functions work on torch tensors shaped ``(B, C, [Z], Y, X)`` on any device;
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .n2v_masking import n2v_cell_size, n2v_mask  # noqa: F401  (re-exported)
 
 
 # ---------------------------------------------------------------- Noise2Self grid
@@ -233,126 +234,6 @@ def complementary_phase(coords: Sequence[np.ndarray], n_masks: int) -> np.ndarra
     h = h * np.uint64(0xBF58476D1CE4E5B9)
     h = h ^ (h >> np.uint64(32))
     return (h % np.uint64(n_masks)).astype(np.int16)
-
-
-# ----------------------------------------------------------- Noise2Void masking
-def n2v_cell_size(masked_fraction: float, spatial_dims: int) -> int:
-    """Side of the stratification cell holding one masked pixel (~``1 / fraction`` pixels)."""
-    return max(1, int(round((1.0 / masked_fraction) ** (1.0 / spatial_dims))))
-
-
-def _reflect(idx: torch.Tensor, n: int) -> torch.Tensor:
-    idx = idx.abs()
-    return torch.where(idx >= n, 2 * (n - 1) - idx, idx).clamp(0, n - 1)
-
-
-def _window_offsets(k: int, nd: int, device: Any) -> torch.Tensor:
-    """All offsets of a ``k``-wide window except the centre, shaped (k**nd - 1, nd)."""
-    r = k // 2
-    grids = torch.meshgrid(*[torch.arange(-r, r + 1, device=device)] * nd, indexing="ij")
-    offs = torch.stack([g.reshape(-1) for g in grids], dim=1)
-    return offs[(offs != 0).any(dim=1)]
-
-
-def n2v_mask(
-    x: torch.Tensor,
-    *,
-    masked_fraction: float,
-    neighbourhood: int = 5,
-    replacement: str = "random",
-    generator: Optional[torch.Generator] = None,
-    struct_axis: Optional[str] = None,
-    struct_span: int = 5,
-    struct_range: tuple[float, float] = (0.0, 1.0),
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Noise2Void masking of a batch ``x`` (B, C, *S).
-
-    One pixel per cell of a regular grid (cell side from ``masked_fraction``) is chosen at
-    a random position in its cell and replaced, in every channel, by
-
-    * ``"random"``: the value of a random other pixel of the ``neighbourhood`` window (N2V);
-    * ``"median"``: the median of the window without its centre (N2V2).
-
-    Window pixels that are themselves masked never serve as replacements (a random pick
-    is redrawn; the median ignores them), so no masked value leaks into the input at all.
-    ``struct_axis`` (``"x"`` or ``"y"``, 2D: structN2V) also replaces the ``struct_span``
-    line through each chosen pixel along that axis by uniform random values in
-    ``struct_range``.
-
-    Returns
-    -------
-    x_masked : torch.Tensor
-        The manipulated batch.
-    mask : torch.Tensor
-        ``bool`` (B, 1, *S): the chosen pixels, where the loss is taken.
-    """
-    if replacement not in ("random", "median"):
-        raise ValueError(f"N2V replacement must be 'random' or 'median', got {replacement!r}")
-    dev = x.device
-    b, c = x.shape[:2]
-    spatial = tuple(x.shape[2:])
-    nd = len(spatial)
-    s = n2v_cell_size(masked_fraction, nd)
-    # one random position per stratification cell
-    cells = [torch.arange(0, n, s, device=dev) for n in spatial]
-    grids = torch.meshgrid(*cells, indexing="ij")
-    origin = torch.stack([g.reshape(-1) for g in grids], dim=1)  # (cells, nd)
-    n_cells = origin.shape[0]
-    jitter = torch.randint(0, s, (b, n_cells, nd), device=dev, generator=generator)
-    coords = origin[None] + jitter  # (B, cells, nd)
-    inside = torch.ones((b, n_cells), dtype=torch.bool, device=dev)
-    for i, n in enumerate(spatial):
-        inside &= coords[..., i] < n
-    b_idx = torch.arange(b, device=dev)[:, None].expand(b, n_cells)[inside]
-    coords = coords[inside]  # (M, nd)
-    strides = [math.prod(spatial[i + 1 :]) for i in range(nd)]
-
-    def flat(cs: torch.Tensor) -> torch.Tensor:
-        return sum(cs[..., i] * strides[i] for i in range(nd))
-
-    p_idx = flat(coords)
-    mask_flat = torch.zeros((b, math.prod(spatial)), dtype=torch.bool, device=dev)
-    mask_flat[b_idx, p_idx] = True
-    x_flat = x.reshape(b, c, -1)
-    offs = _window_offsets(neighbourhood, nd, dev)  # (K, nd)
-    neigh = coords[:, None, :] + offs[None]  # (M, K, nd)
-    for i, n in enumerate(spatial):
-        neigh[..., i] = _reflect(neigh[..., i], n)
-    n_idx = flat(neigh)  # (M, K)
-    usable = ~mask_flat[b_idx[:, None], n_idx]  # (M, K): not itself masked
-    if replacement == "random":
-        weights = usable.float()
-        ok = weights.sum(dim=1) > 0
-        weights[~ok] = 1.0
-        pick = torch.multinomial(weights, 1, generator=generator)[:, 0]
-        src = n_idx.gather(1, pick[:, None])[:, 0]
-        values = x_flat[b_idx, :, src]  # (M, C)
-    else:
-        window = x_flat[b_idx[:, None], :, n_idx]  # (M, K, C)
-        window = torch.where(usable[..., None], window, torch.nan)
-        values = torch.nanmedian(window, dim=1).values
-        ok = usable.any(dim=1)
-    x_masked = x_flat.clone()
-    if not bool(ok.all()):  # no usable neighbour: leave the pixel out of the loss
-        mask_flat[b_idx[~ok], p_idx[~ok]] = False
-        b_idx, p_idx, coords, values = b_idx[ok], p_idx[ok], coords[ok], values[ok]
-    x_masked[b_idx, :, p_idx] = values.to(x.dtype)
-    if struct_axis is not None:
-        if nd != 2:
-            raise ValueError("structN2V masks are defined for 2D data only")
-        axis = {"y": 0, "x": 1}[struct_axis]
-        half = struct_span // 2
-        for t in range(-half, half + 1):
-            if t == 0:
-                continue
-            line = coords.clone()
-            line[:, axis] += t
-            keep = (line[:, axis] >= 0) & (line[:, axis] < spatial[axis])
-            lb, li = b_idx[keep], flat(line[keep])
-            lo, hi = struct_range
-            noise = torch.rand((lb.shape[0], c), device=dev, generator=generator)
-            x_masked[lb, :, li] = (lo + (hi - lo) * noise).to(x.dtype)
-    return x_masked.reshape(x.shape), mask_flat.reshape((b, 1) + spatial)
 
 
 # --------------------------------------------------------------------- losses
