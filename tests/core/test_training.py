@@ -118,14 +118,24 @@ def test_time_budget_is_honoured(small, phantom):
 def test_cpu_clock_budget_ends_the_run_and_decays_the_learning_rate(small, phantom):
     """``clock="cpu"``: the budget is this process's CPU time, and the cosine decay of the
     learning rate follows it (a stop event alone would leave the rate at its peak)."""
+    # the first optimiser of a process imports torch._dynamo (3.5 CPU-s on an AVX2 EPYC):
+    # paid here, so that the budget holds steps on any CPU
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     t = time.process_time()
-    bundle, events = run(phantom.noisy, method="n2s", steps=10**9, time_budget_s=1.0,
+    bundle, events = run(phantom.noisy, method="n2s", steps=10**9, time_budget_s=2.0,
                          clock="cpu", learning_rate=1e-3, **{**small, "log_every": 1})
     assert bundle.info["stop_reason"] == "time"
-    assert time.process_time() - t >= 1.0
-    lrs = [e.learning_rate for e in events if isinstance(e, TrainStep)]
-    assert max(lrs) > 0.5e-3  # the peak after warm-up
-    assert lrs[-1] < 0.3e-3  # near the end of the budget: decayed
+    assert time.process_time() - t >= 2.0
+    # the rate is warm-up (by step) times the cosine decay (by the budget's clock): the
+    # decay part, whatever the number of steps this CPU makes in the budget, starts near
+    # the full rate, only falls, and ends near FINAL_LR_FRACTION (the budget spent)
+    from napari_selfdenoise.core.training_loop import FINAL_LR_FRACTION, WARMUP_STEPS
+
+    steps = [e for e in events if isinstance(e, TrainStep)]
+    decay = [e.learning_rate / (1e-3 * min(1.0, e.step / WARMUP_STEPS)) for e in steps]
+    assert len(decay) >= 2 and decay[0] > 0.9
+    assert all(b <= a + 1e-12 for a, b in zip(decay, decay[1:]))
+    assert decay[-1] < FINAL_LR_FRACTION + 0.25
 
 
 @pytest.mark.perf
