@@ -30,8 +30,9 @@ time-lapse interlaced along T (no ground truth: the best validation loss).
 Usage::
 
     python benchmarks/quality_methods.py [--datasets fmd w2s] [--methods n2s ne2ne ams ...]
-        [--images BPAE_B 010_0 ...] [--seconds 60] [--threads N] [--no-classical] [--n2n] [--supervised]
-        [--set KEY=JSON ...] [--json out.jsonl] [--cpu-time] [--tta] [--correlated]
+        [--images BPAE_B 010_0 ...] [--seconds 60] [--threads N] [--no-classical] [--n2n]
+        [--supervised] [--set KEY=JSON ...] [--json out.jsonl] [--cpu-time] [--tta]
+        [--correlated]
 """
 
 from __future__ import annotations
