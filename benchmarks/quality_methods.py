@@ -18,6 +18,11 @@ again with R3 and / or another inference pixel-shuffle factor (same weights, pai
 ``--correlated``: the correlated-noise phantom (``samples.phantom_correlated``, 256 x 256,
 noise convolved with a 3 x 3 binomial kernel), PSNR against its clean image.
 
+``--supervised``: the supervised ceiling of the same network and budget: ``n2n`` with the
+image's clean (many-frame) image as its target, input and target never swapped (as
+``correlated_ceiling.py``'s ``supervised`` case), trained on the noisy image it then
+denoises and scored like every column (an oracle: no user has the clean image).
+
 ``--n2n``: Noise2Noise on a synthetic pair of the 2D phantom (PSNR against the clean
 phantom, with Noise2Self on one of the two images for comparison), and on the lysosome
 time-lapse interlaced along T (no ground truth: the best validation loss).
@@ -26,7 +31,8 @@ Usage::
 
     python benchmarks/quality_methods.py [--datasets fmd w2s] [--methods n2s ne2ne ams ...]
         [--images BPAE_B 010_0 ...] [--seconds 60] [--threads N] [--no-classical] [--n2n]
-        [--set KEY=JSON ...] [--json out.jsonl] [--cpu-time] [--tta] [--correlated]
+        [--supervised] [--set KEY=JSON ...] [--json out.jsonl] [--cpu-time] [--tta]
+        [--correlated]
 """
 
 from __future__ import annotations
@@ -76,6 +82,8 @@ VARIANTS = {
     "ams:pd+r3": ("ams", _PD, {"r3": True}),
 }
 CHOICES = SINGLE_IMAGE + list(VARIANTS)
+#: ``--supervised``: (method, its settings); the clean image is the target
+SUPERVISED = ("n2n", {"params": {"method": "n2n", "swap": False}})
 #: ``--also-predict``: more predictions of each network trained on the correlated phantom,
 #: name -> prediction settings (``pixel_shuffle_infer``: the same weights on K x K
 #: sub-images); a paired comparison free of the training's run-to-run spread
@@ -117,9 +125,10 @@ def start(args: argparse.Namespace, tta: bool, constant_lr: bool = False) -> dic
 
 
 def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
-               target: np.ndarray | None = None, axes: str = "YX") -> tuple:
+               target: np.ndarray | None = None, axes: str = "YX",
+               predict: bool = True) -> tuple:
     """Train ``method`` (or a :data:`VARIANTS` column) for ``seconds`` and denoise
-    ``noisy``: ``(output, bundle, s)``."""
+    ``noisy``: ``(output, bundle, s)`` (output ``None`` with ``predict=False``)."""
     # the budget on the process's CPU clock under --cpu-time: the learning rate's cosine
     # decay follows it (before 2026-12-02 a stop event ended CPU-time runs and the rate
     # stayed at its peak: section 7's first tables were trained that way)
@@ -138,7 +147,7 @@ def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
 
     t = time.perf_counter()
     bundle = run_to_end(train(noisy, cfg, axes=axes, target=target, stop=stop), watch)
-    out = predict_array(bundle, noisy, axes=axes, tta=TTA, **predict_kw)
+    out = predict_array(bundle, noisy, axes=axes, tta=TTA, **predict_kw) if predict else None
     return out, bundle, time.perf_counter() - t
 
 
@@ -153,6 +162,14 @@ def run_ensemble(method: str, noisy: np.ndarray, seconds: float, extra: dict,
         outs.append(out)
         steps, total = steps + bundle.info["steps"], total + s
     return np.mean(outs, axis=0), steps, total
+
+
+def run_supervised(noisy: np.ndarray, clean: np.ndarray, seconds: float, extra: dict,
+                   axes: str = "YX") -> tuple:
+    """The network trained ``seconds`` with ``clean`` as the target of ``noisy``
+    (:data:`SUPERVISED`), then denoising ``noisy``: ``(output, bundle, s)``."""
+    method, own = SUPERVISED
+    return run_method(method, noisy, seconds, {**extra, **own}, target=clean, axes=axes)
 
 
 def run_classical(noisy: np.ndarray) -> tuple:
@@ -263,7 +280,7 @@ def correlated_case(args: argparse.Namespace, extra: dict, emit) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    ap.add_argument("--methods", nargs="+", default=SINGLE_IMAGE, choices=CHOICES,
+    ap.add_argument("--methods", nargs="*", default=SINGLE_IMAGE, choices=CHOICES,
                     help="methods and variants (bsn:mean, bsn:pd, bsn:pd+r3, ams:pd, ...)")
     ap.add_argument("--images", nargs="+", default=None, help="image names (default: all)")
     ap.add_argument("--seconds", type=float, default=60.0, help="training budget per run")
@@ -276,6 +293,9 @@ def main() -> None:
                     help="N networks (seeds 0..N-1) sharing the budget, outputs averaged")
     ap.add_argument("--no-classical", action="store_true", help="skip calibrate --denoiser auto")
     ap.add_argument("--n2n", action="store_true", help="also the Noise2Noise cases")
+    ap.add_argument("--supervised", action="store_true",
+                    help="also the same network trained with each image's clean image as "
+                    "the target (the supervised ceiling; a column 'supervised')")
     ap.add_argument("--n2n-figure", default=None, metavar="PNG",
                     help="with --n2n: save the lysosome frame and its n2n prediction here")
     ap.add_argument("--correlated", action="store_true",
@@ -311,6 +331,11 @@ def main() -> None:
             out, steps, s = run_ensemble(method, noisy, args.seconds, extra, args.ensemble)
             emit({**base, "method": method, "psnr": score(gt, out), "steps": steps,
                   "train_s": s, "ensemble": args.ensemble})
+        if args.supervised:
+            out, bundle, s = run_supervised(noisy, gt, args.seconds, extra)
+            emit({**base, "method": "supervised", "psnr": score(gt, out),
+                  "steps": bundle.info["steps"], "best_step": bundle.info["best_step"],
+                  "train_s": s})
         if not args.no_classical:
             out, den, value, s = run_classical(noisy)
             emit({**base, "method": "classical", "denoiser": den, "value": value,

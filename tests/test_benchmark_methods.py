@@ -77,3 +77,48 @@ def test_quality_methods_cpu_time_ensemble(monkeypatch, capsys, one_torch_thread
     (row,) = [json.loads(line) for line in out_json.read_text().splitlines()]
     assert row["ensemble"] == 2 and row["steps"] > 2 and row["constant_lr"] is False
     assert row["psnr"] > row["noisy_psnr"]
+
+
+def test_quality_methods_supervised_trains_on_the_clean_image(monkeypatch, capsys, tmp_path,
+                                                             one_torch_thread):
+    """``--supervised``: the same network with the image's clean image as its target (n2n,
+    never swapped), a column of its own, scored like the others."""
+    import numpy as np
+    import tifffile
+
+    from napari_selfdenoise.core.samples import add_poisson_gaussian, render_clean
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import quality_methods as qm
+
+    for sub in ("noisy", "gt"):
+        (tmp_path / sub).mkdir()
+    clean = render_clean((64, 64), seed=0)
+    noisy, _ = add_poisson_gaussian(clean, photons=5.0, seed=0)
+    tifffile.imwrite(tmp_path / "noisy" / "a.tif", np.asarray(noisy, np.float32))
+    tifffile.imwrite(tmp_path / "gt" / "a.tif", np.asarray(clean, np.float32))
+    monkeypatch.setitem(qm.DATASETS, "w2s", (tmp_path, ["a"]))
+    for flag in ("CPU_TIME", "TTA", "CONSTANT_LR"):  # main() sets them: restore after
+        monkeypatch.setattr(qm, flag, getattr(qm, flag))
+    seen = []
+    real_train = qm.train
+
+    def spy(data, cfg, axes=None, target=None, stop=None):
+        seen.append((np.array(data), None if target is None else np.array(target), cfg))
+        return real_train(data, cfg, axes=axes, target=target, stop=stop)
+
+    monkeypatch.setattr(qm, "train", spy)
+    out_json = tmp_path / "r.jsonl"
+    monkeypatch.setattr(sys, "argv", [
+        str(SCRIPT), "--datasets", "w2s", "--methods", "--supervised", "--no-classical",
+        "--seconds", "2", "--cpu-time", "--json", str(out_json), "--set",
+        'patch_size=[32, 32]', "batch_size=2", 'network={"base_filters": 4, "depth": 1}'])
+    qm.main()
+    ((data, target, cfg),) = seen
+    assert cfg.method == "n2n" and cfg.params.swap is False
+    assert np.array_equal(data, np.asarray(noisy, np.float32))
+    assert np.array_equal(target, np.asarray(clean, np.float32))  # the truth, not a 2nd draw
+    (row,) = [json.loads(line) for line in out_json.read_text().splitlines()]
+    assert row["method"] == "supervised" and row["steps"] > 0
+    assert abs(row["noisy_psnr"] - qm.score(clean, noisy)) < 1e-9 and np.isfinite(row["psnr"])
+    assert "| data | image | noisy | supervised |" in capsys.readouterr().out
