@@ -50,7 +50,7 @@ def field_widget(info: Any, none_label: str = "off") -> QWidget:
     if words:
         w: Any = QSpinBox()
         lo, hi = _bound(info, ("ge", "gt")), _bound(info, ("le", "lt"))
-        w.setRange(int(lo) - 1, int(OPEN_RANGE if hi is None else hi))
+        w.setRange((0 if lo is None else int(lo)) - 1, int(OPEN_RANGE if hi is None else hi))
         w.setSpecialValueText(words[0])  # shown at the minimum: the word
         w.setProperty(WORD, words[0])
         set_widget_value(w, info.default)
