@@ -53,6 +53,9 @@ def test_auto_on_white_noise_keeps_the_smallest_factor_and_warns():
     assert params.pd_train == 2
     assert [lvl for _, lvl in notes] == ["info", "warning"]
     assert "pixel-independent" in notes[1][0] and "without pixel shuffle" in notes[1][0]
+    assert "no lag of the noise is correlated" in notes[0][0]
+    tiny, notes = AUTO.resolve(_raw(phantom_correlated((20, 20), seed=0).noisy))
+    assert tiny.pd_train == 2 and "could not be measured" in notes[0][0]
 
 
 def test_auto_is_clamped_and_numbers_are_kept():

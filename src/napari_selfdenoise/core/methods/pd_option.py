@@ -84,14 +84,16 @@ class PixelShuffleParams(MethodParams):
 
         reach, found = data_correlation_range(arrays)
         factor = min(max(reach + 1, PD_TRAIN_MIN), PD_TRAIN_MAX)
-        text = (f"pixel shuffle: training factor {factor} (auto: the noise is correlated up "
-                f"to lag {reach}; lag 1-3 autocorrelation {found or 'not measurable'})")
-        notes = [(text, "info")]
+        why = (f"the noise is correlated up to lag {reach}" if reach else
+               "no lag of the noise is correlated" if found else
+               "the noise's correlation could not be measured: the images are too small")
+        lags = f"; autocorrelation at lags 1-3: {found}" if found else ""
+        notes = [(f"pixel shuffle: training factor {factor} (auto: {why}{lags})", "info")]
         if reach == 0:
-            notes.append(("pixel shuffle: the noise shows no spatial correlation, and pixel "
-                          f"shuffle only hurts on pixel-independent noise (AP-BSN); training "
-                          f"with the smallest factor, {factor}: consider training without "
-                          "pixel shuffle", "warning"))
+            notes.append(("pixel shuffle: pixel shuffle only hurts on pixel-independent "
+                          f"noise (AP-BSN); training with the smallest factor, {factor}: "
+                          "unless the noise is known to be correlated, train without pixel "
+                          "shuffle", "warning"))
         elif reach + 1 >= PD_TRAIN_MAX:  # the detector measures lags up to 7
             notes.append((f"pixel shuffle: the noise is correlated at lag {reach} and "
                           f"perhaps beyond; the factor is capped at {PD_TRAIN_MAX}, so its "
