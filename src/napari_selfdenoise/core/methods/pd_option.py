@@ -30,6 +30,13 @@ PD_TRAIN_MIN, PD_TRAIN_MAX, PD_TRAIN_DEFAULT = 2, 8, 5
 AUTO = "auto"
 
 
+def auto_factor(reach: int) -> int:
+    """The training factor ``pd_train = "auto"`` gives noise correlated up to lag
+    ``reach``: ``reach + 1`` (sub-image pixels that far apart are independent), clamped
+    to 2..8."""
+    return min(max(int(reach) + 1, PD_TRAIN_MIN), PD_TRAIN_MAX)
+
+
 class PixelShuffleParams(MethodParams):
     """Pixel-shuffle down-sampling (AP-BSN): off by default."""
 
@@ -83,7 +90,7 @@ class PixelShuffleParams(MethodParams):
         from ..noise_correlation import data_correlation_range
 
         reach, found = data_correlation_range(arrays)
-        factor = min(max(reach + 1, PD_TRAIN_MIN), PD_TRAIN_MAX)
+        factor = auto_factor(reach)
         why = (f"the noise is correlated up to lag {reach}" if reach else
                "no lag of the noise is correlated" if found else
                "the noise's correlation could not be measured: the images are too small")
