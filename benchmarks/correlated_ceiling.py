@@ -29,7 +29,10 @@ Usage::
 
     python benchmarks/correlated_ceiling.py [--cases n2n supervised classical oracle]
         [--methods n2v2 bsn:mean:pd] [--seeds 0 1] [--seconds 60] [--cpu-time]
-        [--set KEY=JSON ...] [--json out.jsonl] [--size 256]
+        [--set KEY=JSON ...] [--json out.jsonl] [--size 256] [--kernel 3]
+
+``--kernel 5``: the noise convolved with the 5 x 5 binomial kernel instead (correlated up
+to lag 4), so a rule tuned on the 3 x 3 kernel can be checked on another.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ from napari_selfdenoise.core.config import CalibrateConfig
 from napari_selfdenoise.core.denoisers import DENOISERS, get_denoiser
 from napari_selfdenoise.core.events import run_to_end
 from napari_selfdenoise.core.samples import (
-    add_poisson_gaussian, correlate_noise, phantom_correlated, psnr, render_clean,
+    CORRELATION_KERNEL, add_poisson_gaussian, correlate_noise, phantom_correlated, psnr,
+    render_clean,
 )
 
 NETWORK_CASES = {  # case -> (method, extra settings); the target is chosen in network_case
@@ -60,18 +64,20 @@ NETWORK_CASES = {  # case -> (method, extra settings); the target is chosen in n
     "supervised": ("n2n", {"params": {"method": "n2n", "swap": False}}),
 }
 CASES = [*NETWORK_CASES, "classical", "oracle", "blind-block"]
+#: ``--kernel``: side -> the binomial kernel (unit energy once applied)
+KERNELS = {3: CORRELATION_KERNEL, 5: np.outer([1.0, 4, 6, 4, 1], [1.0, 4, 6, 4, 1])}
 #: ``blind-block``: the Gaussian's sigma grid
 BLOCK_SIGMAS = np.geomspace(0.4, 6.0, 30)
 
 
-def phantom_pair(size: int):
+def phantom_pair(size: int, kernel: np.ndarray = CORRELATION_KERNEL):
     """The correlated phantom (seed 0) and a second draw of its noise: ``(phantom, b)``."""
-    ph = phantom_correlated((size, size), seed=0)
+    ph = phantom_correlated((size, size), kernel=kernel, seed=0)
     clean = render_clean((size, size), seed=0)
     b, expected = add_poisson_gaussian(clean, photons=ph.photons, background=ph.background,
                                        read_noise=ph.read_noise, seed=100)
     assert np.array_equal(expected, ph.clean)  # the same clean image under both draws
-    return ph, correlate_noise(b, expected.astype(np.float64))
+    return ph, correlate_noise(b, expected.astype(np.float64), kernel)
 
 
 def network_case(case: str, ph, second: np.ndarray, seconds: float, extra: dict,
@@ -84,6 +90,7 @@ def network_case(case: str, ph, second: np.ndarray, seconds: float, extra: dict,
                                    target=target)
     return {"method": case, "seed": seed, "psnr": psnr(ph.clean, out),
             "steps": bundle.info["steps"], "train_s": s,
+            "pd_train": getattr(bundle.config.params, "pd_train", None),
             "out_mean": float(out.mean()), "out_std": float(out.std())}
 
 
@@ -173,6 +180,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="training budget per network")
     add_clock_options(ap, "the training budget")
     ap.add_argument("--size", type=int, default=256, help="phantom side (256 in the docs)")
+    ap.add_argument("--kernel", type=int, default=3, choices=list(KERNELS),
+                    help="side of the binomial kernel correlating the noise (3 in the docs)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
                     help="extra TrainConfig settings for every network")
     ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
@@ -181,8 +190,8 @@ def main() -> None:
     apply_clock_options(args)
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     print_header(engine_precision(precision=extra.get("precision", "auto")))
-    ph, second = phantom_pair(args.size)
-    print(f"correlated phantom {ph.noisy.shape}: noisy {psnr(ph.clean, ph.noisy):.2f} dB, "
+    ph, second = phantom_pair(args.size, KERNELS[args.kernel])
+    print(f"correlated phantom {ph.noisy.shape}, {args.kernel} x {args.kernel} kernel: noisy {psnr(ph.clean, ph.noisy):.2f} dB, "
           f"second draw {psnr(ph.clean, second):.2f} dB; {args.seconds:g} "
           f"{'CPU' if args.cpu_time else 'wall-clock'} s per network, extra={extra}",
           flush=True)
@@ -190,8 +199,10 @@ def main() -> None:
     def emit(row: dict) -> None:
         row = {"dataset": "correlated", "image": "phantom_correlated", **row,
                "noisy_psnr": psnr(ph.clean, ph.noisy), "seconds": args.seconds,
+               "kernel": args.kernel,
                "cpu_time": args.cpu_time, "load_avg": os.getloadavg()[0], "extra": extra}
-        what = row.get("denoiser", f"seed {row.get('seed')}, {row.get('steps')} steps")
+        what = row.get("denoiser", f"seed {row.get('seed')}, {row.get('steps')} steps, "
+                       f"pd_train {row.get('pd_train')}")
         print(f"  {row['method']:16s} {row['psnr']:.2f} dB ({what}, value "
               f"{row.get('value', '-')}, {row['train_s']:.0f} s)", flush=True)
         if args.json:

@@ -11,7 +11,8 @@ PSNR against the many-frame average after CSBDeep ``norm_minmse``, as ``quality_
 Variants of a method's parameters are columns of their own (``VARIANTS``): ``bsn`` is the
 posterior blind-spot network (Poisson-Gaussian noise model estimated from the image),
 ``bsn:mean`` its mean-only (MSE) mode, ``:pd`` adds pixel-shuffle down-sampling (5 in
-training, 2 at inference) and ``:pd+r3`` also R3 refinement at inference.
+training, 2 at inference; ``:pdauto``: the training factor chosen from the image, the
+noise's correlation range plus one) and ``:pd+r3`` also R3 refinement at inference.
 ``--also-predict r3 pd1 pd3 ...``: each network trained on the correlated phantom predicts
 again with R3 and / or another inference pixel-shuffle factor (same weights, paired).
 
@@ -76,6 +77,7 @@ VARIANTS = {
     "bsn:mean": ("bsn", {"noise_model": "none"}, {}),
     "bsn:pd": ("bsn", _PD, {}),
     "bsn:mean:pd": ("bsn", {"noise_model": "none", **_PD}, {}),
+    "bsn:mean:pdauto": ("bsn", {"noise_model": "none", **_PD, "pd_train": "auto"}, {}),
     "bsn:pd+r3": ("bsn", _PD, {"r3": True}),
     "bsn:mean:pd+r3": ("bsn", {"noise_model": "none", **_PD}, {"r3": True}),
     "ams:pd": ("ams", _PD, {}),

@@ -402,3 +402,25 @@ def test_supervised_loo_never_trains_on_the_held_out_image(monkeypatch, capsys, 
         assert r["method"] == "supervised:loo" and r["steps"] == 3
         assert math.isfinite(r["psnr"]) and math.isfinite(r["noisy_psnr"])
     assert "supervised:loo - noisy: mean" in capsys.readouterr().out
+
+
+def test_correlated_ceiling_other_kernel_and_auto_factor(monkeypatch, capsys, tmp_path,
+                                                         one_torch_thread):
+    """``--kernel 5``: the 5 x 5 binomial phantom; ``bsn:mean:pdauto`` records the factor
+    its training chose (the 5 x 5 kernel's measurable range, 3, plus one)."""
+    _run_script("correlated_ceiling.py", [
+        "--size", "128", "--kernel", "5", "--cases", "--methods", "bsn:mean:pdauto",
+        "--set", 'network={"base_filters":4,"depth":1}', "steps=2", "batch_size=2",
+        "time_budget_s=null", "--json", str(tmp_path / "r.jsonl")], monkeypatch, capsys)
+    (row,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert row["kernel"] == 5 and row["pd_train"] == 4 and math.isfinite(row["psnr"])
+
+
+def test_correlation_range_reports_the_phantoms(monkeypatch, capsys):
+    out = _run_script("correlation_range.py", ["--datasets", "phantoms"], monkeypatch, capsys)
+    rows = {line.split("|")[2].strip(): line.split("|")[6].strip()
+            for line in out.splitlines() if line.startswith("| phantoms")}
+    assert len(rows) == 12
+    assert {rows[f"white, seed {s}"] for s in range(3)} == {"2"}
+    assert {rows[f"binomial 3x3, seed {s}"] for s in range(3)} == {"3"}
+    assert {rows[f"binomial 5x5, seed {s}"] for s in range(3)} == {"4"}

@@ -89,3 +89,26 @@ def test_bsn_noise_model_pixel_shuffle_and_r3(files, tmp_path, capsys):
     assert main(["predict", str(out), str(files / "a.npy"), "--out", str(den), "--r3", "2",
                  "--quiet"]) == 0
     assert np.isfinite(np.load(den)).all()
+
+
+def test_pixel_shuffle_auto_stores_the_chosen_factor(tmp_path, capsys):
+    """``--pixel-shuffle auto [INFER]``: the training factor is the noise's correlation
+    range plus one (3 on the 3 x 3 correlated phantom), announced, stored as a number."""
+    from napari_selfdenoise.core.samples import phantom_correlated
+
+    np.save(tmp_path / "c.npy", phantom_correlated((128, 128), seed=0).noisy)
+    out = tmp_path / "auto.sdmodel"
+    fast = [a for a in FAST if a != "--quiet"]
+    assert main(["train", str(tmp_path / "c.npy"), "--method", "bsn", "--noise-model", "none",
+                 "--pixel-shuffle", "auto", "1", "--out", str(out), *fast]) == 0
+    said = capsys.readouterr()
+    assert "pixel shuffle: training factor 3 (auto" in said.out + said.err
+    assert ModelBundle.load(out).config.params.factors() == (3, 1)
+    assert main(["train", str(tmp_path / "c.npy"), "--method", "ams", "--pixel-shuffle",
+                 "--pd-train", "auto", "--out", str(tmp_path / "a.sdmodel"), *FAST]) == 0
+    assert ModelBundle.load(tmp_path / "a.sdmodel").config.params.factors() == (3, 2)
+    for bad in (["x", "2"], ["2", "auto"]):
+        with pytest.raises(SystemExit):
+            main(["train", str(tmp_path / "c.npy"), "--method", "bsn", "--pixel-shuffle",
+                  *bad, "--out", str(tmp_path / "x.sdmodel"), *FAST])
+    assert not (tmp_path / "x.sdmodel").exists()

@@ -22,8 +22,22 @@ def test_noise_command(tmp_path, capsys):
     assert main(["noise", str(path), "--axes", "ZYX", "--json"]) == 0
     nm = json.loads(capsys.readouterr().out)
     assert abs(nm["a"][0] - 0.5) < 0.05 and abs(nm["b"][0] - 1.0) < 0.1
+    assert (nm["correlation_range"], nm["pd_train_auto"]) == (0, 2)  # white noise
     assert main(["noise", str(path), "--axes", "ZYX"]) == 0
-    assert capsys.readouterr().out.startswith("noise model: var = ")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("noise model: var = ")
+    assert lines[1].startswith("noise correlation at lags 1-3: X ") and lines[1].endswith(
+        "range 0 (pixel shuffle auto: training factor 2)")
+
+
+def test_noise_command_gives_the_correlation_range(tmp_path, capsys):
+    from napari_selfdenoise.core.samples import phantom_correlated
+
+    path = tmp_path / "c.tif"
+    tifffile.imwrite(path, phantom_correlated((256, 256), seed=0).noisy)
+    assert main(["noise", str(path), "--json"]) == 0
+    nm = json.loads(capsys.readouterr().out)
+    assert (nm["correlation_range"], nm["pd_train_auto"]) == (2, 3)
 
 
 @pytest.fixture

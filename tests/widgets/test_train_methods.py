@@ -52,6 +52,18 @@ def test_method_list_and_generated_rows(viewer, dock):
     assert (params.noise_model, params.factors()) == ("gaussian", (5, 2))
     # the method's own defaults are shown (and run): new bsn models replicate the edge
     assert params.padding == "replicate"
+    # pd_train: a spin box whose lowest position is "auto" (chosen from the data)
+    pd = o.method_params["bsn"]["pd_train"]
+    assert (pd.minimum(), pd.maximum(), pd.value()) == (1, 8, 5)
+    assert pd.specialValueText() == "auto" and pd.text() == "5"
+    pd.setValue(pd.minimum())
+    assert pd.text() == "auto"
+    chosen = widget.settings()
+    assert chosen.train.params.pd_train == "auto" and chosen.train.params.pd_infer == 2
+    pd.setValue(3)
+    assert widget.settings().train.params.pd_train == 3
+    widget.set_settings(TrainSettings.model_validate(chosen.model_dump()))
+    assert pd.text() == "auto" and widget.settings().train.params.pd_train == "auto"
 
 
 def test_noise2noise_trains_towards_a_second_layer(viewer, dock, qtbot, noisy2d):

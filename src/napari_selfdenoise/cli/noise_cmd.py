@@ -1,8 +1,12 @@
 """``napari-selfdenoise noise IMAGE``: the Poisson-Gaussian noise model of one image.
 
 Prints ``var = a * signal + b`` per channel (in the image's units), estimated from the
-image alone (:func:`~napari_selfdenoise.core.noise_model.estimate_noise_model`); ``--json``
-prints ``{"a": [...], "b": [...]}``. ``train`` prints and stores the same estimate.
+image alone (:func:`~napari_selfdenoise.core.noise_model.estimate_noise_model`), and how far
+the noise is correlated between pixels (:mod:`~napari_selfdenoise.core.noise_correlation`:
+its autocorrelation at lags 1-3 per axis, its range, and the pixel-shuffle training factor
+``--pixel-shuffle auto`` would choose); ``--json`` prints ``{"a": [...], "b": [...],
+"correlation_range": R, "pd_train_auto": F}``. ``train`` prints and stores the same
+noise-model estimate.
 The image is opened lazily and at most ``--max-pixels`` pixels per channel are read
 (evenly spaced planes, or tiles of planes), so stacks larger than memory work.
 """
@@ -36,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     """Estimate and print the noise model."""
     from ..core import io
     from ..core.axes import infer_axes, validate_axes
+    from ..core.methods.pd_option import auto_factor
+    from ..core.noise_correlation import correlation_range, describe, lag_correlations
     from ..core.noise_model import NOISE_PIXELS, estimate_noise_model, read_noise_sample
     from ..core.validation import UserError
 
@@ -46,5 +52,12 @@ def run(args: argparse.Namespace) -> int:
     axes = validate_axes(args.axes or file_axes or infer_axes(data.shape), data.shape)
     sample = read_noise_sample(data, axes, args.max_pixels or NOISE_PIXELS)  # C, P, h, w
     nm = estimate_noise_model(sample, channel_axis=0)
-    print(json.dumps(nm.to_dict()) if args.json else f"noise model: {nm.describe()}")
+    found, reach = lag_correlations(sample), correlation_range(sample)
+    if args.json:
+        print(json.dumps({**nm.to_dict(), "correlation_range": reach,
+                          "pd_train_auto": auto_factor(reach)}))
+        return 0
+    print(f"noise model: {nm.describe()}")
+    print(f"noise correlation at lags 1-3: {describe(found) or 'not measurable'}; range "
+          f"{reach} (pixel shuffle auto: training factor {auto_factor(reach)})")
     return 0

@@ -175,6 +175,16 @@ def _noise_model(arrays: list[np.ndarray]) -> Generator[Any, None, Optional[Nois
     return noise
 
 
+def _resolve_params(config: TrainConfig, arrays: list[np.ndarray]
+                    ) -> Generator[Any, None, TrainConfig]:
+    """``config`` with the method's data-dependent choices made (``pd_train = "auto"``:
+    the model then stores the factor chosen), announced."""
+    params, notes = config.params.resolve(arrays)
+    for text, level in notes:
+        yield Message(text, level)
+    return config.model_copy(update={"params": params})
+
+
 def _validation_batch(run: Run, val_regions: list, patch: tuple[int, ...]) -> Optional[dict]:
     """The fixed validation batch: held-out tiles, each copy with its own fixed mask."""
     if not val_regions or run.config.val_fraction <= 0:
@@ -254,6 +264,7 @@ def train(
         config = config.model_copy(update={"network": network})
     arrays, targets, axes = _data(method, config, data, target,
                                   axes or config.axes or (init.axes if init else None))
+    config = yield from _resolve_params(config, arrays)
     spatial_dims, n_channels = arrays[0].ndim - 2, arrays[0].shape[1]
     if config.masking.struct_axis is not None and spatial_dims != 2:
         raise TrainingDataError("structN2V masks are defined for 2D data only")

@@ -9,6 +9,7 @@ inside the functions that run a network.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional
 
@@ -35,6 +36,35 @@ class MethodParams(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def resolve(self, arrays: Any) -> tuple["MethodParams", list]:
+        """These parameters with the choices left to the data (a value ``"auto"``) made
+        from the training ``arrays`` (raw, each ``(N, C, *S)``), and ``(text, level)``
+        messages reporting them. Training calls it before building the network, so the
+        model stores the values chosen. Default: unchanged, nothing to report."""
+        return self, []
+
+
+def field_constraints(info: Any) -> list:
+    """A pydantic field's constraint objects (``ge``, ``le``...): its own, and those of an
+    ``Annotated`` member of its union (``Union[Annotated[int, Ge(2)], Literal["auto"]]``)."""
+    found = list(info.metadata)
+    for arg in typing.get_args(info.annotation):
+        if typing.get_origin(arg) is typing.Annotated:
+            found += list(arg.__metadata__)
+    return found
+
+
+def int_or_words(annotation: Any) -> Optional[list]:
+    """The words of an ``int``-or-literal field (``Union[int, Literal["auto"]]``:
+    ``["auto"]``), None for any other annotation (the CLI and the widget give such a field
+    a number entry that also takes the words)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    ints = [a for a in args if a is int or (typing.get_origin(a) is typing.Annotated
+                                           and typing.get_args(a)[0] is int)]
+    words = [w for a in args if typing.get_origin(a) is typing.Literal
+             for w in typing.get_args(a)]
+    return words if ints and words and len(ints) + 1 == len(args) else None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """The pixel-shuffle option shared by the methods that offer it (``bsn``, ``ams``).
 
 Not a method: its :class:`PixelShuffleParams` fields join a method's own parameter model,
+``pd_train = "auto"`` is chosen from the training data (:meth:`PixelShuffleParams.resolve`:
+the noise's correlation range plus one, :mod:`~napari_selfdenoise.core.noise_correlation`),
 and the helpers cut training patches into sub-images (``bsn``: from patches ``pd_train``
 times larger, :func:`sampling_patch`) and wrap the network for inference
 (:mod:`napari_selfdenoise.core.pixel_shuffle`).
@@ -10,15 +12,29 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING, Any, ClassVar, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Optional, Sequence, Union
 
+import annotated_types
 from pydantic import Field
 
 from ..validation import UserError
 from .base import MethodParams
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import torch
+
+#: ``pd_train``'s bounds (AP-BSN trains with 5)
+PD_TRAIN_MIN, PD_TRAIN_MAX, PD_TRAIN_DEFAULT = 2, 8, 5
+#: ``pd_train``'s value that leaves the factor to the data
+AUTO = "auto"
+
+
+def auto_factor(reach: int) -> int:
+    """The training factor ``pd_train = "auto"`` gives noise correlated up to lag
+    ``reach``: ``reach + 1`` (sub-image pixels that far apart are independent), clamped
+    to 2..8."""
+    return min(max(int(reach) + 1, PD_TRAIN_MIN), PD_TRAIN_MAX)
 
 
 class PixelShuffleParams(MethodParams):
@@ -34,14 +50,62 @@ class PixelShuffleParams(MethodParams):
         False, description="Pixel-shuffle down-sampling for spatially correlated noise "
         "(AP-BSN): train on pd_train^2 sub-images, predict on pd_infer^2. Hurts on "
         "pixel-independent noise.", json_schema_extra={"cli_values": ["pd_train", "pd_infer"]})
-    pd_train: int = Field(5, ge=2, le=8, description="Pixel-shuffle factor in training "
-                          "(5 in AP-BSN).")
+    pd_train: Union[Annotated[int, annotated_types.Ge(PD_TRAIN_MIN),
+                              annotated_types.Le(PD_TRAIN_MAX)], Literal["auto"]] = Field(
+        PD_TRAIN_DEFAULT, description="Pixel-shuffle factor in training (5 in AP-BSN); "
+        "auto: the noise's correlation range in the training data plus one (the model "
+        "stores the factor chosen).")
     pd_infer: int = Field(2, ge=1, le=8, description="Pixel-shuffle factor at inference "
                           "(2 in AP-BSN; 1: full resolution).")
 
     def factors(self) -> tuple[int, int]:
-        """``(train, inference)`` factors, ``(1, 1)`` when pixel shuffle is off."""
-        return (self.pd_train, self.pd_infer) if self.pixel_shuffle else (1, 1)
+        """``(train, inference)`` factors, ``(1, 1)`` when pixel shuffle is off.
+
+        Raises
+        ------
+        ValueError
+            ``pd_train`` is still ``"auto"`` (training resolves it first, :meth:`resolve`).
+        """
+        if not self.pixel_shuffle:
+            return (1, 1)
+        if self.pd_train == AUTO:
+            raise ValueError("pd_train 'auto' is chosen from the training data: "
+                             "resolve(arrays) first")
+        return (int(self.pd_train), self.pd_infer)
+
+    def resolve(self, arrays: "Sequence[np.ndarray]") -> tuple["PixelShuffleParams", list]:
+        """``pd_train = "auto"`` made the factor the training ``arrays`` (raw, ``(N, C,
+        *S)``) call for, and the ``(text, level)`` messages that report it.
+
+        The factor is the noise's correlation range plus one (sub-image pixels are then
+        ``range + 1`` apart in the image: independent), at least 2 and at most 8. Noise
+        with no measurable correlation (range 0) gets the smallest factor, 2, and a
+        warning: pixel shuffle only costs resolution on pixel-independent noise. With
+        pixel shuffle off the unused factor becomes the default, 5.
+        """
+        if self.pd_train != AUTO:
+            return self, []
+        if not self.pixel_shuffle:
+            return self.model_copy(update={"pd_train": PD_TRAIN_DEFAULT}), []
+        from ..noise_correlation import data_correlation_range
+
+        reach, found = data_correlation_range(arrays)
+        factor = auto_factor(reach)
+        why = (f"the noise is correlated up to lag {reach}" if reach else
+               "no lag of the noise is correlated" if found else
+               "the noise's correlation could not be measured: the images are too small")
+        lags = f"; autocorrelation at lags 1-3: {found}" if found else ""
+        notes = [(f"pixel shuffle: training factor {factor} (auto: {why}{lags})", "info")]
+        if reach == 0:
+            notes.append(("pixel shuffle: pixel shuffle only hurts on pixel-independent "
+                          f"noise (AP-BSN); training with the smallest factor, {factor}: "
+                          "unless the noise is known to be correlated, train without pixel "
+                          "shuffle", "warning"))
+        elif reach + 1 >= PD_TRAIN_MAX:  # the detector measures lags up to 7
+            notes.append((f"pixel shuffle: the noise is correlated at lag {reach} and "
+                          f"perhaps beyond; the factor is capped at {PD_TRAIN_MAX}, so its "
+                          "sub-images may stay correlated", "warning"))
+        return self.model_copy(update={"pd_train": factor}), notes
 
 
 def sampling_patch(params: Any, patch: Sequence[int], shapes: Sequence[Sequence[int]],
