@@ -194,14 +194,15 @@ def _validation_batch(run: Run, val_regions: list, patch: tuple[int, ...]) -> Op
         return None
     # few held-out tiles (a 512 x 512 image gives 8) mask too few pixels for a steady
     # loss: repeat them, each copy with its own fixed mask, up to the cap; a method
-    # drawing nothing at random (bsn without pixel shuffle) gets each tile once
+    # drawing nothing at random (bsn, with or without pixel shuffle) gets each tile once
     n_tiles = len(tiles)
     if run.method.validation_draws(run.config):
         tiles = np.concatenate([tiles] * max(1, MAX_VAL_PATCHES // n_tiles))
     val_x = to_memory_format(torch.from_numpy(tiles).to(run.device), run.channels_last)
     val_gen = torch.Generator(device=run.device)
     val_gen.manual_seed(12345)  # fixed masks: comparable across steps and runs
-    batch = run.method.make_batch(val_x, run.config, val_gen, StepContext(run.struct_range))
+    batch = run.method.validation_batch(val_x, run.config, val_gen,
+                                        StepContext(run.struct_range))
     batch["n_tiles"] = n_tiles
     return batch
 

@@ -66,8 +66,27 @@ def test_random_draws_keep_their_copies(method, pair, params):
     assert run.n_val == 48
 
 
-def test_pixel_shuffle_keeps_its_copies():
-    # each copy keeps its own random subset of the sub-images
+def test_pixel_shuffle_validates_every_sub_image_once():
+    """bsn with pixel shuffle: each held-out tile's factor**2 sub-images, every one once
+    (before: up to 48 copies of each tile and a random subset of their sub-images, with
+    repeats), the same batch whatever the seed."""
     run = prepared_run("bsn", noise_model="none", pixel_shuffle=True, pd_train=2)
-    assert get_method("bsn").validation_draws(run.config)
-    assert run.n_val > 4 * 4  # more than one copy's 16 sub-images
+    assert not get_method("bsn").validation_draws(run.config)
+    x = run.val_batch["x"]
+    n_tiles = run.n_val // 4
+    assert run.n_val == 4 * n_tiles and n_tiles >= 1
+    assert len({t.numpy().tobytes() for t in x}) == run.n_val  # no repeats
+    # the sub-images of each tile put back together are the tile: nothing left out
+    from napari_selfdenoise.core.pixel_shuffle import shuffle_up
+
+    tiles = shuffle_up(x, 2)[:, 0].numpy()
+    shape = tuple(2 * n for n in x.shape[-2:])
+    assert tiles.shape == (n_tiles, *shape)
+    img = phantom_2d((128, 128), seed=1).noisy
+    offsets, scales = compute_normalization([img[None, None]], run.config.normalization)
+    windows = np.lib.stride_tricks.sliding_window_view(
+        ((img - offsets[0]) / scales[0]).astype(np.float32), shape)
+    for tile in tiles:  # a window of the image (in the held-out band)
+        assert np.isclose(windows, tile, atol=1e-6).all(axis=(-2, -1)).any()
+    again = prepared_run("bsn", noise_model="none", pixel_shuffle=True, pd_train=2)
+    assert torch.equal(again.val_batch["x"], x)

@@ -176,6 +176,13 @@ class Method:
         """The training loss of ``batch`` (a scalar with gradient)."""
         raise NotImplementedError
 
+    def validation_batch(self, x: "torch.Tensor", config: "TrainConfig",
+                         generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
+        """The fixed validation batch of the held-out tiles ``x`` (repeated when
+        :meth:`validation_draws`), made once with a fixed ``generator``. Default: what
+        :meth:`make_batch` makes of them."""
+        return self.make_batch(x, config, generator, ctx)
+
     def validation_draws(self, config: "TrainConfig") -> bool:
         """Whether :meth:`make_batch` draws anything at random (masks, a sub-sampling, a
         swap). Only then is each held-out tile repeated in the fixed validation batch,

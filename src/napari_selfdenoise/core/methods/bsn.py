@@ -137,14 +137,19 @@ class BSN(Method):
              ctx: StepContext) -> "torch.Tensor":
         return net.loss(batch["x"])
 
+    def validation_batch(self, x: "torch.Tensor", config: "TrainConfig",
+                         generator: Optional["torch.Generator"], ctx: StepContext) -> Batch:
+        # every sub-image of each held-out tile once (training keeps a random subset)
+        return {"x": shuffled_patches(x, config.params, 2**config.network.depth)}
+
     def validation_draws(self, config: "TrainConfig") -> bool:
-        # no masks: without pixel shuffle a tile's loss is the same in every copy (with
-        # it, each copy keeps its own random subset of the sub-images)
-        return config.params.factors()[0] > 1
+        # no masks and, with pixel shuffle, every sub-image: a tile's loss is the same in
+        # every copy, so each tile is validated once
+        return False
 
     def validation_note(self, config: "TrainConfig", n_items: int, n_tiles: int) -> str:
         factor = config.params.factors()[0]
-        shuffled = (f"as {n_items} pixel-shuffled sub-images (factor {factor}), "
+        shuffled = (f"as {n_items} pixel-shuffled sub-images (factor {factor}), each once, "
                     if factor > 1 else "")
         return shuffled + "no masks: every pixel in the loss (blind spot by architecture)"
 
