@@ -23,7 +23,7 @@ from napari_selfdenoise.core.events import run_to_end
 from napari_selfdenoise.core.samples import phantom_2d, phantom_3d
 from napari_selfdenoise.core.training import default_config, train
 
-CASES = {  # the same as test_legacy_unchanged.CASES
+CASES = {  # test_legacy_unchanged.py runs these cases too
     "n2v": ("n2v", {}),
     "n2v_struct_axis_struct_span": ("n2v", {"masking": {"struct_axis": "x", "struct_span": 3}}),
     "n2v2": ("n2v2", {}),
