@@ -191,7 +191,8 @@ def main() -> None:
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     print_header(engine_precision(precision=extra.get("precision", "auto")))
     ph, second = phantom_pair(args.size, KERNELS[args.kernel])
-    print(f"correlated phantom {ph.noisy.shape}, {args.kernel} x {args.kernel} kernel: noisy {psnr(ph.clean, ph.noisy):.2f} dB, "
+    print(f"correlated phantom {ph.noisy.shape}, {args.kernel} x {args.kernel} kernel: "
+          f"noisy {psnr(ph.clean, ph.noisy):.2f} dB, "
           f"second draw {psnr(ph.clean, second):.2f} dB; {args.seconds:g} "
           f"{'CPU' if args.cpu_time else 'wall-clock'} s per network, extra={extra}",
           flush=True)

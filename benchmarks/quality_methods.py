@@ -126,6 +126,23 @@ def start(args: argparse.Namespace, tta: bool, constant_lr: bool = False) -> dic
     return extra
 
 
+def script_parser(doc: str, seconds: float, seconds_help: str) -> argparse.ArgumentParser:
+    """The options shared by the scripts built on this one (``--datasets`` (W2S),
+    ``--images``, ``--seconds``, the clock options, ``--no-tta``, ``--set``, ``--json``);
+    each adds its own. Read them with :func:`start`."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=["w2s"], choices=list(DATASETS))
+    ap.add_argument("--images", nargs="+", default=None,
+                    help="the images that take part (default: all of the datasets)")
+    ap.add_argument("--seconds", type=float, default=seconds, help=seconds_help)
+    add_clock_options(ap, "the training budget")
+    ap.add_argument("--no-tta", action="store_true", help="no 8-fold dihedral averaging")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
+                    help="extra TrainConfig settings, e.g. seed=1")
+    ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
+    return ap
+
+
 def run_method(method: str, noisy: np.ndarray, seconds: float, extra: dict,
                target: np.ndarray | None = None, axes: str = "YX",
                predict: bool = True) -> tuple:

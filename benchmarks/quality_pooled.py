@@ -26,7 +26,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -35,9 +34,6 @@ import numpy as np
 import torch
 
 import quality_methods as qm  # noqa: E402  (benchmarks/ is on sys.path)
-from machine import (  # noqa: E402
-    add_clock_options,
-)
 
 
 def pooled(noisies: list[np.ndarray], seconds: float, extra: dict,
@@ -136,25 +132,17 @@ def report(rows: list[dict], filt: dict, singles: list[dict]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", nargs="+", default=["w2s"], choices=list(qm.DATASETS))
-    ap.add_argument("--images", nargs="+", default=None, help="image names (default: all)")
-    ap.add_argument("--seconds", type=float, default=480.0,
-                    help="training budget of the one pooled run (0: no pooled run)")
-    add_clock_options(ap, "the training budget")
-    ap.add_argument("--no-tta", action="store_true", help="no 8-fold dihedral averaging")
+    ap = qm.script_parser(__doc__, 480.0,
+                          "training budget of the one pooled run (0: no pooled run)")
     ap.add_argument("--single-seconds", type=float, default=0.0,
                     help="also train single-image n2s this long on each image (paired "
                     "reference in the same process; 0: none)")
     ap.add_argument("--per-image-norm", action="store_true",
                     help="standardise each image before stacking (benchmark-side)")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
-                    help="extra TrainConfig settings, e.g. seed=1")
     ap.add_argument("--filter", nargs="*", type=Path, default=[], metavar="JSONL",
                     help="quality_methods.py results holding the calibrated filter")
     ap.add_argument("--single", nargs="*", default=[], metavar="LABEL=JSONL[,JSONL]",
                     help="quality_methods.py results of single-image n2s, one column each")
-    ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
     args = ap.parse_args()
     extra = qm.start(args, tta=not args.no_tta)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "

@@ -25,16 +25,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
 import quality_methods as qm  # noqa: E402  (benchmarks/ is on sys.path)
-from machine import add_clock_options  # noqa: E402
 
 
 def in_noisy_units(clean: np.ndarray, noisy: np.ndarray) -> np.ndarray:
@@ -68,18 +65,9 @@ def leave_one_out(noisy: np.ndarray, data: list, held: int, seconds: float,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", nargs="+", default=["w2s"], choices=list(qm.DATASETS))
-    ap.add_argument("--images", nargs="+", default=None,
-                    help="the images that take part (default: all of the dataset)")
+    ap = qm.script_parser(__doc__, 60.0, "training budget per network")
     ap.add_argument("--held-out", nargs="+", default=None,
                     help="the images to hold out, one network each (default: every one)")
-    ap.add_argument("--seconds", type=float, default=60.0, help="training budget per network")
-    add_clock_options(ap, "the training budget")
-    ap.add_argument("--no-tta", action="store_true", help="no 8-fold dihedral averaging")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
-                    help="extra TrainConfig settings, e.g. seed=1")
-    ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
     args = ap.parse_args()
     extra = qm.start(args, tta=not args.no_tta)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "

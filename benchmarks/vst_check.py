@@ -26,18 +26,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
 import quality_methods as qm  # noqa: E402  (benchmarks/ is on sys.path)
-from machine import (  # noqa: E402
-    add_clock_options,
-)
 from napari_selfdenoise.core.noise_model import estimate_noise_model
 
 _R = np.sqrt(1.5)
@@ -87,15 +82,7 @@ def run_vst(noisy: np.ndarray, seconds: float, extra: dict) -> tuple:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", nargs="+", default=["w2s"], choices=list(qm.DATASETS))
-    ap.add_argument("--images", nargs="+", default=None, help="image names (default: all)")
-    ap.add_argument("--seconds", type=float, default=60.0, help="training budget per run")
-    add_clock_options(ap, "the training budget")
-    ap.add_argument("--no-tta", action="store_true", help="no 8-fold dihedral averaging")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
-                    help="extra TrainConfig settings, e.g. precision='\"fp32\"'")
-    ap.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
+    ap = qm.script_parser(__doc__, 60.0, "training budget per run")
     args = ap.parse_args()
     extra = qm.start(args, tta=not args.no_tta)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core import io
     from ..core.axes import infer_axes, validate_axes
     from ..core.methods.pd_option import auto_factor
-    from ..core.noise_correlation import correlation_range, describe, lag_correlations
+    from ..core.noise_correlation import describe, lag_correlations, range_of
     from ..core.noise_model import NOISE_PIXELS, estimate_noise_model, read_noise_sample
     from ..core.validation import UserError
 
@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     axes = validate_axes(args.axes or file_axes or infer_axes(data.shape), data.shape)
     sample = read_noise_sample(data, axes, args.max_pixels or NOISE_PIXELS)  # C, P, h, w
     nm = estimate_noise_model(sample, channel_axis=0)
-    found, reach = lag_correlations(sample), correlation_range(sample)
+    found = lag_correlations(sample)  # measured once: the lags and the range
+    reach = range_of(found)
     if args.json:
         print(json.dumps({**nm.to_dict(), "correlation_range": reach,
                           "pd_train_auto": auto_factor(reach)}))

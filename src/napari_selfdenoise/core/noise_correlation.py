@@ -128,7 +128,12 @@ def correlation_range(y: np.ndarray, max_lag: int = MAX_LAG) -> int:
     ``max_lag``) whose correlation is significantly above zero; 0 for pixel-independent
     noise (or a region too small to tell). A 3 x 3 binomial kernel on white noise gives
     2 (correlations 0.67 and 0.17 at lags 1 and 2, 0 from 3 on)."""
-    return max((lc.range for lc in lag_correlations(y, max_lag).values()), default=0)
+    return range_of(lag_correlations(y, max_lag))
+
+
+def range_of(found: dict[int, LagCorrelations]) -> int:
+    """The longest range of the axes of :func:`lag_correlations` (0 if none measured)."""
+    return max((lc.range for lc in found.values()), default=0)
 
 
 def describe(found: dict[int, LagCorrelations], lags: int = 3) -> str:
@@ -146,7 +151,7 @@ def data_correlation_range(arrays: Sequence[np.ndarray]) -> tuple[int, str]:
     best: tuple[int, str] = (0, "")
     for a in arrays:
         found = lag_correlations(a)
-        reach = max((lc.range for lc in found.values()), default=0)
+        reach = range_of(found)
         if found and (reach > best[0] or not best[1]):
             best = (reach, describe(found))
     return best
