@@ -70,3 +70,16 @@ def test_the_correlated_noise_warning_is_notified_once_a_run(viewer, dock):
     assert widget.status.text() == "another warning"  # a new warning is told
     widget._on_event(events.Message("pick: gaussian", "info"))
     assert widget.status.text() == "pick: gaussian"  # other messages as before
+
+
+def test_opening_train_or_compare_starts_the_optimiser_import(viewer, dock, monkeypatch):
+    import sys
+
+    from napari_selfdenoise.core import preload
+
+    for name in ("Train", "Compare"):
+        monkeypatch.setattr(preload, "_thread", None)  # as in a fresh process
+        dock(name)
+        assert preload._thread is not None, name
+        preload._thread.join(300)
+        assert preload.MODULE in sys.modules

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
 
 from ..core import events
 from ..core.config import CompareConfig
+from ..core.preload import preload_optimiser
 from ..core.presets import CompareSettings
 from ..core.provenance import PROVENANCE_KEY, make_provenance
 from . import _common
@@ -77,6 +78,7 @@ class CompareWidget(DockWidget):
         self.run_button.clicked.connect(lambda: self.guarded(self.run))
         self.stop_button.clicked.connect(self.stop)
         self.ready()
+        preload_optimiser()  # torch's one-time optimiser import, before Start
 
     # ------------------------------------------------------------------- settings
     def settings(self) -> CompareSettings:

@@ -17,6 +17,7 @@ from ..core import events
 from ..core.bundle import METADATA_KEY
 from ..core.config import PredictConfig
 from ..core.methods import get_method
+from ..core.preload import preload_optimiser
 from ..core.presets import TrainSettings
 from ..core.provenance import PROVENANCE_KEY, make_provenance
 from . import _common, _view
@@ -99,6 +100,7 @@ class TrainWidget(DockWidget):
         self.save_model_button.clicked.connect(self._save_model_clicked)
         self.export_button.clicked.connect(self._export_clicked)
         self.ready()
+        preload_optimiser()  # torch's one-time optimiser import, before Start
 
     def _layout(self) -> None:
         self.build_layout(self.options,

@@ -88,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
     from ..core import io, outputs
     from ..core.compare import compare
     from ..core.events import run_to_end
+    from ..core.preload import preload_optimiser
     from ..core.provenance import make_provenance
 
+    preload_optimiser()  # torch's one-time optimiser import, while the image loads
     image, file_axes = io.open_image(args.input)
     config = _config(args)
     outputs.check_output(args.out, overwrite=args.overwrite, inputs=[args.input],

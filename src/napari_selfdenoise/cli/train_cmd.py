@@ -200,8 +200,10 @@ def run(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from ..core import outputs
+    from ..core.preload import preload_optimiser
 
     _check_outputs(args)
+    preload_optimiser()  # torch's one-time optimiser import, while the inputs load
     arrays, axes, targets = _open_inputs(args)
     config = build_config(args)
     with ExitStack() as locks:
