@@ -291,3 +291,57 @@ def test_clock_options_pay_the_optimiser_import_before_any_budget():
                           capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "True"]
+
+
+def _bound_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    return runpy.run_path(str(BENCH / "posterior_bound.py"), run_name="posterior_bound")
+
+
+def test_posterior_bound_oracle_is_the_closed_form(monkeypatch):
+    import numpy as np
+
+    pb = _bound_module(monkeypatch)
+    # one pixel by hand: y 10, blind mean 6, clean 8, noise variance 1 -> prior variance
+    # (6 - 8)^2 = 4, posterior (10 * 4 + 6 * 1) / (4 + 1) = 9.2
+    one = pb["oracle_posterior"](np.array([[10.0]]), np.array([[6.0]]), np.array([[8.0]]),
+                                 np.array([[1.0]]), 1)
+    assert one[0, 0] == pytest.approx(9.2)
+    # per pixel, the exact error as prior variance gives error^2 = v e^2 / (v + e^2) in
+    # expectation: below both the blind mean's e^2 and the noise's v
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(0, 100, (256, 256))
+    err = rng.choice([-6.0, 0.5, 4.0], size=clean.shape)
+    y = clean + rng.normal(0, 3.0, clean.shape)
+    post = pb["oracle_posterior"](y, clean + err, clean, np.full(clean.shape, 9.0), 1)
+    expected = float(np.mean(9.0 * err**2 / (9.0 + err**2)))
+    assert float(np.mean((post - clean) ** 2)) == pytest.approx(expected, rel=0.03)
+    assert expected < min(float(np.mean(err**2)), 9.0)
+
+
+def test_posterior_bound_runs_end_to_end(monkeypatch, capsys, tmp_path, one_torch_thread):
+    import numpy as np
+    import tifffile
+
+    from napari_selfdenoise.core.samples import add_poisson_gaussian, render_clean
+
+    clean = render_clean((64, 64), seed=0)
+    noisy, _ = add_poisson_gaussian(clean, photons=20.0, seed=0)
+    for sub, img in (("noisy", noisy), ("gt", clean)):
+        (tmp_path / sub).mkdir()
+        tifffile.imwrite(tmp_path / sub / "tiny.tif", np.asarray(img, np.float32))
+    pb = _bound_module(monkeypatch)
+    monkeypatch.setitem(pb["qm"].DATASETS, "w2s", (tmp_path, ["tiny"]))
+    monkeypatch.setattr(sys, "argv", [
+        "posterior_bound.py", "--methods", "n2s", "bsn", "--set", "steps=3",
+        "time_budget_s=null", 'network={"base_filters":4}', "--json",
+        str(tmp_path / "r.jsonl")])
+    pb["main"]()
+    out = capsys.readouterr().out
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [r["method"] for r in rows] == ["n2s", "bsn"]
+    for r in rows:
+        assert r["steps"] == 3 and r["image"] == "tiny"
+        for key in ("delivered", "blind", "oracle 1", "oracle 3", "oracle 7"):
+            assert math.isfinite(r[key])
+    assert "| w2s | tiny | bsn | 3 |" in out
