@@ -35,6 +35,7 @@ from .events import NOISE_CORRELATION, CompareRanking, Message
 from .holdout import CONTEXT, HoldoutError, plan
 from .methods import get_method
 from .noise_level import noise_correlation, noise_warning
+from .preload import preload_optimiser
 from .ranking import CandidateScore, CompareResult
 from .scoring import Quality, data_range, estimate_quality, score_of
 from .validation import UserError, check_array, resolve_axes
@@ -119,6 +120,7 @@ class _Run:
 
     def __init__(self, image: Any, axes: Optional[str], config: CompareConfig,
                  stop: Optional[threading.Event]) -> None:
+        preload_optimiser().join()  # torch's one-time import is not the budget's (preload)
         self.config, self.stop, self.clock = config, stop, Clock(config)
         self.arr, self.axes, self.sp, self.hold = _prepare(image, axes, config)
         self.region = self.hold.region(self.arr)

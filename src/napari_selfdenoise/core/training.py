@@ -31,6 +31,7 @@ from .methods.pd_option import sampling_patch
 from .noise_model import NOISE_PIXELS, NoiseModel, estimate_noise_model
 from .normalization import compute_normalization
 from .patches import PatchSampler, fit_patch_size, split_validation, tile_patches
+from .preload import preload_optimiser
 from .training_loop import (
     Checkpoint, LivePreview, Log, Preview, PreviewRequest, Run, TrainingDataError,
     budget_clock, run_loop, to_memory_format,
@@ -255,6 +256,7 @@ def train(
         the checkpoint and the preview all see the averaged network.
     """
     check_train_args(data, config)  # paths, dicts: one clear error (core.validation)
+    preload_optimiser().join()  # torch's one-time import is not training (core.preload)
     t0 = budget_clock(config)()  # the time budget counts from the call
     config = resolve_config(config)
     method = get_method(config.method)
