@@ -20,6 +20,20 @@ def _vst_module(monkeypatch):
     return runpy.run_path(str(script), run_name="vst_check")
 
 
+def _tiny_dataset(folder, photons: float) -> None:
+    """A one-image noisy / gt dataset ("tiny", 64 x 64 phantom) under ``folder``."""
+    import numpy as np
+    import tifffile
+
+    from napari_selfdenoise.core.samples import add_poisson_gaussian, render_clean
+
+    clean = render_clean((64, 64), seed=0)
+    noisy, _ = add_poisson_gaussian(clean, photons=photons, seed=0)
+    for sub, img in (("noisy", noisy), ("gt", clean)):
+        (folder / sub).mkdir()
+        tifffile.imwrite(folder / sub / "tiny.tif", np.asarray(img, np.float32))
+
+
 @pytest.mark.parametrize("a, b, lam", [(1.0, 4.0, 5.0), (2.0, 2.0, 5.0), (0.7, 1.0, 20.0)])
 def test_vst_gat_stabilises_and_its_exact_inverse_is_unbiased(monkeypatch, a, b, lam):
     import numpy as np
@@ -42,16 +56,7 @@ def test_vst_gat_stabilises_and_its_exact_inverse_is_unbiased(monkeypatch, a, b,
 
 
 def test_vst_check_runs_end_to_end(monkeypatch, capsys, tmp_path, one_torch_thread):
-    import numpy as np
-    import tifffile
-
-    from napari_selfdenoise.core.samples import add_poisson_gaussian, render_clean
-
-    clean = render_clean((64, 64), seed=0)
-    noisy, _ = add_poisson_gaussian(clean, photons=5.0, seed=0)
-    for sub, img in (("noisy", noisy), ("gt", clean)):
-        (tmp_path / sub).mkdir()
-        tifffile.imwrite(tmp_path / sub / "tiny.tif", np.asarray(img, np.float32))
+    _tiny_dataset(tmp_path, photons=5.0)
     vst = _vst_module(monkeypatch)
     monkeypatch.setitem(vst["qm"].DATASETS, "w2s", (tmp_path, ["tiny"]))
     monkeypatch.setattr(sys, "argv", ["vst_check.py", "--seconds", "1", "--no-tta",
@@ -320,16 +325,7 @@ def test_posterior_bound_oracle_is_the_closed_form(monkeypatch):
 
 
 def test_posterior_bound_runs_end_to_end(monkeypatch, capsys, tmp_path, one_torch_thread):
-    import numpy as np
-    import tifffile
-
-    from napari_selfdenoise.core.samples import add_poisson_gaussian, render_clean
-
-    clean = render_clean((64, 64), seed=0)
-    noisy, _ = add_poisson_gaussian(clean, photons=20.0, seed=0)
-    for sub, img in (("noisy", noisy), ("gt", clean)):
-        (tmp_path / sub).mkdir()
-        tifffile.imwrite(tmp_path / sub / "tiny.tif", np.asarray(img, np.float32))
+    _tiny_dataset(tmp_path, photons=20.0)
     pb = _bound_module(monkeypatch)
     monkeypatch.setitem(pb["qm"].DATASETS, "w2s", (tmp_path, ["tiny"]))
     monkeypatch.setattr(sys, "argv", [
