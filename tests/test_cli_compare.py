@@ -76,3 +76,19 @@ def test_compare_preset_in_a_batch_run(tmp_path):
     assert str(written).endswith("a_compare.tif")
     doc = io.read_document(written)
     assert doc["provenance"]["ranking"]["candidates"]
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_correlated_noise_warning_is_printed_once(tmp_path, capsys, quiet):
+    from napari_selfdenoise.core.samples import phantom_correlated
+
+    src = tmp_path / "noisy.tif"
+    tifffile.imwrite(src, phantom_correlated((96, 96), seed=0).noisy)
+    report = tmp_path / "ranking.json"
+    args = ["compare", str(src), "--budget", "2", "--cpu-time", "--no-blend", "--out",
+            str(tmp_path / "o.tif"), "--report", str(report)] + (["--quiet"] if quiet else [])
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    warning = json.loads(report.read_text())["warning"]
+    assert warning and f"warning: {warning}" in printed.err
+    assert (printed.out + printed.err).count("spatially correlated") == 1

@@ -60,9 +60,12 @@ def _printer(quiet: bool) -> Any:
     from ..core.events import CompareRanking, CompareTraining, Message, TrainStep
 
     def show(event: Any) -> None:
-        if quiet:
+        if isinstance(event, Message) and event.level == "warning":
+            # once, as it comes, even with --quiet (the correlated-noise check, ...)
+            print(f"warning: {event.text}", file=sys.stderr, flush=True)
+        elif quiet:
             return
-        if isinstance(event, CompareRanking):
+        elif isinstance(event, CompareRanking):
             print(f"ranking after {event.elapsed_s:.0f}/{event.budget_s:.0f} s:", flush=True)
             for i, r in enumerate(event.rows, 1):
                 q = r.quality
@@ -127,6 +130,4 @@ def run(args: argparse.Namespace) -> int:
     kind = "a classical filter" if result.kind == "filter" else "a network"
     print(f"pick: {result.pick} ({kind}, {best.best.describe()}) -> {args.out}",
           file=sys.stdout)
-    if result.warning:
-        print(f"warning: {result.warning}", file=sys.stderr)
     return 0
