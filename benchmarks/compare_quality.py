@@ -44,9 +44,10 @@ from machine import add_clock_options, apply_clock_options, engine_precision, pr
 from fmd_truth_check import FRAMES, region_psnr, region_truth
 from quality_methods import DATASETS, images, score
 
-def single(method: str, noisy: np.ndarray, seconds: float, cpu: bool) -> tuple[float, int]:
+def single(method: str, noisy: np.ndarray, seconds: float, cpu: bool,
+           seed: int = 0) -> tuple[float, int]:
     """``method`` trained alone on the whole image for ``seconds``: (output, steps)."""
-    cfg = default_config(method, steps=10**9, seed=0, time_budget_s=seconds,
+    cfg = default_config(method, steps=10**9, seed=seed, time_budget_s=seconds,
                          clock="cpu" if cpu else "wall")
     bundle = run_to_end(train(noisy, cfg, axes="YX"), None)
     return predict_array(bundle, noisy, axes="YX"), bundle.info["steps"]
@@ -62,17 +63,20 @@ def main() -> None:
     ap.add_argument("--single-only", action="store_true",
                     help="only the single method (its own JSON rows), no comparison")
     add_clock_options(ap, "the budget")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of compare's networks and of the single method (a seed study)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     apply_clock_options(args)
     print_header(engine_precision())
     cfg = CompareConfig(budget_s=args.budget, clock="cpu" if args.cpu_time else "wall",
+                        seed=args.seed,
                         **({"methods": args.methods} if args.methods else {}))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cfg}", flush=True)
     for dataset, name, noisy, gt in images(args):
         if args.single_only:
-            out, steps = single(args.single, noisy, args.budget, args.cpu_time)
-            row = {"dataset": dataset, "image": name, "single": args.single,
+            out, steps = single(args.single, noisy, args.budget, args.cpu_time, args.seed)
+            row = {"dataset": dataset, "image": name, "single": args.single, "seed": args.seed,
                    "single_psnr": score(gt, out), "single_steps": steps,
                    "budget": args.budget, "load_avg": os.getloadavg()[0]}
             print(f"{dataset} {name}: single {args.single} {row['single_psnr']:.2f} dB",
@@ -142,9 +146,10 @@ def main() -> None:
                "noise_var_true_registered": reg_var,
                "noise_correlation": res.noise_correlation, "warning": res.warning,
                "compare_cpu_s": used, "budget": args.budget, "clock": cfg.clock,
+               "seed": args.seed,
                "load_avg": os.getloadavg()[0]}
         if args.single:
-            out, steps = single(args.single, noisy, args.budget, args.cpu_time)
+            out, steps = single(args.single, noisy, args.budget, args.cpu_time, args.seed)
             row.update(single=args.single, single_psnr=score(gt, out), single_steps=steps)
         # the true best of everything compare could have handed out (plain passes too)
         outs = [(c["name"], c["psnr"]) for c in cands] + [

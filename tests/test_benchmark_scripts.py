@@ -155,3 +155,39 @@ def test_the_correlation_term_of_fmd_truth_check_is_exact_for_a_linear_filter(mo
     term = correlation_term(smooth, noisy, hold, f, var=2.0, probes=2)
     assert rho[-1] == pytest.approx(0.4, abs=0.03) and abs(rho[-2]) < 0.03
     assert term == pytest.approx(2 * 2.0 * rho[-1], rel=0.08)
+
+
+def test_compare_quality_runs_end_to_end_with_its_seed(monkeypatch, capsys, tmp_path,
+                                                       one_torch_thread):
+    """compare_quality.py: compare, the truths of every candidate and the single method,
+    with ``--seed`` reaching both (the seed study of docs/benchmarks.md section 8)."""
+    import numpy as np
+    import tifffile
+
+    from napari_selfdenoise.core.samples import phantom_2d
+
+    ph = phantom_2d((288, 96), seed=7)  # tall enough for compare's two scoring bands
+    for sub, img in (("noisy", ph.noisy), ("gt", ph.clean)):
+        (tmp_path / sub).mkdir()
+        tifffile.imwrite(tmp_path / sub / "tiny.tif", np.asarray(img, np.float32))
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import quality_methods
+
+    monkeypatch.setitem(quality_methods.DATASETS, "w2s", (tmp_path, ["tiny"]))
+    seen = []
+    from napari_selfdenoise.core import training
+
+    real = training.train
+
+    def spy(data, config, **kw):
+        seen.append(config.seed)
+        return real(data, config, **kw)
+
+    monkeypatch.setattr(training, "train", spy)
+    _run_script("compare_quality.py", ["--datasets", "w2s", "--budget", "3", "--cpu-time",
+                                       "--seed", "3", "--json", str(tmp_path / "r.jsonl")],
+                monkeypatch, capsys)
+    row = json.loads((tmp_path / "r.jsonl").read_text())
+    assert row["seed"] == 3 and row["image"] == "tiny" and row["budget"] == 3
+    assert math.isfinite(row["single_psnr"]) and row["pick"] in {c["name"] for c in row["candidates"]}
+    assert seen and set(seen) == {3}  # compare's network and the single method
