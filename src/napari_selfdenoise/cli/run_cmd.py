@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.preload import preload_optimiser
 
     settings = presets.load_preset(args.preset)
-    preload_optimiser()  # torch's one-time optimiser import (Train and Compare presets)
+    if presets.kind_of(settings) in ("train", "compare"):  # they create optimisers
+        preload_optimiser()  # torch's one-time optimiser import, while inputs are listed
     if args.scheduler is not None or args.workers is not None:
         if presets.kind_of(settings) != "predict":
             raise ValueError("--scheduler / --workers only apply to a Predict preset")
