@@ -32,22 +32,18 @@ Usage::
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
+import os
 
 import numpy as np
 import torch
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import quality_methods as qm  # noqa: E402
-from fmd_truth_check import mapped_truth  # noqa: E402
-
-from napari_selfdenoise.core.inference import predict_array  # noqa: E402
-from napari_selfdenoise.core.noise_model import estimate_noise_model  # noqa: E402
-from napari_selfdenoise.core.posterior import posterior_mean  # noqa: E402
-from napari_selfdenoise.core.scoring import invariant_network  # noqa: E402
+import quality_methods as qm  # (benchmarks/ is on sys.path)
+from fmd_truth_check import mapped_truth
+from napari_selfdenoise.core.inference import predict_array
+from napari_selfdenoise.core.noise_model import estimate_noise_model
+from napari_selfdenoise.core.posterior import posterior_mean
+from napari_selfdenoise.core.scoring import invariant_network
 
 #: windows (pixels) over which the truth's squared error becomes the oracle prior variance
 WINDOWS = (1, 3, 7)
@@ -98,7 +94,8 @@ def main() -> None:
                 with open(args.json, "a") as f:
                     f.write(json.dumps({"dataset": dataset, "image": name, "method": method,
                                         "steps": steps, "train_s": s, "seconds": args.seconds,
-                                        "cpu_time": args.cpu_time, **got}) + "\n")
+                                        "cpu_time": args.cpu_time,
+                                        "load_avg": os.getloadavg()[0], **got}) + "\n")
 
 
 if __name__ == "__main__":

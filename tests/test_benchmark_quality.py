@@ -10,7 +10,7 @@ import runpy
 import sys
 
 import pytest
-from benchmark_helpers import BENCH
+from benchmark_helpers import BENCH, write_dataset
 from benchmark_helpers import run_script as _run_script
 
 
@@ -22,16 +22,10 @@ def _vst_module(monkeypatch):
 
 def _tiny_dataset(folder, photons: float) -> None:
     """A one-image noisy / gt dataset ("tiny", 64 x 64 phantom) under ``folder``."""
-    import numpy as np
-    import tifffile
-
     from napari_selfdenoise.core.samples import add_poisson_gaussian, render_clean
 
     clean = render_clean((64, 64), seed=0)
-    noisy, _ = add_poisson_gaussian(clean, photons=photons, seed=0)
-    for sub, img in (("noisy", noisy), ("gt", clean)):
-        (folder / sub).mkdir()
-        tifffile.imwrite(folder / sub / "tiny.tif", np.asarray(img, np.float32))
+    write_dataset(folder, add_poisson_gaussian(clean, photons=photons, seed=0)[0], clean)
 
 
 @pytest.mark.parametrize("a, b, lam", [(1.0, 4.0, 5.0), (2.0, 2.0, 5.0), (0.7, 1.0, 20.0)])

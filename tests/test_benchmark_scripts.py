@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from benchmark_helpers import BENCH
+from benchmark_helpers import BENCH, write_dataset
 from benchmark_helpers import run_script as _run_script
 
 SCRIPT = BENCH / "predict_roofline.py"
@@ -161,15 +161,10 @@ def test_compare_quality_runs_end_to_end_with_its_seed(monkeypatch, capsys, tmp_
                                                        one_torch_thread):
     """compare_quality.py: compare, the truths of every candidate and the single method,
     with ``--seed`` reaching both (the seed study of docs/benchmarks.md section 8)."""
-    import numpy as np
-    import tifffile
-
     from napari_selfdenoise.core.samples import phantom_2d
 
     ph = phantom_2d((288, 96), seed=7)  # tall enough for compare's two scoring bands
-    for sub, img in (("noisy", ph.noisy), ("gt", ph.clean)):
-        (tmp_path / sub).mkdir()
-        tifffile.imwrite(tmp_path / sub / "tiny.tif", np.asarray(img, np.float32))
+    write_dataset(tmp_path, ph.noisy, ph.clean)
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     import quality_methods
 

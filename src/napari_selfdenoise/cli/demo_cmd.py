@@ -141,10 +141,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.config import TrainConfig
     from ..core.events import run_to_end
     from ..core.inference import predict_array
-    from ..core.preload import preload_optimiser
     from ..core.training import train
 
-    preload_optimiser()  # torch's one-time optimiser import, while the phantom is made
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     phantom = samples.phantom_2d(seed=args.seed)

@@ -84,11 +84,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core import outputs, presets
     from ..core.bundle import ModelBundle
     from ..core.events import run_to_end
-    from ..core.preload import preload_optimiser
 
     settings = presets.load_preset(args.preset)
-    if presets.kind_of(settings) in ("train", "compare"):  # they create optimisers
-        preload_optimiser()  # torch's one-time optimiser import, while inputs are listed
     if args.scheduler is not None or args.workers is not None:
         if presets.kind_of(settings) != "predict":
             raise ValueError("--scheduler / --workers only apply to a Predict preset")

@@ -4,13 +4,13 @@ The first ``torch.optim`` optimiser of a process imports ``torch._dynamo`` (its 
 are wrapped by ``torch._disable_dynamo``, which imports it on first call): with torch
 2.13 that is 1.7-3.5 CPU-seconds on an AVX2 EPYC, charged to the first training run's
 time budget and to the wait for its first preview. The Train and Compare widgets start
-the import when they open and the training commands before they read their input, so the
-import overlaps with the user choosing settings or with loading data; ``train()`` and
-``compare()`` wait for it before their budget's clock starts, so a one-time library import
-is never training time, and it never competes with the training threads for the cores
-(in the headless demo, an import still running alongside training cost 5-7 % of the
-steps). Python's import lock makes any other thread that needs the module meanwhile wait
-for it, never import it twice.
+the import when they open and the ``train`` / ``compare`` commands before they read their
+input, so it overlaps with the user choosing settings or with loading data. ``train()``
+and ``compare()`` call :func:`preload_optimiser` and wait for it before their budget's
+clock starts (starting it themselves when nobody did), so a one-time library import is
+never training time and never competes with the training threads for the cores. Python's
+import lock makes any other thread that needs the module meanwhile wait for it, never
+import it twice.
 """
 
 from __future__ import annotations

@@ -257,7 +257,7 @@ def train(
     """
     check_train_args(data, config)  # paths, dicts: one clear error (core.validation)
     preload_optimiser().join()  # torch's one-time import is not training (core.preload)
-    t0 = budget_clock(config)()  # the time budget counts from the call
+    t0 = budget_clock(config)()  # the time budget counts from here
     config = resolve_config(config)
     method = get_method(config.method)
     if init is not None:
